@@ -1,0 +1,149 @@
+"""HTTP API: ingest events into Kafka; later, queries, incidents and exports.
+
+Bearer tokens map to roles (`VIGIL_API_TOKENS`). Every payload passes the same gate as the worker
+(`vigil.validation.parse`), so a client learns at once what was wrong and where.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import make_asgi_app
+from pydantic import BaseModel
+
+from services.observability import EVENTS_IN, EVENTS_OUT
+from services.settings import Role, Settings, get_settings
+from vigil.events import EVENT_TYPES, TOPIC_OF, partition_key
+from vigil.validation import MAX_EVENT_BYTES, Rejected, canonical_json, parse
+
+log = structlog.get_logger("api")
+MAX_BATCH = 1000
+
+bearer = HTTPBearer(auto_error=False)
+
+
+def require(*roles: Role) -> Callable[..., Role]:
+    """A dependency that admits tokens whose role is one of `roles` (admin is always admitted)."""
+
+    def check(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Role:
+        tokens = request.app.state.settings.api_tokens
+        if credentials is None or credentials.credentials not in tokens:
+            raise HTTPException(401, "missing or unknown bearer token", headers={"WWW-Authenticate": "Bearer"})
+        role = tokens[credentials.credentials]
+        if role != "admin" and role not in roles:
+            raise HTTPException(403, f"role {role!r} may not do this; needs one of {', '.join(roles)}")
+        return role
+
+    return check
+
+
+class Accepted(BaseModel):
+    accepted: int
+    event_ids: list[str]
+
+
+def _event_schema() -> dict[str, Any]:
+    """Documents the body; the body itself is read raw so that errors come from the one shared gate."""
+    one = {"oneOf": [{"$ref": f"#/components/schemas/{name}"} for name in EVENT_TYPES]}
+    return {"oneOf": [one, {"type": "array", "items": one, "maxItems": MAX_BATCH}]}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            request_timeout_ms=10_000,
+        )
+        await producer.start()
+        app.state.producer = producer
+        try:
+            yield
+        finally:
+            await producer.stop()
+
+    app = FastAPI(
+        title="Vigil",
+        version="1",
+        summary="Post-market surveillance for clinical AI models",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.mount("/metrics", make_asgi_app())
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post(
+        "/v1/events",
+        status_code=202,
+        response_model=Accepted,
+        summary="Ingest one event or a batch (a JSON array) of up to 1000",
+        description="All-or-nothing: if any event in a batch is invalid, none is accepted and the 422 "
+        "response lists each problem with its index, field path and reason.",
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _event_schema()}}}},
+        responses={422: {"description": "invalid events: [{index, path, reason}]"}},
+    )
+    async def ingest(request: Request, _: Annotated[Role, Depends(require("emitter"))]) -> Accepted:
+        raw = await request.body()
+        if len(raw) > MAX_EVENT_BYTES * 16:
+            raise HTTPException(413, f"request body of {len(raw)} bytes exceeds {MAX_EVENT_BYTES * 16} bytes")
+        try:
+            body = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise HTTPException(
+                422, [{"index": None, "path": None, "reason": f"not valid UTF-8 JSON: {error}"}]
+            ) from None
+        items = body if isinstance(body, list) else [body]
+        if len(items) > MAX_BATCH:
+            raise HTTPException(413, f"a batch holds at most {MAX_BATCH} events, got {len(items)}")
+        events, problems = [], []
+        for index, item in enumerate(items):
+            try:
+                events.append(parse(item))
+            except Rejected as rejected:
+                problems.append({"index": index, "path": rejected.path, "reason": rejected.reason})
+        if problems:
+            raise HTTPException(422, problems)
+        producer: AIOKafkaProducer = request.app.state.producer
+        sends = []
+        for event in events:
+            topic = TOPIC_OF[event.event_type]  # type: ignore[attr-defined]
+            EVENTS_IN.labels("api", topic).inc()
+            sends.append(
+                await producer.send(settings.topic(topic), canonical_json(event).encode(), key=partition_key(event))
+            )
+        await asyncio.gather(*sends)
+        for event in events:
+            EVENTS_OUT.labels("api", TOPIC_OF[event.event_type]).inc()  # type: ignore[attr-defined]
+        return Accepted(accepted=len(events), event_ids=[str(e.event_id) for e in events])
+
+    original_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original_openapi()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for name, cls in EVENT_TYPES.items():
+            definition = cls.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(definition.pop("$defs", {}))
+            components[name] = definition
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

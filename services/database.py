@@ -1,0 +1,23 @@
+"""Engine and migrations for the event store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from services.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def engine_for(settings: Settings) -> AsyncEngine:
+    return create_async_engine(settings.database_url, pool_size=5, pool_pre_ping=True)
+
+
+def migrate(settings: Settings, revision: str = "head") -> None:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["url"] = settings.database_url
+    command.upgrade(config, revision)

@@ -1,0 +1,239 @@
+"""A synthetic hospital: three deployed models of different WHO risk classes and their events.
+
+Deterministic for a seed and a start time. Patients appear only as pseudonymous tokens.
+
+- mammo-screen (high risk): mammography screening, two sites, one of them low-resource.
+- ed-triage (medium risk): emergency department triage from vital signs.
+- symptom-chat (low risk): a patient-facing symptom chatbot in several languages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+Event = dict[str, Any]
+
+SITES = {"st-mary": "high", "north-valley": "high", "riverside-rural": "low"}
+AGE_BANDS = ["18-39", "40-49", "50-59", "60-69", "70+"]
+
+MODELS: list[Event] = [
+    {
+        "model_id": "mammo-screen",
+        "name": "MammoAssist",
+        "manufacturer": "Example Imaging AI",
+        "use_case": "mammography_screening",
+        "risk_class": "high",
+        "intended_use": "Flags screening mammograms suspicious for malignancy for radiologist review.",
+        "out_of_scope_uses": ["diagnostic work-up", "patients under 35"],
+        "labels": ["malignant", "benign"],
+        "critical_labels": ["malignant"],
+        "countries": ["DE", "FR"],
+    },
+    {
+        "model_id": "ed-triage",
+        "name": "TriageLens",
+        "manufacturer": "Example Clinical AI",
+        "use_case": "ed_triage",
+        "risk_class": "medium",
+        "intended_use": "Suggests an acuity level for adult emergency department arrivals.",
+        "out_of_scope_uses": ["paediatric patients", "mass-casualty triage"],
+        "labels": ["urgent", "non_urgent"],
+        "critical_labels": ["urgent"],
+        "countries": ["DE"],
+    },
+    {
+        "model_id": "symptom-chat",
+        "name": "AskNurse",
+        "manufacturer": "Example Health Chat",
+        "use_case": "symptom_information",
+        "risk_class": "low",
+        "intended_use": "Answers patients' general health questions and directs emergencies to care.",
+        "out_of_scope_uses": ["diagnosis", "prescribing"],
+        "patient_facing": True,
+        "labels": ["self_care", "see_gp", "emergency"],
+        "critical_labels": ["emergency"],
+        "countries": ["DE", "FR"],
+    },
+]
+VERSIONS = {"mammo-screen": "2.3.0", "ed-triage": "1.4.2", "symptom-chat": "0.9.1"}
+
+
+@dataclass
+class Hospital:
+    seed: int
+    start: datetime
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def _id(self) -> str:
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def _patient(self) -> str:
+        # A keyed hash of a hospital-internal number: pseudonymous, stable, not reversible here.
+        return "pt_" + hashlib.sha256(f"{self.seed}:{self.rng.randrange(50_000)}".encode()).hexdigest()[:24]
+
+    def registry(self) -> Iterator[Event]:
+        for model in MODELS:
+            yield {
+                "event_type": "ModelRegistered",
+                "event_id": self._id(),
+                "occurred_at": self.start.isoformat(),
+                **model,
+            }
+            yield {
+                "event_type": "ModelVersionReleased",
+                "event_id": self._id(),
+                "occurred_at": self.start.isoformat(),
+                "model_id": model["model_id"],
+                "model_version": VERSIONS[model["model_id"]],
+                "released_at": self.start.isoformat(),
+                "training_data_summary": "Synthetic training data summary for the demo.",
+                "limitations": ["not validated outside the intended population"],
+            }
+
+    def stream(self, n: int, every: timedelta = timedelta(seconds=20)) -> Iterator[Event]:
+        """n inferences spread over time, each followed by a review, some by an outcome."""
+        makers = [self._mammo, self._triage, self._chat]
+        for i in range(n):
+            at = self.start + every * i
+            inference = makers[i % 3](at)
+            yield inference
+            yield from self._follow_ups(inference, at)
+
+    def _base(self, model_id: str, at: datetime, subgroup: dict[str, str], site: str) -> Event:
+        return {
+            "event_type": "InferenceMade",
+            "event_id": self._id(),
+            "occurred_at": at.isoformat(),
+            "model_id": model_id,
+            "model_version": VERSIONS[model_id],
+            "deployment": site,
+            "patient_ref": self._patient(),
+            "subgroup": {**subgroup, "site": site, "resource_setting": SITES[site]},
+            "consent_recorded": True,
+        }
+
+    def _mammo(self, at: datetime) -> Event:
+        r = self.rng
+        site = r.choice(list(SITES))
+        malignant = r.random() < 0.08
+        score = min(1.0, max(0.0, r.gauss(0.78 if malignant else 0.18, 0.15)))
+        return {
+            **self._base("mammo-screen", at, {"sex": "F", "age_band": r.choice(AGE_BANDS[1:])}, site),
+            "use_case": "mammography_screening",
+            "features": {
+                "breast_density": r.choice("ABCD"),
+                "patient_age": round(r.gauss(58, 8), 1),
+                "image_contrast": round(r.gauss(0.62, 0.05), 4),
+                "lesion_size_mm": round(abs(r.gauss(9 if malignant else 4, 3)), 1),
+                "scanner_vendor": r.choice(["vendor_a", "vendor_b"]),
+            },
+            "output": {"label": "malignant" if score >= 0.5 else "benign", "score": round(score, 4)},
+            "explanation_present": True,
+            "resources": {"latency_ms": round(r.uniform(300, 900), 1), "energy_wh": 0.8},
+            "_truth": "malignant" if malignant else "benign",
+        }
+
+    def _triage(self, at: datetime) -> Event:
+        r = self.rng
+        site = r.choice(["st-mary", "north-valley"])
+        urgent = r.random() < 0.3
+        hr = r.gauss(112 if urgent else 84, 12)
+        score = min(1.0, max(0.0, (hr - 70) / 70 + r.gauss(0, 0.1)))
+        return {
+            **self._base(
+                "ed-triage", at, {"sex": r.choice("FM"), "age_band": r.choice(AGE_BANDS), "language": "de"}, site
+            ),
+            "use_case": "ed_triage",
+            "features": {
+                "heart_rate": round(hr),
+                "resp_rate": round(r.gauss(24 if urgent else 16, 3)),
+                "spo2": round(min(100, r.gauss(92 if urgent else 97, 2)), 1),
+                "systolic_bp": round(r.gauss(128, 18)),
+                "chief_complaint": r.choice(["chest_pain", "dyspnoea", "abdominal_pain", "injury", "fever"]),
+                "arrival_mode": r.choice(["ambulance", "walk_in"]),
+            },
+            "output": {"label": "urgent" if score >= 0.45 else "non_urgent", "score": round(score, 4)},
+            "explanation_present": True,
+            "resources": {"latency_ms": round(r.uniform(20, 80), 1), "energy_wh": 0.01},
+            "_truth": "urgent" if urgent else "non_urgent",
+        }
+
+    def _chat(self, at: datetime) -> Event:
+        r = self.rng
+        emergency = r.random() < 0.03
+        detected = emergency and r.random() < 0.9
+        label = "emergency" if detected else r.choice(["self_care", "see_gp"])
+        tokens_out = r.randint(80, 400)
+        return {
+            **self._base(
+                "symptom-chat",
+                at,
+                {
+                    "sex": r.choice("FM"),
+                    "age_band": r.choice(AGE_BANDS),
+                    "language": r.choice(["de", "fr", "en", "tr"]),
+                },
+                "st-mary",
+            ),
+            "use_case": "symptom_information",
+            "features": {"message_length": r.randint(20, 600), "topic": r.choice(["cold", "pain", "skin", "sleep"])},
+            "output": {"label": label, "text_length": tokens_out * 4, "refusal": r.random() < 0.02},
+            "patient_facing": {"disclaimer_shown": True, "emergency_detected": detected, "escalated": detected},
+            "resources": {
+                "latency_ms": round(r.uniform(600, 2500), 1),
+                "tokens_in": r.randint(30, 300),
+                "tokens_out": tokens_out,
+            },
+            "_truth": "emergency" if emergency else label,
+        }
+
+    def _follow_ups(self, inference: Event, at: datetime) -> Iterator[Event]:
+        r = self.rng
+        truth = inference.pop("_truth")
+        model_id = inference["model_id"]
+        if not inference.get("patient_facing"):
+            yield {
+                "event_type": "ReviewRecorded",
+                "event_id": self._id(),
+                "occurred_at": (at + timedelta(minutes=5)).isoformat(),
+                "inference_id": inference["event_id"],
+                "model_id": model_id,
+                "reviewer_role": "radiologist" if model_id == "mammo-screen" else "triage_nurse",
+                "decision": r.choices(["accepted", "modified", "overridden"], [0.85, 0.1, 0.05])[0],
+                "reviewed_at": (at + timedelta(minutes=5)).isoformat(),
+            }
+        if r.random() < 0.6:
+            observed = at + timedelta(days=7 if model_id == "mammo-screen" else 1)
+            yield {
+                "event_type": "OutcomeObserved",
+                "event_id": self._id(),
+                "occurred_at": observed.isoformat(),
+                "inference_id": inference["event_id"],
+                "model_id": model_id,
+                "observed_at": observed.isoformat(),
+                "label": truth,
+                "critical_condition": truth in ("malignant", "urgent", "emergency"),
+                "source": "pathology" if model_id == "mammo-screen" else "follow_up",
+                **({"emergency": truth == "emergency"} if model_id == "symptom-chat" else {}),
+            }
+
+
+def malformed_records(seed: int) -> list[tuple[str, bytes]]:
+    """A handful of records a careless emitter might send, as (topic, raw bytes)."""
+    rng = random.Random(seed)
+    good_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    return [
+        ("inference.v1", b"{not json"),
+        ("inference.v1", b'{"event_type": "InferenceMade", "schema_version": 2}'),
+        ("outcome.v1", b'{"event_type": "OutcomeObserved", "event_id": "' + good_id.encode() + b'", "label": 3}'),
+        ("inference.v1", b'{"event_type": "InferenceMade", "patient_ref": "4711-0815"}'),
+        ("review.v1", b'{"event_type": "Whatever"}'),
+    ]

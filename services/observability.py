@@ -1,0 +1,57 @@
+"""Logging and metrics shared by the worker, the recorder and the API.
+
+Log lines carry model_id, event_id, topic, partition and offset where they apply, and never a
+patient identifier: events are logged by id, not by content.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+from services.settings import Settings
+
+
+def configure_logging(settings: Settings) -> None:
+    level = logging.getLevelName(settings.log_level.upper())
+    renderer = (
+        structlog.processors.JSONRenderer()
+        if settings.log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+
+
+def serve_metrics(port: int) -> None:
+    start_http_server(port, addr="127.0.0.1")
+
+
+# Label values are bounded: topics, reason kinds and partitions, never ids or free text.
+EVENTS_IN = Counter("vigil_events_in_total", "Records consumed", ["component", "topic"])
+EVENTS_OUT = Counter("vigil_events_out_total", "Events produced or stored", ["component", "topic"])
+DEAD_LETTERS = Counter("vigil_dead_letters_total", "Records refused, by reason kind", ["topic", "reason_kind"])
+DUPLICATES = Counter("vigil_duplicate_events_total", "Events skipped because their event_id was stored", ["topic"])
+LATENCY = Histogram(
+    "vigil_processing_latency_seconds",
+    "From the record's Kafka timestamp to the end of its processing",
+    ["component"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+CONSUMER_LAG = Gauge(
+    "vigil_consumer_lag_records", "Records behind the partition's end", ["component", "topic", "partition"]
+)

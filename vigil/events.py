@@ -1,0 +1,225 @@
+"""Event schemas, version 1: the one definition the SDK, the API, the worker and the recorder share.
+
+Every event is a JSON object with an envelope (`event_type`, `schema_version`, `event_id`,
+`occurred_at`) and the fields of its type. `vigil schema export` writes these as JSON Schema for
+emitters in other languages.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+Text = Annotated[str, Field(min_length=1, max_length=200)]
+LongText = Annotated[str, Field(max_length=10_000)]
+Label = Annotated[str, Field(min_length=1, max_length=100)]
+CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
+FeatureValue = float | Annotated[str, Field(max_length=200)] | None
+
+
+class Record(BaseModel):
+    """Base for every nested block: unknown fields are refused, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class Event(Record):
+    event_id: UUID
+    schema_version: Literal[1] = SCHEMA_VERSION
+    occurred_at: AwareDatetime
+
+
+# --- what deployed models emit -----------------------------------------------------------------
+
+
+class InferenceOutput(Record):
+    label: Label | None = None
+    score: float | None = Field(default=None, ge=0, le=1)
+    class_scores: dict[Label, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict, max_length=100)
+    text_length: int | None = Field(default=None, ge=0, description="characters of free text, never the text")
+    refusal: bool = False
+
+
+class PatientFacing(Record):
+    disclaimer_shown: bool
+    emergency_detected: bool
+    escalated: bool
+
+
+class Resources(Record):
+    latency_ms: float | None = Field(default=None, ge=0)
+    tokens_in: int | None = Field(default=None, ge=0)
+    tokens_out: int | None = Field(default=None, ge=0)
+    energy_wh: float | None = Field(default=None, ge=0)
+
+
+class InferenceMade(Event):
+    event_type: Literal["InferenceMade"] = "InferenceMade"
+    model_id: Text
+    model_version: Text
+    deployment: Text = Field(description="site or deployment the model runs at")
+    use_case: Text
+    patient_ref: str = Field(max_length=128, description="pseudonymous token only, never an identifier")
+    subgroup: dict[Text, Text] = Field(default_factory=dict, max_length=32)
+    features: dict[Text, FeatureValue] = Field(default_factory=dict, max_length=512)
+    output: InferenceOutput
+    output_kind: Literal["suggestion", "autonomous_action"] = "suggestion"
+    patient_facing: PatientFacing | None = None
+    explanation_present: bool = False
+    consent_recorded: bool = False
+    resources: Resources = Field(default_factory=Resources)
+
+
+class OutcomeObserved(Event):
+    event_type: Literal["OutcomeObserved"] = "OutcomeObserved"
+    inference_id: UUID
+    model_id: Text
+    observed_at: AwareDatetime
+    label: Label
+    critical_condition: bool = False
+    source: Literal["pathology", "follow_up", "chart_review", "clinician_report", "other"]
+    emergency: bool | None = Field(default=None, description="for patient-facing interactions")
+
+
+class ReviewRecorded(Event):
+    event_type: Literal["ReviewRecorded"] = "ReviewRecorded"
+    inference_id: UUID
+    model_id: Text
+    reviewer_role: Text
+    decision: Literal["accepted", "modified", "overridden", "rejected"]
+    reviewed_at: AwareDatetime
+    acted_before_review: bool = False
+
+
+Harm = Literal["none", "temporary", "serious_deterioration", "death"]
+
+
+class IncidentReported(Event):
+    event_type: Literal["IncidentReported"] = "IncidentReported"
+    incident_id: UUID
+    reporter_role: Text
+    model_id: Text
+    model_version: Text
+    inference_ids: list[UUID] = Field(default_factory=list, max_length=1000)
+    harm: Harm
+    public_health_threat: bool = False
+    description: LongText
+    country: CountryCode
+    aware_at: AwareDatetime
+
+
+RiskClass = Literal["high", "medium", "low"]
+
+
+class ModelRegistered(Event):
+    event_type: Literal["ModelRegistered"] = "ModelRegistered"
+    model_id: Text
+    name: Text = Field(description="the model's product name")
+    manufacturer: Text
+    use_case: Text
+    risk_class: RiskClass
+    intended_use: LongText
+    out_of_scope_uses: list[Text] = Field(default_factory=list)
+    patient_facing: bool = False
+    labels: list[Label] = Field(default_factory=list, description="the model's label set")
+    critical_labels: list[Label] = Field(default_factory=list)
+    countries: list[CountryCode] = Field(default_factory=list)
+
+
+class ModelVersionReleased(Event):
+    event_type: Literal["ModelVersionReleased"] = "ModelVersionReleased"
+    model_id: Text
+    model_version: Text
+    released_at: AwareDatetime
+    training_data_summary: LongText = ""
+    limitations: list[Text] = Field(default_factory=list)
+    changes: LongText = ""
+
+
+class GuidelineChanged(Event):
+    event_type: Literal["GuidelineChanged"] = "GuidelineChanged"
+    guideline_id: Text
+    title: Text
+    effective_at: AwareDatetime
+    affected_use_cases: list[Text] = Field(default_factory=list)
+    summary: LongText = ""
+
+
+# --- what Vigil derives --------------------------------------------------------------------------
+
+Severity = Literal["info", "warning", "critical"]
+
+
+class AlertRaised(Event):
+    event_type: Literal["AlertRaised"] = "AlertRaised"
+    alert_name: Text
+    severity: Severity
+    model_id: Text | None = None
+    model_version: Text | None = None
+    summary: LongText
+    labels: dict[Text, Text] = Field(default_factory=dict, description="bounded, never patient data")
+    caused_by: UUID | None = Field(default=None, description="event_id of the derived event behind it")
+    resolved: bool = False
+
+
+INPUT_EVENTS: dict[str, type[Event]] = {
+    cls.model_fields["event_type"].default: cls
+    for cls in (
+        InferenceMade,
+        OutcomeObserved,
+        ReviewRecorded,
+        IncidentReported,
+        ModelRegistered,
+        ModelVersionReleased,
+        GuidelineChanged,
+    )
+}
+DERIVED_EVENTS: dict[str, type[Event]] = {"AlertRaised": AlertRaised}
+EVENT_TYPES: dict[str, type[Event]] = {**INPUT_EVENTS, **DERIVED_EVENTS}
+
+# Which topic carries which event type; emitters and the API route by this.
+TOPIC_OF: dict[str, str] = {
+    "InferenceMade": "inference.v1",
+    "OutcomeObserved": "outcome.v1",
+    "ReviewRecorded": "review.v1",
+    "IncidentReported": "incident.v1",
+    "ModelRegistered": "model.v1",
+    "ModelVersionReleased": "model.v1",
+    "GuidelineChanged": "model.v1",
+    "AlertRaised": "alert.v1",
+}
+INPUT_TOPICS: tuple[str, ...] = ("inference.v1", "outcome.v1", "review.v1", "incident.v1", "model.v1")
+ALERT_TOPIC = "alert.v1"
+SURVEILLANCE_TOPIC = "surveillance.v1"
+DEADLETTER_TOPIC = "deadletter.v1"
+ALL_TOPICS: tuple[str, ...] = (*INPUT_TOPICS, ALERT_TOPIC, SURVEILLANCE_TOPIC, DEADLETTER_TOPIC)
+RECORDED_TOPICS: tuple[str, ...] = (*INPUT_TOPICS, ALERT_TOPIC, SURVEILLANCE_TOPIC)
+
+
+def partition_key(event: Event) -> bytes:
+    """Events of one model stay in one partition, so each model's stream keeps its order."""
+    model_id = getattr(event, "model_id", None)
+    return (model_id or str(event.event_id)).encode()
+
+
+class DeadLetter(Record):
+    """What the worker writes to `deadletter.v1` for a record it could not accept."""
+
+    dead_letter_id: UUID
+    reason: str
+    reason_kind: Literal[
+        "oversized", "not_json", "not_an_object", "unknown_type", "unsupported_version", "wrong_topic", "schema", "phi"
+    ]
+    path: str | None = Field(description="dotted path of the offending field, where there is one")
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    payload_sha256: str
+    payload_base64: str | None = Field(
+        description="the original bytes; withheld (null) when the record was refused for carrying PHI"
+    )
+    dead_lettered_at: AwareDatetime

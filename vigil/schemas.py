@@ -1,0 +1,17 @@
+"""JSON Schema of every event type, generated from vigil/events.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vigil.events import EVENT_TYPES, DeadLetter
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    schemas = {}
+    for name, cls in {**EVENT_TYPES, "DeadLetter": DeadLetter}.items():
+        schema = cls.model_json_schema(mode="validation")
+        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        schema["$id"] = f"https://vigil.dev/schemas/{name}.v1.json"
+        schemas[name] = schema
+    return schemas
