@@ -1,0 +1,65 @@
+"""Small helpers for tests on the real stack."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.demo.hospital import Hospital
+from services.recorder.tables import dead_letters, events
+
+
+def hospital_events(n: int, seed: int) -> list[dict[str, Any]]:
+    """The first n events of a synthetic hospital (registry first)."""
+    h = Hospital(seed=seed, start=datetime(2026, 3, 1, tzinfo=UTC))
+    out: list[dict[str, Any]] = []
+    for event in [*h.registry(), *h.stream(n)]:
+        out.append(event)
+        if len(out) == n:
+            break
+    return out
+
+
+async def wait_until(check: Callable[[], Awaitable[Any]], seconds: float, what: str) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
+        await asyncio.sleep(0.5)
+
+
+async def count_events(db: AsyncEngine, ids: list[str]) -> int:
+    async with db.connect() as conn:
+        total = 0
+        for start in range(0, len(ids), 5000):
+            chunk = ids[start : start + 5000]
+            total += (
+                await conn.execute(select(func.count()).select_from(events).where(events.c.event_id.in_(chunk)))
+            ).scalar_one()
+        return total
+
+
+async def dead_letters_since(db: AsyncEngine, starts: dict[tuple[str, int], int]) -> list[Any]:
+    """Dead letters for records at or after the given (topic, partition) offsets."""
+    async with db.connect() as conn:
+        rows = (await conn.execute(select(dead_letters))).all()
+    return [
+        r
+        for r in rows
+        if (r.source_topic, r.source_partition) in starts and r.source_offset >= starts[(r.source_topic, r.source_partition)]
+    ]
+
+
+async def emit_all(emitter: Any, items: list[dict[str, Any]]) -> None:
+    for event in items:
+        fields = dict(event)
+        await emitter.emit(fields.pop("event_type"), **fields)

@@ -1,0 +1,57 @@
+"""The SDK and the exported JSON Schemas stay in step with vigil/events.py."""
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from vigil_sdk.spool import Spool
+from vigil_sdk.transports import TOPIC_OF as SDK_TOPIC_OF
+
+from vigil.events import INPUT_EVENTS, TOPIC_OF
+from vigil.schemas import json_schemas
+
+from .test_validation import hospital_events
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_sdk_routes_every_input_event_like_the_server() -> None:
+    assert SDK_TOPIC_OF == {t: TOPIC_OF[t] for t in INPUT_EVENTS}
+
+
+def test_committed_json_schemas_are_current() -> None:
+    for name, schema in json_schemas().items():
+        committed = json.loads((ROOT / "schemas" / f"{name}.v1.json").read_text())
+        assert committed == schema, f"schemas/{name}.v1.json is stale: run `vigil schema export`"
+
+
+def test_exported_schemas_accept_valid_events_and_refuse_bad_ones() -> None:
+    schemas = json_schemas()
+    for event in hospital_events(6):
+        jsonschema.validate(event, schemas[event["event_type"]])
+    bad = next(e for e in hospital_events(3) if e["event_type"] == "InferenceMade")
+    bad["output"] = {"score": 3}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schemas["InferenceMade"])
+
+
+def test_spool_keeps_events_until_a_drain_succeeds(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.append([{"event_id": "a"}, {"event_id": "b"}])
+    with pytest.raises(RuntimeError), spool.draining() as pending:
+        assert [e["event_id"] for e in pending] == ["a", "b"]
+        raise RuntimeError("broker down")
+    assert len(spool) == 2
+    with spool.draining() as pending:
+        assert len(pending) == 2
+    assert len(spool) == 0
+
+
+def test_spool_skips_a_torn_last_line(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.append([{"event_id": "a"}])
+    with open(spool.path, "a") as f:
+        f.write('{"event_id": "b"')
+    with spool.draining() as pending:
+        assert pending == [{"event_id": "a"}]
