@@ -33,20 +33,30 @@ def _stack(action: str, *parts: str) -> None:
         raise typer.Exit(result.returncode)
 
 
-def _bring_up(settings: Settings) -> None:
+def _init(settings: Settings) -> None:
     from services.topics import ensure_topics
 
-    _stack("up")
     created = asyncio.run(ensure_topics(settings))
     console.print(f"[bold]\\[vigil][/bold] topics: {len(created)} created, {len(settings.topics())} in all")
     migrate(settings)
     console.print("[bold]\\[vigil][/bold] database migrated to head")
 
 
+def _bring_up(settings: Settings) -> None:
+    _stack("up")
+    _init(settings)
+
+
 @app.command()
 def up() -> None:
     """Start Kafka, PostgreSQL, Prometheus and Alertmanager; create topics; migrate the database."""
     _bring_up(get_settings())
+
+
+@app.command()
+def init() -> None:
+    """Create the Kafka topics and migrate the database (on servers that are already running)."""
+    _init(get_settings())
 
 
 @app.command()

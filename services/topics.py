@@ -31,8 +31,6 @@ async def partitions_of(settings: Settings, topics: list[str]) -> dict[str, list
     await admin.start()
     try:
         described = await admin.describe_topics(topics)
-        return {
-            t["topic"]: sorted(p["partition"] for p in t["partitions"]) for t in described if t["error_code"] == 0
-        }
+        return {t["topic"]: sorted(p["partition"] for p in t["partitions"]) for t in described if t["error_code"] == 0}
     finally:
         await admin.close()

@@ -89,7 +89,9 @@ class Pipeline:
             process.stop()
 
     def logs(self) -> str:
-        return "\n".join(f"== {n}\n{p.logfile.read_text()[-3000:]}" for n, p in self.processes.items() if p.logfile.exists())
+        return "\n".join(
+            f"== {n}\n{p.logfile.read_text()[-3000:]}" for n, p in self.processes.items() if p.logfile.exists()
+        )
 
     def wait_for_api(self, seconds: float = 60) -> None:
         deadline = time.monotonic() + seconds
@@ -104,8 +106,10 @@ class Pipeline:
 
 
 @pytest.fixture(scope="session")
-def pipeline(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    p = Pipeline(settings, tmp_path_factory.mktemp("vigil-home"))
+def pipeline(settings: Settings) -> Iterator[Pipeline]:
+    # A fixed place for pid files, so that processes orphaned by an interrupted session are found.
+    p = Pipeline(settings, settings.home / "test-processes")
+    p.stop()
     p.start()
     p.wait_for_api()
     yield p

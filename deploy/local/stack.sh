@@ -12,7 +12,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
-state="${VIGIL_HOME:-$HOME/.cache/vigil}"
+# Servers keep their state apart from Vigil's own processes (VIGIL_HOME), so tests can share them.
+state="${VIGIL_STACK_HOME:-$HOME/.cache/vigil}"
 kafka_version="${VIGIL_KAFKA_VERSION:-4.1.1}"
 kafka_port="${VIGIL_KAFKA_PORT:-9092}"
 kafka_controller_port="${VIGIL_KAFKA_CONTROLLER_PORT:-9093}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any, Protocol
 
@@ -81,29 +82,37 @@ class KafkaTransport:
             try:
                 await asyncio.wait_for(producer.start(), self.timeout)
             except Exception as error:
-                await producer.stop()
+                await self._discard(producer)
                 raise Unavailable(f"Kafka at {self.bootstrap}: {error!r}") from error
             self.producer = producer
         return self.producer
 
+    async def _discard(self, producer: Any) -> None:
+        # stop() waits for in-flight batches; against a dead broker that can take very long.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(producer.stop(), self.timeout)
+
+    async def _send_all(self, producer: Any, events: list[dict[str, Any]]) -> None:
+        futures = [
+            await producer.send(
+                self.topic_prefix + TOPIC_OF[e["event_type"]],
+                json.dumps(e, separators=(",", ":")).encode(),
+                key=str(e.get("model_id") or e["event_id"]).encode(),
+            )
+            for e in events
+        ]
+        await asyncio.gather(*futures)
+
     async def send(self, events: list[dict[str, Any]]) -> None:
         producer = await self._producer()
         try:
-            futures = [
-                await producer.send(
-                    self.topic_prefix + TOPIC_OF[e["event_type"]],
-                    json.dumps(e, separators=(",", ":")).encode(),
-                    key=str(e.get("model_id") or e["event_id"]).encode(),
-                )
-                for e in events
-            ]
-            await asyncio.wait_for(asyncio.gather(*futures), self.timeout * 2)
+            await asyncio.wait_for(self._send_all(producer, events), self.timeout * 2)
         except Exception as error:
             # A producer that lost its broker is rebuilt on the next send.
             self.producer = None
-            await producer.stop()
+            await self._discard(producer)
             raise Unavailable(f"Kafka at {self.bootstrap}: {error!r}") from error
 
     async def close(self) -> None:
         if self.producer is not None:
-            await self.producer.stop()
+            await self._discard(self.producer)

@@ -55,7 +55,8 @@ async def dead_letters_since(db: AsyncEngine, starts: dict[tuple[str, int], int]
     return [
         r
         for r in rows
-        if (r.source_topic, r.source_partition) in starts and r.source_offset >= starts[(r.source_topic, r.source_partition)]
+        if (r.source_topic, r.source_partition) in starts
+        and r.source_offset >= starts[(r.source_topic, r.source_partition)]
     ]
 
 

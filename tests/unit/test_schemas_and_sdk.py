@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_sdk_routes_every_input_event_like_the_server() -> None:
-    assert SDK_TOPIC_OF == {t: TOPIC_OF[t] for t in INPUT_EVENTS}
+    assert {t: TOPIC_OF[t] for t in INPUT_EVENTS} == SDK_TOPIC_OF
 
 
 def test_committed_json_schemas_are_current() -> None:

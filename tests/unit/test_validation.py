@@ -84,7 +84,7 @@ def test_unknown_fields_are_refused() -> None:
 
 
 def test_event_on_the_wrong_topic_is_refused() -> None:
-    with pytest.raises(Rejected, match="belongs on topic inference.v1, not outcome.v1") as caught:
+    with pytest.raises(Rejected, match=r"belongs on topic inference\.v1, not outcome\.v1") as caught:
         parse(inference(), "outcome.v1")
     assert caught.value.kind == "wrong_topic"
 
@@ -102,7 +102,13 @@ def test_arbitrary_bytes_never_crash_the_gate(raw: bytes) -> None:
         assert rejected.reason
 
 
-@given(st.recursive(st.none() | st.booleans() | st.floats() | st.text(max_size=20), lambda c: st.lists(c) | st.dictionaries(st.text(max_size=10), c), max_leaves=20))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.floats() | st.text(max_size=20),
+        lambda c: st.lists(c) | st.dictionaries(st.text(max_size=10), c),
+        max_leaves=20,
+    )
+)
 def test_arbitrary_json_never_crashes_the_gate(value) -> None:
     try:
         parse(value)

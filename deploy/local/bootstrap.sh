@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what Vigil needs on a fresh Debian machine: system packages and a Python venv.
+# Idempotent: only missing pieces are installed.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+venv="${VIGIL_VENV:-$repo/.venv}"
+
+packages=(postgresql prometheus prometheus-alertmanager kcat poppler-utils openjdk-17-jre-headless maven python3-venv)
+missing=()
+for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+# A JDK or Maven installed outside Debian counts.
+if command -v java >/dev/null; then missing=("${missing[@]/openjdk-17-jre-headless}"); fi
+if command -v mvn >/dev/null; then missing=("${missing[@]/maven}"); fi
+if python3 -m venv --help >/dev/null 2>&1; then missing=("${missing[@]/python3-venv}"); fi
+read -r -a missing <<<"${missing[*]}"
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "[bootstrap] installing Debian packages: ${missing[*]}"
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x "$venv/bin/python" ]; then
+  echo "[bootstrap] creating $venv"
+  python3 -m venv "$venv"
+fi
+stamp="$venv/.installed"
+if [ ! -f "$stamp" ] || [ "$repo/pyproject.toml" -nt "$stamp" ] || [ "$repo/sdk/pyproject.toml" -nt "$stamp" ]; then
+  echo "[bootstrap] installing Python packages into $venv"
+  "$venv/bin/pip" install -q --upgrade pip
+  "$venv/bin/pip" install -q -e "$repo[dev]" -e "$repo/sdk[kafka]"
+  touch "$stamp"
+fi
