@@ -1,0 +1,108 @@
+"""Every Grafana dashboard query returns data from a real Prometheus scraping real Vigil processes.
+
+Grafana itself cannot be installed here, so the panels' PromQL is what is tested.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from aiokafka import AIOKafkaProducer
+
+from tests.conftest import TOKENS, Pipeline
+from tests.integration.helpers import hospital_events, wait_until
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+PORT = 19090
+
+
+def dashboard_queries() -> list[tuple[str, str, str]]:
+    out = []
+    for path in sorted((ROOT / "deploy/grafana/dashboards").glob("*.json")):
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel["targets"]:
+                out.append((path.name, panel["title"], target["expr"]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def prometheus(pipeline: Pipeline, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Prometheus of the test's own, scraping this session's worker, recorder and API every second."""
+    s = pipeline.settings
+    home = tmp_path_factory.mktemp("prometheus")
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [
+            {"job_name": "vigil-worker", "static_configs": [{"targets": [f"127.0.0.1:{s.worker_metrics_port}"]}]},
+            {"job_name": "vigil-recorder", "static_configs": [{"targets": [f"127.0.0.1:{s.recorder_metrics_port}"]}]},
+            {"job_name": "vigil-api", "static_configs": [{"targets": [f"127.0.0.1:{s.api_port}"]}]},
+        ],
+    }
+    (home / "prometheus.yml").write_text(yaml.safe_dump(config))
+    process = subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={home / 'prometheus.yml'}",
+            f"--storage.tsdb.path={home / 'data'}",
+            f"--web.listen-address=127.0.0.1:{PORT}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{PORT}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(url + "/-/ready").status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "prometheus did not start"
+        time.sleep(0.3)
+    yield url
+    process.terminate()
+    process.wait(10)
+
+
+async def test_every_dashboard_query_returns_data(pipeline: Pipeline, prometheus: str) -> None:
+    s = pipeline.settings
+    events = hospital_events(300, seed=707)
+    headers = {"Authorization": f"Bearer {TOKENS['emitter']}"}
+    # Traffic for every panel: events, a duplicate, and a dead letter.
+    for _ in range(3):
+        assert httpx.post(pipeline.api_url + "/v1/events", json=events, headers=headers).status_code == 202
+        producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap)
+        await producer.start()
+        await producer.send_and_wait(s.topic("inference.v1"), b"not json")
+        await producer.stop()
+
+    queries = dashboard_queries()
+    assert queries, "no dashboards found"
+
+    async def all_have_data() -> bool:
+        async with httpx.AsyncClient() as client:
+            for _, _, expr in queries:
+                body = (await client.get(prometheus + "/api/v1/query", params={"query": expr})).json()
+                assert body["status"] == "success", f"{expr}: {body}"
+                if not body["data"]["result"]:
+                    return False
+        return True
+
+    try:
+        await wait_until(all_have_data, 90, "data behind every dashboard panel")
+    except AssertionError:
+        empty = []
+        for name, title, expr in queries:
+            body = httpx.get(prometheus + "/api/v1/query", params={"query": expr}).json()
+            if not body["data"]["result"]:
+                empty.append(f"{name} / {title}: {expr}")
+        raise AssertionError("panels without data:\n" + "\n".join(empty)) from None
