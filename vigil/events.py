@@ -7,6 +7,7 @@ emitters in other languages.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -166,6 +167,119 @@ class AlertRaised(Event):
     resolved: bool = False
 
 
+# --- the incident aggregate (vigil/incidents.py) ------------------------------------------------
+Causality = Literal["not_related", "possible", "probable", "established"]
+ReportType = Literal["initial", "follow_up", "combined_initial_final", "final"]
+RegimeName = Literal["eu-mdr", "eu-ai-act", "fda-803"]
+
+
+class Actor(Record):
+    by: Text = Field(description="staff identifier of the person (never a patient)")
+    role: Text
+
+
+class IncidentCandidateRaised(Event):
+    event_type: Literal["IncidentCandidateRaised"] = "IncidentCandidateRaised"
+    incident_id: UUID
+    model_id: Text
+    model_version: Text
+    source: Literal["threshold_breach", "missed_escalation", "trend"]
+    summary: LongText
+    inference_ids: list[UUID] = Field(default_factory=list, max_length=1000)
+    country: CountryCode
+    aware_at: AwareDatetime
+
+
+class IncidentTriaged(Event, Actor):
+    event_type: Literal["IncidentTriaged"] = "IncidentTriaged"
+    incident_id: UUID
+    harm: Harm
+    public_health_threat: bool = False
+    widespread_or_critical_infra: bool = False
+    remedial_action_needed: bool = False
+    causality: Causality
+    expected: bool = Field(description="an expected (anticipated) side effect documented for the model")
+    rationale: LongText
+
+
+class Clock(Record):
+    regime: RegimeName
+    category: Text
+    citation: Text
+    trigger: Text
+    last_day: date
+    due_at: AwareDatetime
+    provisional: bool = Field(description="true until reportability is decided: the worst case that may apply")
+
+
+class ReportabilityDecided(Event, Actor):
+    event_type: Literal["ReportabilityDecided"] = "ReportabilityDecided"
+    incident_id: UUID
+    reportable: bool
+    clocks: list[Clock] = Field(default_factory=list)
+    rationale: LongText
+
+
+class ReportSubmitted(Event, Actor):
+    event_type: Literal["ReportSubmitted"] = "ReportSubmitted"
+    incident_id: UUID
+    regime: RegimeName
+    report_type: ReportType
+    reference: Text = Field(description="the competent authority's or FDA's reference for the submission")
+
+
+class IncidentClosed(Event, Actor):
+    event_type: Literal["IncidentClosed"] = "IncidentClosed"
+    incident_id: UUID
+    rationale: LongText
+
+
+class ReportDueSoon(Event):
+    event_type: Literal["ReportDueSoon"] = "ReportDueSoon"
+    incident_id: UUID
+    regime: RegimeName
+    category: Text
+    due_at: AwareDatetime
+
+
+class ReportOverdue(Event):
+    event_type: Literal["ReportOverdue"] = "ReportOverdue"
+    incident_id: UUID
+    regime: RegimeName
+    category: Text
+    due_at: AwareDatetime
+
+
+class IncidentViewed(Event, Actor):
+    """Access audit: every read of an incident by a person is itself recorded."""
+
+    event_type: Literal["IncidentViewed"] = "IncidentViewed"
+    incident_id: UUID
+    as_of: AwareDatetime | None = None
+
+
+class TrendDetected(Event):
+    event_type: Literal["TrendDetected"] = "TrendDetected"
+    model_id: Text
+    week_start: date
+    count: int
+    expected: float = Field(description="mean weekly count over the baseline weeks")
+    baseline_weeks: int
+    p_value: float
+    method: Text
+
+
+INCIDENT_EVENTS: tuple[type[Event], ...] = (
+    IncidentReported,
+    IncidentCandidateRaised,
+    IncidentTriaged,
+    ReportabilityDecided,
+    ReportSubmitted,
+    IncidentClosed,
+    ReportDueSoon,
+    ReportOverdue,
+)
+
 INPUT_EVENTS: dict[str, type[Event]] = {
     cls.model_fields["event_type"].default: cls
     for cls in (
@@ -178,7 +292,21 @@ INPUT_EVENTS: dict[str, type[Event]] = {
         GuidelineChanged,
     )
 }
-DERIVED_EVENTS: dict[str, type[Event]] = {"AlertRaised": AlertRaised}
+DERIVED_EVENTS: dict[str, type[Event]] = {
+    cls.model_fields["event_type"].default: cls
+    for cls in (
+        AlertRaised,
+        IncidentCandidateRaised,
+        IncidentTriaged,
+        ReportabilityDecided,
+        ReportSubmitted,
+        IncidentClosed,
+        ReportDueSoon,
+        ReportOverdue,
+        IncidentViewed,
+        TrendDetected,
+    )
+}
 EVENT_TYPES: dict[str, type[Event]] = {**INPUT_EVENTS, **DERIVED_EVENTS}
 
 # Which topic carries which event type; emitters and the API route by this.
@@ -191,6 +319,7 @@ TOPIC_OF: dict[str, str] = {
     "ModelVersionReleased": "model.v1",
     "GuidelineChanged": "model.v1",
     "AlertRaised": "alert.v1",
+    **{name: "surveillance.v1" for name in DERIVED_EVENTS if name != "AlertRaised"},
 }
 INPUT_TOPICS: tuple[str, ...] = ("inference.v1", "outcome.v1", "review.v1", "incident.v1", "model.v1")
 ALERT_TOPIC = "alert.v1"
@@ -201,9 +330,9 @@ RECORDED_TOPICS: tuple[str, ...] = (*INPUT_TOPICS, ALERT_TOPIC, SURVEILLANCE_TOP
 
 
 def partition_key(event: Event) -> bytes:
-    """Events of one model stay in one partition, so each model's stream keeps its order."""
-    model_id = getattr(event, "model_id", None)
-    return (model_id or str(event.event_id)).encode()
+    """Events of one incident, else of one model, stay in one partition, so their order is kept."""
+    key = getattr(event, "incident_id", None) or getattr(event, "model_id", None) or event.event_id
+    return str(key).encode()
 
 
 class DeadLetter(Record):

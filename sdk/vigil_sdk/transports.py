@@ -97,7 +97,7 @@ class KafkaTransport:
             await producer.send(
                 self.topic_prefix + TOPIC_OF[e["event_type"]],
                 json.dumps(e, separators=(",", ":")).encode(),
-                key=str(e.get("model_id") or e["event_id"]).encode(),
+                key=str(e.get("incident_id") or e.get("model_id") or e["event_id"]).encode(),
             )
             for e in events
         ]

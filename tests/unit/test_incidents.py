@@ -1,0 +1,176 @@
+"""The incident decider: lifecycle, refusals that name the allowed transitions, clocks, replay."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vigil.events import IncidentReported
+from vigil.incidents import (
+    Close,
+    DecideReportability,
+    DomainError,
+    InvalidTransition,
+    SubmitReport,
+    Triage,
+    check_awareness,
+    clock_events,
+    decide,
+    evolve,
+    fold,
+)
+
+AWARE = datetime(2026, 3, 6, 9, 0, tzinfo=UTC)
+OFFICER = {"by": "so-017", "role": "safety_officer"}
+
+
+def reported(country: str = "DE") -> IncidentReported:
+    return IncidentReported(
+        event_id=uuid.uuid4(),
+        occurred_at=AWARE,
+        incident_id=uuid.UUID(int=42),
+        reporter_role="clinician",
+        model_id="symptom-chat",
+        model_version="0.9.1",
+        harm="serious_deterioration",
+        description="Chest pain not escalated by the chatbot.",
+        country=country,
+        aware_at=AWARE,
+    )
+
+
+SERIOUS = Triage(**OFFICER, harm="serious_deterioration", causality="probable", expected=False, rationale="r")
+
+
+def run(commands, start=None, now=AWARE + timedelta(hours=1)):
+    events = [start or reported()]
+    state = fold(events)
+    for command in commands:
+        new = decide(state, command, now)
+        events += new
+        for e in new:
+            state = evolve(state, e)
+    return state, events
+
+
+def test_a_serious_incident_runs_its_whole_lifecycle() -> None:
+    state, events = run(
+        [
+            SERIOUS,
+            DecideReportability(**OFFICER, reportable=True, rationale="serious deterioration, probable"),
+            SubmitReport(**OFFICER, regime="eu-mdr", report_type="initial", reference="BfArM-1"),
+            SubmitReport(**OFFICER, regime="eu-ai-act", report_type="combined_initial_final", reference="AI-7"),
+            SubmitReport(**OFFICER, regime="eu-mdr", report_type="final", reference="BfArM-1"),
+            Close(**OFFICER, rationale="field safety corrective action completed"),
+        ]
+    )
+    assert state.status == "closed"
+    assert [c.category for c in state.clocks] == ["death_or_serious_deterioration", "serious_incident"]
+    assert [c.last_day.isoformat() for c in state.clocks] == ["2026-03-16", "2026-03-23"]
+    assert fold(events) == state
+    assert [h.event_type for h in state.history][-1] == "IncidentClosed"
+
+
+def test_invalid_transitions_name_what_is_allowed() -> None:
+    state, _ = run([])
+    with pytest.raises(InvalidTransition, match="cannot SubmitReport an incident that is reported; allowed: Triage"):
+        decide(state, SubmitReport(**OFFICER, regime="eu-mdr", report_type="initial", reference="x"), AWARE)
+    state, _ = run([SERIOUS, DecideReportability(**OFFICER, reportable=True, rationale="r")])
+    with pytest.raises(InvalidTransition, match="allowed: SubmitReport"):
+        decide(state, Close(**OFFICER, rationale="r"), AWARE)
+    with pytest.raises(InvalidTransition, match="submit the initial eu-mdr report first"):
+        decide(state, SubmitReport(**OFFICER, regime="eu-mdr", report_type="final", reference="x"), AWARE)
+    with pytest.raises(DomainError, match="no reporting obligation under 'fda-803'"):
+        decide(state, SubmitReport(**OFFICER, regime="fda-803", report_type="initial", reference="x"), AWARE)
+    with pytest.raises(DomainError, match="unknown incident"):
+        decide(None, SERIOUS, AWARE)
+
+
+def test_not_reportable_needs_no_report_and_temporary_harm_cannot_be_reportable() -> None:
+    mild = Triage(**OFFICER, harm="temporary", causality="possible", expected=True, rationale="r")
+    state, _ = run([mild])
+    with pytest.raises(DomainError, match="no reportable category"):
+        decide(state, DecideReportability(**OFFICER, reportable=True, rationale="r"), AWARE)
+    state, _ = run(
+        [mild, DecideReportability(**OFFICER, reportable=False, rationale="r"), Close(**OFFICER, rationale="r")]
+    )
+    assert state.status == "closed" and state.open_clocks() == []
+
+
+def test_an_untriaged_incident_runs_provisional_worst_case_clocks_and_goes_overdue() -> None:
+    state, _ = run([])
+    assert all(c.provisional for c in state.clocks)
+    assert [c.last_day.isoformat() for c in state.clocks] == ["2026-03-10", "2026-03-10"]  # 2 days, 1182/71
+    assert clock_events(state, AWARE + timedelta(hours=2)) == []
+    soon = clock_events(state, datetime(2026, 3, 9, 23, 30, tzinfo=UTC))
+    assert [e.event_type for e in soon] == ["ReportDueSoon", "ReportDueSoon"]
+    for e in soon:
+        state = evolve(state, e)
+    assert clock_events(state, datetime(2026, 3, 9, 23, 45, tzinfo=UTC)) == []  # raised once
+    late = clock_events(state, datetime(2026, 3, 11, 8, 0, tzinfo=UTC))
+    assert [e.event_type for e in late] == ["ReportOverdue", "ReportOverdue"]
+    assert late == clock_events(state, datetime(2026, 3, 11, 8, 0, tzinfo=UTC))  # same ids: idempotent
+    for e in late:
+        state = evolve(state, e)
+    assert clock_events(state, datetime(2026, 3, 12, tzinfo=UTC)) == []
+
+
+def test_triage_replaces_the_provisional_clock() -> None:
+    state, _ = run([SERIOUS])
+    assert [c.last_day.isoformat() for c in state.clocks] == ["2026-03-16", "2026-03-23"]
+    assert clock_events(state, datetime(2026, 3, 11, tzinfo=UTC)) == []
+
+
+def test_awareness_in_the_future_is_refused() -> None:
+    with pytest.raises(DomainError, match="in the future"):
+        check_awareness(AWARE + timedelta(days=1), AWARE)
+
+
+def test_the_same_command_twice_yields_the_same_event_id() -> None:
+    state, _ = run([])
+    assert decide(state, SERIOUS, AWARE)[0].event_id == decide(state, SERIOUS, AWARE + timedelta(seconds=5))[0].event_id
+
+
+commands = st.sampled_from(
+    [
+        SERIOUS,
+        Triage(**OFFICER, harm="none", causality="not_related", expected=True, rationale="r"),
+        Triage(
+            **OFFICER, harm="death", causality="established", expected=False, rationale="r", public_health_threat=True
+        ),
+        DecideReportability(**OFFICER, reportable=True, rationale="r"),
+        DecideReportability(**OFFICER, reportable=False, rationale="r"),
+        SubmitReport(**OFFICER, regime="eu-mdr", report_type="initial", reference="a"),
+        SubmitReport(**OFFICER, regime="eu-mdr", report_type="combined_initial_final", reference="a"),
+        SubmitReport(**OFFICER, regime="eu-mdr", report_type="follow_up", reference="a"),
+        SubmitReport(**OFFICER, regime="eu-mdr", report_type="final", reference="a"),
+        SubmitReport(**OFFICER, regime="eu-ai-act", report_type="combined_initial_final", reference="b"),
+        Close(**OFFICER, rationale="r"),
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(commands, max_size=14), st.sampled_from(["DE", "FR", "US"]))
+def test_any_command_sequence_replays_to_the_same_state_and_refusals_change_nothing(cmds, country) -> None:
+    events = [reported(country)]
+    state = fold(events)
+    for i, command in enumerate(cmds):
+        before = state
+        try:
+            new = decide(state, command, AWARE + timedelta(minutes=i))
+        except DomainError:
+            assert state == before
+            continue
+        events += new
+        for e in new:
+            state = evolve(state, e)
+    assert fold(events) == state
+    # As of any earlier point, the fold over fewer events is the state at that point.
+    for k in range(1, len(events)):
+        partial = fold(events[:k])
+        assert partial is not None and partial.version == k
