@@ -1,0 +1,1 @@
+"""Regulator-ready incident reports: builders (data) and renderers (PDF)."""
