@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from pydantic import Field
+
 from vigil.events import Event, ModelRegistered, ModelVersionReleased, Record
 
 
@@ -15,7 +17,7 @@ class ModelCard(Record):
     intended_use: str = ""
     version: str
     released_at: str | None = None
-    limitations: list[str] = []
+    limitations: list[str] = Field(default_factory=list)
 
 
 def model_card(model_id: str, version: str, events: Iterable[Event]) -> ModelCard:
