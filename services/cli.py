@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from services.database import ROOT, engine_for, migrate
 from services.observability import configure_logging
@@ -22,6 +24,8 @@ from services.settings import Settings, get_settings
 app = typer.Typer(help="Vigil: post-market surveillance for clinical AI models.", no_args_is_help=True)
 schema_app = typer.Typer(help="Event schemas.", no_args_is_help=True)
 app.add_typer(schema_app, name="schema")
+incident_app = typer.Typer(help="Incidents: deadlines, state, reports.", no_args_is_help=True)
+app.add_typer(incident_app, name="incident")
 
 STACK = ROOT / "deploy" / "local" / "stack.sh"
 
@@ -106,6 +110,16 @@ def recorder() -> None:
 
 
 @app.command()
+def notifier() -> None:
+    """Run the notifier (alert.v1 → Alertmanager) in the foreground."""
+    from services.notifier.service import run_notifier
+
+    settings = get_settings()
+    configure_logging(settings)
+    asyncio.run(run_notifier(settings))
+
+
+@app.command()
 def api() -> None:
     """Run the HTTP API in the foreground."""
     import uvicorn
@@ -179,6 +193,163 @@ def demo(
         "\nThe stack keeps running: Prometheus at " + settings.prometheus_url + "; stop it all with `make down`."
     )
     raise typer.Exit(code)
+
+
+@app.command()
+def replay() -> None:
+    """Drop the projections and rebuild them from the event store."""
+    from services.recorder.replay import replay_incidents
+
+    async def run() -> int:
+        engine = engine_for(get_settings())
+        try:
+            with progress_bar() as progress:
+                task = progress.add_task("replaying incident events", total=None)
+                return await replay_incidents(
+                    engine, lambda done, total: progress.update(task, completed=done, total=total)
+                )
+        finally:
+            await engine.dispose()
+
+    console.print(f"[green]incidents projection rebuilt: {asyncio.run(run())} incidents[/green]")
+
+
+@incident_app.command("deadlines")
+def incident_deadlines(
+    regime: Annotated[str, typer.Option(help="eu-mdr | eu-ai-act | fda-803")],
+    classification: Annotated[str, typer.Option(help="the reporting category, e.g. serious_incident")],
+    aware: Annotated[str, typer.Option(help="awareness: a date (start of day, local) or an ISO time with zone")],
+    country: Annotated[str, typer.Option(help="ISO 3166 country of the incident")] = "DE",
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """When is the report due? The same core the worker's clocks use."""
+    from datetime import datetime
+
+    from vigil.regulatory import UnknownRule, deadline, zone
+
+    try:
+        moment = datetime.fromisoformat(aware)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=zone("US" if regime == "fda-803" else country))
+        d = deadline(regime, classification, moment, country)
+    except (UnknownRule, ValueError) as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    result = {
+        "regime": d.regime,
+        "classification": d.category,
+        "legal_basis": d.citation,
+        "trigger": d.trigger,
+        "period": d.period,
+        "aware_at": d.aware_at.isoformat(),
+        "last_day": d.last_day.isoformat(),
+        "due_before": d.due_at.isoformat(),
+    }
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    table = Table(title="Reporting deadline", show_header=False)
+    for key, value in result.items():
+        table.add_row(key.replace("_", " "), value)
+    Console().print(table)
+
+
+def _incident_service(run):
+    from aiokafka import AIOKafkaProducer
+
+    from services.incidents import IncidentService
+
+    async def go():
+        settings = get_settings()
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+        await producer.start()
+        engine = engine_for(settings)
+        try:
+            return await run(IncidentService(settings, engine, producer))
+        finally:
+            await producer.stop()
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+@incident_app.command("show")
+def incident_show(
+    incident_id: str,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="ISO time with zone: state as Vigil knew it then")
+    ] = None,
+    by: Annotated[str, typer.Option(help="who is reading (recorded in the access audit)")] = "cli",
+) -> None:
+    """An incident's state and timeline, now or as of a moment. The read is recorded."""
+    from datetime import UTC, datetime
+    from uuid import UUID
+
+    from services.incidents import UnknownIncident
+
+    moment = datetime.fromisoformat(as_of) if as_of else None
+
+    async def run(service):
+        state = await service.state(UUID(incident_id), moment)
+        await service.viewed(UUID(incident_id), by, "cli", moment, datetime.now(UTC))
+        return state
+
+    try:
+        state = _incident_service(run)
+    except UnknownIncident as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from None
+    out = Console()
+    out.print(
+        f"[bold]Incident {state.incident_id}[/bold]  {state.status}  model {state.model_id} {state.model_version}"
+    )
+    clocks = Table(title="Reporting clocks")
+    for column in ("regime", "category", "legal basis", "due before", "status"):
+        clocks.add_column(column)
+    for c in state.clocks:
+        status = "met" if state.clock_satisfied(c) else ("OVERDUE" if state.overdue() else "open")
+        clocks.add_row(c.regime, c.category + (" (provisional)" if c.provisional else ""), c.citation,
+                       c.due_at.isoformat(), status)  # fmt: skip
+    out.print(clocks)
+    timeline = Table(title="Timeline")
+    for column in ("when", "event", "who", "what"):
+        timeline.add_column(column)
+    for h in state.history:
+        timeline.add_row(h.occurred_at.isoformat(), h.event_type, f"{h.by or ''} {h.role or ''}".strip(), h.summary)
+    out.print(timeline)
+
+
+@incident_app.command("report")
+def incident_report(
+    incident_id: str,
+    format: Annotated[str, typer.Option(help="mir | fda-3500a")] = "mir",
+    report_type: Annotated[
+        str, typer.Option("--type", help="initial | follow_up | combined_initial_final | final")
+    ] = "initial",
+    out: Annotated[Path, typer.Option(help="file to write: .pdf for PDF, else JSON")] = Path("report.json"),
+    by: Annotated[str, typer.Option(help="who prepares it")] = "cli",
+) -> None:
+    """Write an EU MIR or FDA 3500A-aligned report for an incident as JSON or PDF."""
+    from datetime import UTC, datetime
+    from uuid import UUID
+
+    from vigil.reports.builders import REPORT_FORMATS
+    from vigil.reports.pdf import render_pdf
+
+    if format not in REPORT_FORMATS:
+        console.print(f"[red]unknown format {format!r}; formats: {', '.join(REPORT_FORMATS)}[/red]")
+        raise typer.Exit(2)
+
+    async def run(service):
+        state = await service.state(UUID(incident_id))
+        await service.viewed(UUID(incident_id), by, "cli", None, datetime.now(UTC))
+        card = await service.model_card(state.model_id, state.model_version)
+        return REPORT_FORMATS[format](state, card, report_type, by, datetime.now(UTC))
+
+    built = _incident_service(run)
+    data = render_pdf(built, incident_id) if out.suffix == ".pdf" else built.model_dump_json(indent=2).encode()
+    out.write_bytes(data)
+    console.print(f"wrote {out} ({len(data)} bytes)")
 
 
 def main() -> None:  # pragma: no cover

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vigil.events import ALL_TOPICS
 
 Role = Literal["emitter", "safety_officer", "auditor", "admin"]
+ROLES: tuple[str, ...] = get_args(Role)
 
 
 class Settings(BaseSettings):
@@ -23,11 +25,13 @@ class Settings(BaseSettings):
 
     worker_id: str = "vigil-worker"
     worker_metrics_port: int = 9101
+    clock_interval: float = 10.0  # seconds between checks of the incident reporting clocks
     recorder_metrics_port: int = 9102
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    # token -> role. Tokens are secrets: set them from a secret store in production.
-    api_tokens: dict[str, Role] = {}
+    # token -> "role" or "role:person" (the person is named in the audit trail). Tokens are
+    # secrets: set them from a secret store in production.
+    api_tokens: dict[str, str] = {}
 
     prometheus_url: str = "http://127.0.0.1:9090"
     alertmanager_url: str = "http://127.0.0.1:9094"
@@ -35,6 +39,14 @@ class Settings(BaseSettings):
     home: Path = Path.home() / ".cache" / "vigil"
     log_format: Literal["json", "console"] = "json"
     log_level: str = "info"
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _known_roles(cls, tokens: dict[str, str]) -> dict[str, str]:
+        for value in tokens.values():
+            if value.partition(":")[0] not in ROLES:
+                raise ValueError(f"unknown role in {value!r}; roles: {', '.join(ROLES)}")
+        return tokens
 
     def topic(self, name: str) -> str:
         """The Kafka topic for a logical topic name such as `inference.v1`."""

@@ -10,8 +10,21 @@ import structlog
 
 from services.observability import CONSUMER_LAG, DEAD_LETTERS, EVENTS_IN, EVENTS_OUT, LATENCY
 from services.settings import get_settings
-from vigil.events import DEADLETTER_TOPIC, INPUT_TOPICS
-from vigil.validation import Rejected, dead_letter, decode
+from vigil.events import (
+    ALERT_TOPIC,
+    DEADLETTER_TOPIC,
+    INCIDENT_EVENTS,
+    INPUT_TOPICS,
+    SURVEILLANCE_TOPIC,
+    TOPIC_OF,
+    Event,
+    InferenceMade,
+    OutcomeObserved,
+    partition_key,
+)
+from vigil.incidents import Incident, clock_alert, clock_events, evolve
+from vigil.oversight import missed_escalation, needs_escalation_watch
+from vigil.validation import Rejected, canonical_json, dead_letter, decode
 
 settings = get_settings()
 log = structlog.get_logger("worker")
@@ -67,3 +80,89 @@ async def report_lag() -> None:
         if position is not None:
             lag = max(0, consumer.highwater(tp) - position)
             CONSUMER_LAG.labels("worker", settings.logical_topic(tp.topic), str(tp.partition)).set(lag)
+
+
+# --- incidents: regulatory clocks ---------------------------------------------------------------
+# Incident events are keyed by incident_id on both topics, so the table is co-partitioned.
+incident_events = app.topic(
+    *settings.topics(("incident.v1", SURVEILLANCE_TOPIC)), value_serializer="raw", key_serializer="raw"
+)
+incident_table = app.Table("incidents", default=None, key_type=bytes, value_type=bytes)
+alerts = app.topic(settings.topic(ALERT_TOPIC), value_serializer="raw", key_serializer="raw")
+surveillance = app.topic(settings.topic(SURVEILLANCE_TOPIC), value_serializer="raw", key_serializer="raw")
+
+
+def _decoded(value: bytes, topic: str) -> Event | None:
+    try:
+        return decode(value, settings.logical_topic(topic))
+    except Rejected:
+        return None  # the validating agent dead-letters it
+
+
+async def emit(event: Event) -> None:
+    target = surveillance if TOPIC_OF[event.event_type] == SURVEILLANCE_TOPIC else alerts  # type: ignore[attr-defined]
+    await target.send(key=partition_key(event), value=canonical_json(event).encode())
+    EVENTS_OUT.labels("worker", TOPIC_OF[event.event_type]).inc()  # type: ignore[attr-defined]
+
+
+@app.agent(incident_events)
+async def track_incidents(stream: faust.StreamT) -> None:
+    async for record in stream.events():
+        event = _decoded(record.message.value, record.message.topic)
+        if not isinstance(event, INCIDENT_EVENTS):
+            continue
+        key = str(event.incident_id).encode()  # type: ignore[attr-defined]
+        stored = incident_table.get(key)
+        state = evolve(Incident.model_validate_json(stored) if stored else None, event)
+        if state is not None:
+            incident_table[key] = state.model_dump_json().encode()
+
+
+@app.timer(interval=settings.clock_interval)
+async def run_clocks() -> None:
+    """Raise ReportDueSoon / ReportOverdue (and an alert) for every open clock that is due."""
+    now = datetime.now(UTC)
+    for value in list(incident_table.values()):
+        state = Incident.model_validate_json(value)
+        for event in clock_events(state, now):
+            await emit(event)
+            await emit(clock_alert(event, state.model_id))  # type: ignore[arg-type]
+            log.info("worker.clock", incident_id=str(state.incident_id), event_type=event.event_type)
+
+
+# --- oversight: patient-facing bots must escalate emergencies -----------------------------------
+# Inferences and outcomes are keyed by model_id on both topics, so the table is co-partitioned.
+oversight_events = app.topic(
+    *settings.topics(("inference.v1", "outcome.v1")), value_serializer="raw", key_serializer="raw"
+)
+escalation_watch = app.Table("escalation-watch", default=None, key_type=bytes, value_type=bytes)
+
+
+@app.agent(oversight_events)
+async def watch_escalations(stream: faust.StreamT) -> None:
+    """Joins outcomes to unescalated patient-facing inferences, in either arrival order."""
+    async for record in stream.events():
+        event = _decoded(record.message.value, record.message.topic)
+        if isinstance(event, InferenceMade) and needs_escalation_watch(event):
+            key = str(event.event_id).encode()
+            pending = escalation_watch.get(key)
+            if pending is not None:
+                del escalation_watch[key]
+                await _check_escalation(event, OutcomeObserved.model_validate_json(pending))
+            else:
+                escalation_watch[key] = canonical_json(event).encode()
+        elif isinstance(event, OutcomeObserved) and event.emergency:
+            key = str(event.inference_id).encode()
+            pending = escalation_watch.get(key)
+            if pending is not None:
+                del escalation_watch[key]
+                await _check_escalation(InferenceMade.model_validate_json(pending), event)
+            else:
+                escalation_watch[key] = canonical_json(event).encode()
+
+
+async def _check_escalation(inference: InferenceMade, outcome: OutcomeObserved) -> None:
+    if found := missed_escalation(inference, outcome):
+        for event in found:
+            await emit(event)
+        log.warning("worker.escalation_missed", model_id=inference.model_id, event_id=str(inference.event_id))

@@ -22,6 +22,7 @@ import pytest
 RUN = uuid.uuid4().hex[:8]
 ROOT = Path(__file__).resolve().parent.parent
 TOKENS = {"emitter": "test-emitter", "safety_officer": "test-safety", "auditor": "test-auditor", "admin": "test-admin"}
+PEOPLE = {"safety_officer": "dr-meyer", "auditor": "audit-kim"}
 TEST_ENV = {
     "VIGIL_TOPIC_PREFIX": f"t{RUN}.",
     "VIGIL_DATABASE_URL": "postgresql+asyncpg://vigil:vigil@127.0.0.1:5432/vigil_test",
@@ -29,7 +30,10 @@ TEST_ENV = {
     "VIGIL_API_PORT": "18000",
     "VIGIL_WORKER_METRICS_PORT": "19101",
     "VIGIL_RECORDER_METRICS_PORT": "19102",
-    "VIGIL_API_TOKENS": json.dumps({token: role for role, token in TOKENS.items()}),
+    "VIGIL_API_TOKENS": json.dumps(
+        {token: f"{role}:{PEOPLE[role]}" if role in PEOPLE else role for role, token in TOKENS.items()}
+    ),
+    "VIGIL_CLOCK_INTERVAL": "1",
     "VIGIL_LOG_FORMAT": "json",
 }
 os.environ.update(TEST_ENV)
@@ -52,7 +56,7 @@ def settings() -> Iterator[Settings]:
     from services.database import migrate
     from services.topics import ensure_topics
 
-    stack("up", "kafka", "postgres")
+    stack("up", "kafka", "postgres", "alertmanager")
     s = Settings()
 
     async def reset() -> None:

@@ -63,6 +63,7 @@ class InferenceMade(Event):
     model_id: Text
     model_version: Text
     deployment: Text = Field(description="site or deployment the model runs at")
+    country: CountryCode | None = Field(default=None, description="where the deployment is: decides the regimes")
     use_case: Text
     patient_ref: str = Field(max_length=128, description="pseudonymous token only, never an identifier")
     subgroup: dict[Text, Text] = Field(default_factory=dict, max_length=32)

@@ -21,6 +21,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, Field
 
 from vigil.events import (
+    AlertRaised,
     Causality,
     Clock,
     Event,
@@ -49,6 +50,10 @@ class DomainError(Exception):
 
 class InvalidTransition(DomainError):
     pass
+
+
+class InvalidInput(DomainError):
+    """The command's data is impossible (e.g. awareness in the future)."""
 
 
 class HistoryEntry(Record):
@@ -90,6 +95,9 @@ class Incident(Record):
         if self.status == "closed":
             return []
         return [c for c in self.clocks if not self.clock_satisfied(c)]
+
+    def overdue(self) -> bool:
+        return any(clock_flag(c.regime, "overdue", c.due_at) in self.flags for c in self.open_clocks())
 
     def next_due_at(self) -> datetime | None:
         return min((c.due_at for c in self.open_clocks()), default=None)
@@ -184,7 +192,7 @@ def classified_clocks(state: Incident, triage: IncidentTriaged | Triage, provisi
 
 def check_awareness(aware_at: datetime, now: datetime) -> None:
     if aware_at > now:
-        raise DomainError(f"aware_at {aware_at.isoformat()} is in the future (now {now.isoformat()})")
+        raise InvalidInput(f"aware_at {aware_at.isoformat()} is in the future (now {now.isoformat()})")
 
 
 def decide(state: Incident | None, command: Command, now: datetime) -> list[Event]:
@@ -359,3 +367,20 @@ def clock_events(state: Incident, now: datetime, due_soon: timedelta = DUE_SOON)
 def clock_flag(regime: str, kind: str, due_at: datetime) -> str:
     # Per deadline: a clock replaced by triage (a later due date) is flagged afresh.
     return f"{regime}/{kind}/{due_at.isoformat()}"
+
+
+def clock_alert(event: ReportDueSoon | ReportOverdue, model_id: str) -> AlertRaised:
+    overdue = isinstance(event, ReportOverdue)
+    return AlertRaised(
+        event_id=uuid.uuid5(NAMESPACE, f"alert/{event.event_id}"),
+        occurred_at=event.occurred_at,
+        alert_name="IncidentReportOverdue" if overdue else "IncidentReportDueSoon",
+        severity="critical" if overdue else "warning",
+        model_id=model_id,
+        summary=(
+            f"{event.regime} report for incident {event.incident_id} "
+            f"{'is overdue' if overdue else 'is due soon'} ({event.category}, due {event.due_at.isoformat()})"
+        ),
+        labels={"incident_id": str(event.incident_id), "regime": event.regime},
+        caused_by=event.event_id,
+    )

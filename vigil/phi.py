@@ -40,12 +40,16 @@ VALUE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("a telephone number", re.compile(r"(?:\+\d{1,3}[\s.-]?)?\(?\b\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b")),
     ("a medical record number", re.compile(r"\b(?:MRN|medical record(?: number)?)\s*[:#]?\s*\d{4,}", re.IGNORECASE)),
     (
+        # Case-sensitive on purpose: "221 Baker Street" is an address, "0.9.1 at st-mary" is not.
         "a street address",
         re.compile(
-            r"\b\d{1,5}\s+(?:[A-Za-z]+\s+){1,3}(?:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr"
-            r"|court|ct|way|strasse|straße|weg|platz)\b\.?",
-            re.IGNORECASE,
+            r"\b\d{1,5}\s+(?:[A-Z][a-z]+\s+){1,3}"
+            r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl)\b"
         ),
+    ),
+    (
+        "a street address",
+        re.compile(r"\b[A-ZÄÖÜ][a-zäöüß]+(?:straße|strasse|weg|platz|allee|gasse)\s+\d{1,4}[a-z]?\b"),
     ),
 )
 

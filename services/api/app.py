@@ -8,41 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import make_asgi_app
 from pydantic import BaseModel
 
+from services.api.auth import Caller, require
+from services.api.incidents import routes as incident_routes
+from services.database import engine_for
+from services.incidents import IncidentService
 from services.observability import EVENTS_IN, EVENTS_OUT
-from services.settings import Role, Settings, get_settings
+from services.settings import Settings, get_settings
 from vigil.events import EVENT_TYPES, TOPIC_OF, partition_key
 from vigil.validation import MAX_EVENT_BYTES, Rejected, canonical_json, parse
 
 log = structlog.get_logger("api")
 MAX_BATCH = 1000
-
-bearer = HTTPBearer(auto_error=False)
-
-
-def require(*roles: Role) -> Callable[..., Role]:
-    """A dependency that admits tokens whose role is one of `roles` (admin is always admitted)."""
-
-    def check(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Role:
-        tokens = request.app.state.settings.api_tokens
-        if credentials is None or credentials.credentials not in tokens:
-            raise HTTPException(401, "missing or unknown bearer token", headers={"WWW-Authenticate": "Bearer"})
-        role = tokens[credentials.credentials]
-        if role != "admin" and role not in roles:
-            raise HTTPException(403, f"role {role!r} may not do this; needs one of {', '.join(roles)}")
-        return role
-
-    return check
 
 
 class Accepted(BaseModel):
@@ -69,11 +55,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             request_timeout_ms=10_000,
         )
         await producer.start()
+        engine = engine_for(settings)
         app.state.producer = producer
+        app.state.incidents = IncidentService(settings, engine, producer)
         try:
             yield
         finally:
             await producer.stop()
+            await engine.dispose()
 
     app = FastAPI(
         title="Vigil",
@@ -83,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.mount("/metrics", make_asgi_app())
+    app.include_router(incident_routes)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -98,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _event_schema()}}}},
         responses={422: {"description": "invalid events: [{index, path, reason}]"}},
     )
-    async def ingest(request: Request, _: Annotated[Role, Depends(require("emitter"))]) -> Accepted:
+    async def ingest(request: Request, _: Annotated[Caller, Depends(require("emitter"))]) -> Accepted:
         raw = await request.body()
         if len(raw) > MAX_EVENT_BYTES * 16:
             raise HTTPException(413, f"request body of {len(raw)} bytes exceeds {MAX_EVENT_BYTES * 16} bytes")

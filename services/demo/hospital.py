@@ -115,6 +115,7 @@ class Hospital:
             "model_id": model_id,
             "model_version": VERSIONS[model_id],
             "deployment": site,
+            "country": "DE",
             "patient_ref": self._patient(),
             "subgroup": {**subgroup, "site": site, "resource_setting": SITES[site]},
             "consent_recorded": True,

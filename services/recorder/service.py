@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import signal
 import time
+from datetime import UTC, datetime
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -19,12 +20,12 @@ from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from services.database import engine_for
-from services.observability import CONSUMER_LAG, DUPLICATES, EVENTS_IN, EVENTS_OUT, LATENCY
+from services.observability import CONSUMER_LAG, DEAD_LETTERS, DUPLICATES, EVENTS_IN, EVENTS_OUT, LATENCY
 from services.recorder.store import EventStore, Incoming
 from services.settings import Settings
 from services.topics import partitions_of
-from vigil.events import DEADLETTER_TOPIC, RECORDED_TOPICS, DeadLetter
-from vigil.validation import Rejected, decode
+from vigil.events import DEADLETTER_TOPIC, INPUT_TOPICS, RECORDED_TOPICS, DeadLetter
+from vigil.validation import Rejected, dead_letter, decode
 
 log = structlog.get_logger("recorder")
 
@@ -71,8 +72,19 @@ class Recorder:
                 continue
             try:
                 event = decode(record.value, topic)
-            except Rejected:
-                continue  # the worker dead-letters it, with the reason
+            except Rejected as rejected:
+                # The worker dead-letters input topics; Vigil's own derived topics are checked here,
+                # so an event Vigil made but could not accept is never dropped silently.
+                if topic not in INPUT_TOPICS:
+                    now = datetime.now(UTC)
+                    letters.append(
+                        dead_letter(rejected, record.topic, record.partition, record.offset, record.value, now)
+                    )
+                    DEAD_LETTERS.labels(topic, rejected.kind).inc()
+                    log.error(
+                        "recorder.derived_event_refused", topic=topic, offset=record.offset, reason=rejected.reason
+                    )
+                continue
             incoming.append(Incoming(topic, record.partition, record.offset, event))
         return incoming, letters
 

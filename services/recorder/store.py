@@ -15,6 +15,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from services.recorder.projections import project_incidents
 from services.recorder.tables import consumer_positions, dead_letters, events
 from vigil.chain import GENESIS, ChainBreak, ChainRow, ChainWalk, link
 from vigil.events import DeadLetter, Event
@@ -64,7 +65,8 @@ class EventStore:
             await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
             fresh = await self._new_only(conn, incoming, result)
             if fresh:
-                await self._link_and_insert(conn, fresh)
+                stored = await self._link_and_insert(conn, fresh)
+                await project_incidents(conn, stored)
             if letters:
                 await conn.execute(
                     insert(dead_letters).on_conflict_do_nothing(),
@@ -102,7 +104,7 @@ class EventStore:
             result.stored[item.topic] = result.stored.get(item.topic, 0) + 1
         return fresh
 
-    async def _link_and_insert(self, conn: AsyncConnection, fresh: list[Incoming]) -> None:
+    async def _link_and_insert(self, conn: AsyncConnection, fresh: list[Incoming]) -> list[tuple[int, Event]]:
         head = (await conn.execute(select(events.c.seq, events.c.hash).order_by(events.c.seq.desc()).limit(1))).first()
         seq, prev = (head[0], head[1]) if head else (0, GENESIS)
         rows = []
@@ -128,6 +130,7 @@ class EventStore:
             )
             prev = digest
         await conn.execute(events.insert(), rows)
+        return [(row["seq"], item.event) for row, item in zip(rows, fresh, strict=True)]
 
     async def count(self) -> int:
         async with self.engine.connect() as conn:

@@ -1,6 +1,18 @@
 """The event store's tables as SQLAlchemy Core objects, for queries. Migrations create them."""
 
-from sqlalchemy import BigInteger, Column, Computed, DateTime, Integer, LargeBinary, MetaData, Table, Text, func
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Computed,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    func,
+)
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 metadata = MetaData()
@@ -47,4 +59,23 @@ dead_letters = Table(
     Column("payload_sha256", Text, nullable=False),
     Column("payload", LargeBinary),
     Column("dead_lettered_at", DateTime(timezone=True), nullable=False),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("incident_id", UUID(as_uuid=False), primary_key=True),
+    Column("model_id", Text, nullable=False),
+    Column("model_version", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("country", Text, nullable=False),
+    Column("aware_at", DateTime(timezone=True), nullable=False),
+    Column("harm", Text),
+    Column("reportable", Boolean),
+    Column("next_due_at", DateTime(timezone=True)),
+    Column("overdue", Boolean, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("state", JSONB, nullable=False),
 )

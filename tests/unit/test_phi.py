@@ -18,6 +18,7 @@ from .test_validation import hospital_events, inference
         ({"features": {"id": "123-45-6789"}}, "features.id", "social security"),
         ({"subgroup": {"ref": "MRN: 00123456"}}, "subgroup.ref", "medical record"),
         ({"features": {"home": "221 Baker Street"}}, "features.home", "street address"),
+        ({"features": {"home": "Hauptstraße 5"}}, "features.home", "street address"),
         ({"features": {"name": "Jane Doe"}}, "features.name", "a name"),
         ({"subgroup": {"dob": "1961-02-03"}}, "subgroup.dob", "birth date"),
     ],
@@ -37,6 +38,11 @@ def test_identifiers_are_found_and_named_without_their_value(changes: dict, path
 
 def test_ordinary_events_pass() -> None:
     assert all(find_phi(e) is None for e in hospital_events(90))
+
+
+def test_ordinary_prose_with_numbers_is_not_an_address() -> None:
+    for text in ("model 0.9.1 at st-mary was not escalated", "3 days drive from the clinic", "2 ways forward"):
+        assert find_phi(inference(features={"note": text})) is None
 
 
 def test_a_model_may_have_a_name() -> None:

@@ -1,0 +1,165 @@
+"""Incident routes: report, triage, decide reportability, submit reports, close, read (as of), reports."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+from uuid import UUID, uuid4
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from pydantic import AwareDatetime, BaseModel, ValidationError
+
+from services.api.auth import Caller, require
+from services.incidents import IncidentService, NotYetRecorded, UnknownIncident
+from vigil.events import Causality, CountryCode, Harm, IncidentReported, LongText, RegimeName, ReportType, Text
+from vigil.incidents import Close, Command, DecideReportability, DomainError, InvalidInput, SubmitReport, Triage
+from vigil.reports.builders import REPORT_FORMATS
+from vigil.reports.pdf import render_pdf
+
+routes = APIRouter(prefix="/v1/incidents", tags=["incidents"])
+
+Officer = Annotated[Caller, Depends(require("safety_officer"))]
+Reader = Annotated[Caller, Depends(require("safety_officer", "auditor"))]
+Reporter = Annotated[Caller, Depends(require("safety_officer", "emitter"))]
+
+
+class NewIncident(BaseModel):
+    model_id: Text
+    model_version: Text
+    harm: Harm
+    description: LongText
+    country: CountryCode
+    aware_at: AwareDatetime
+    inference_ids: list[UUID] = []
+    public_health_threat: bool = False
+    reporter_role: Text | None = None
+
+
+class TriageBody(BaseModel):
+    harm: Harm
+    causality: Causality
+    expected: bool
+    rationale: LongText
+    public_health_threat: bool = False
+    widespread_or_critical_infra: bool = False
+    remedial_action_needed: bool = False
+
+
+class DecisionBody(BaseModel):
+    reportable: bool
+    rationale: LongText
+
+
+class ReportBody(BaseModel):
+    regime: RegimeName
+    report_type: ReportType
+    reference: Text
+
+
+class CloseBody(BaseModel):
+    rationale: LongText
+
+
+def service(request: Request) -> IncidentService:
+    return request.app.state.incidents
+
+
+Service = Annotated[IncidentService, Depends(service)]
+
+
+async def _run(incidents: IncidentService, incident_id: UUID, command: Command) -> dict:
+    try:
+        state = await incidents.execute(incident_id, command, datetime.now(UTC))
+    except UnknownIncident as error:
+        raise HTTPException(404, str(error)) from None
+    except DomainError as error:
+        raise HTTPException(409, str(error)) from None
+    except NotYetRecorded as error:
+        raise HTTPException(503, str(error)) from None
+    return state.model_dump(mode="json")
+
+
+@routes.post("", status_code=201, summary="Report an incident (deployer or safety officer)")
+async def report_incident(body: NewIncident, caller: Reporter, incidents: Service) -> dict:
+    now = datetime.now(UTC)
+    try:
+        event = IncidentReported(
+            event_id=uuid4(),
+            occurred_at=now,
+            incident_id=uuid4(),
+            reporter_role=body.reporter_role or caller.role,
+            **body.model_dump(exclude={"reporter_role"}),
+        )
+        state = await incidents.report(event, now)
+    except ValidationError as error:
+        raise HTTPException(422, error.errors(include_url=False)) from None
+    except InvalidInput as error:
+        raise HTTPException(422, str(error)) from None
+    except DomainError as error:
+        raise HTTPException(409, str(error)) from None
+    except NotYetRecorded as error:
+        raise HTTPException(503, str(error)) from None
+    return state.model_dump(mode="json")
+
+
+@routes.post("/{incident_id}/triage", summary="Triage: harm, causality, expectedness")
+async def triage(incident_id: UUID, body: TriageBody, caller: Officer, incidents: Service) -> dict:
+    return await _run(incidents, incident_id, Triage(by=caller.person, role=caller.role, **body.model_dump()))
+
+
+@routes.post("/{incident_id}/reportability", summary="Decide whether the incident is reportable, and start its clocks")
+async def reportability(incident_id: UUID, body: DecisionBody, caller: Officer, incidents: Service) -> dict:
+    command = DecideReportability(by=caller.person, role=caller.role, **body.model_dump())
+    return await _run(incidents, incident_id, command)
+
+
+@routes.post("/{incident_id}/reports", summary="Record a report submitted to a regulator")
+async def submit(incident_id: UUID, body: ReportBody, caller: Officer, incidents: Service) -> dict:
+    return await _run(incidents, incident_id, SubmitReport(by=caller.person, role=caller.role, **body.model_dump()))
+
+
+@routes.post("/{incident_id}/close", summary="Close the incident")
+async def close(incident_id: UUID, body: CloseBody, caller: Officer, incidents: Service) -> dict:
+    return await _run(incidents, incident_id, Close(by=caller.person, role=caller.role, **body.model_dump()))
+
+
+@routes.get("", summary="Incidents, the most urgent first")
+async def list_incidents(_: Reader, incidents: Service, status: str | None = None) -> list[dict]:
+    rows = await incidents.list(status)
+    return [{k: v for k, v in row.items() if k != "state"} for row in rows]
+
+
+@routes.get("/{incident_id}", summary="An incident, now or as Vigil knew it at `as_of`")
+async def read(incident_id: UUID, caller: Reader, incidents: Service, as_of: AwareDatetime | None = None) -> dict:
+    try:
+        state = await incidents.state(incident_id, as_of)
+    except UnknownIncident as error:
+        raise HTTPException(404, str(error)) from None
+    await incidents.viewed(incident_id, caller.person, caller.role, as_of, datetime.now(UTC))
+    return state.model_dump(mode="json")
+
+
+@routes.get("/{incident_id}/report", summary="An EU MIR or FDA 3500A-aligned report, as JSON or PDF")
+async def report(
+    incident_id: UUID,
+    caller: Reader,
+    incidents: Service,
+    format: Literal["mir", "fda-3500a"] = "mir",
+    type: ReportType = "initial",
+    render: Literal["json", "pdf"] = "json",
+) -> Response:
+    try:
+        state = await incidents.state(incident_id)
+    except UnknownIncident as error:
+        raise HTTPException(404, str(error)) from None
+    await incidents.viewed(incident_id, caller.person, caller.role, None, datetime.now(UTC))
+    card = await incidents.model_card(state.model_id, state.model_version)
+    built = REPORT_FORMATS[format](state, card, type, caller.person, datetime.now(UTC))
+    if render == "pdf":
+        filename = f"{format}-{incident_id}.pdf"
+        return Response(
+            render_pdf(built, str(incident_id)),
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+    return Response(built.model_dump_json(), media_type="application/json")

@@ -1,0 +1,134 @@
+"""Incident commands and queries over the event store. The API and the CLI both use this.
+
+A command runs under a per-incident advisory lock: fold the incident's stored events, `decide`,
+publish the new events through Kafka like every other event, and wait until the recorder has
+stored them, so the caller reads its own write. Event ids are deterministic (vigil.incidents), so
+a retried command is recorded once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import datetime
+from uuid import UUID, uuid4
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.recorder.tables import events, incidents
+from services.settings import Settings
+from vigil.events import (
+    TOPIC_OF,
+    Event,
+    IncidentReported,
+    IncidentViewed,
+    partition_key,
+)
+from vigil.incidents import Command, DomainError, Incident, check_awareness, decide, fold
+from vigil.reports.models import ModelCard, model_card
+from vigil.validation import canonical_json, parse
+
+
+class UnknownIncident(DomainError):
+    pass
+
+
+class NotYetRecorded(Exception):
+    """The events are in Kafka, but the recorder has not stored them in time."""
+
+
+class IncidentService:
+    def __init__(self, settings: Settings, engine: AsyncEngine, producer: AIOKafkaProducer, wait: float = 15) -> None:
+        self.settings, self.engine, self.producer, self.wait = settings, engine, producer, wait
+
+    async def _events_of(self, conn: AsyncConnection, incident_id: UUID, as_of: datetime | None) -> list[Event]:
+        query = (
+            select(events.c.body)
+            .where(events.c.payload["incident_id"].astext == str(incident_id))
+            .where(text("payload ? 'incident_id'"))
+            .order_by(events.c.seq)
+        )
+        if as_of is not None:
+            # "What did we know, and when": what Vigil had recorded by then.
+            query = query.where(events.c.recorded_at <= as_of)
+        return [parse(json.loads(body)) for (body,) in await conn.execute(query)]
+
+    async def state(self, incident_id: UUID, as_of: datetime | None = None) -> Incident:
+        async with self.engine.connect() as conn:
+            state = fold(await self._events_of(conn, incident_id, as_of))
+        if state is None:
+            when = f" as of {as_of.isoformat()}" if as_of else ""
+            raise UnknownIncident(f"no incident {incident_id}{when}")
+        return state
+
+    async def report(self, event: IncidentReported, now: datetime) -> Incident:
+        check_awareness(event.aware_at, now)
+        async with self.engine.connect() as conn:
+            if await self._events_of(conn, event.incident_id, None):
+                raise DomainError(f"incident {event.incident_id} exists already")
+        await self._publish_and_wait([event])
+        return await self.state(event.incident_id)
+
+    async def execute(self, incident_id: UUID, command: Command, now: datetime) -> Incident:
+        async with self.engine.begin() as conn:
+            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:id))"), {"id": str(incident_id)})
+            state = fold(await self._events_of(conn, incident_id, None))
+            if state is None:
+                raise UnknownIncident(f"no incident {incident_id}")
+            await self._publish_and_wait(decide(state, command, now))
+        return await self.state(incident_id)
+
+    async def viewed(self, incident_id: UUID, by: str, role: str, as_of: datetime | None, now: datetime) -> None:
+        """Access audit: the read is recorded like any event (not waited for)."""
+        event = IncidentViewed(
+            event_id=uuid4(),
+            occurred_at=now,
+            incident_id=incident_id,
+            by=by,
+            role=role,
+            as_of=as_of,
+        )
+        await self._publish([event])
+
+    async def list(self, status: str | None = None) -> list[dict]:
+        query = select(incidents).order_by(incidents.c.next_due_at.nulls_last(), incidents.c.aware_at)
+        if status:
+            query = query.where(incidents.c.status == status)
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in await conn.execute(query)]
+
+    async def model_card(self, model_id: str, version: str) -> ModelCard:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(events.c.body)
+                .where(events.c.model_id == model_id)
+                .where(events.c.event_type.in_(["ModelRegistered", "ModelVersionReleased"]))
+                .order_by(events.c.seq)
+            )
+            registry = [parse(json.loads(body)) for (body,) in rows]
+        return model_card(model_id, version, registry)
+
+    async def _publish(self, new: list[Event]) -> None:
+        for event in new:
+            topic = self.settings.topic(TOPIC_OF[event.event_type])  # type: ignore[attr-defined]
+            await self.producer.send_and_wait(topic, canonical_json(event).encode(), key=partition_key(event))
+
+    async def _publish_and_wait(self, new: list[Event]) -> None:
+        await self._publish(new)
+        ids = [str(e.event_id) for e in new]
+        deadline = time.monotonic() + self.wait
+        async with self.engine.connect() as reader:
+            while True:
+                query = select(func.count()).select_from(events).where(events.c.event_id.in_(ids))
+                if (await reader.execute(query)).scalar_one() == len(ids):
+                    return
+                if time.monotonic() > deadline:
+                    raise NotYetRecorded(
+                        f"{len(ids)} event(s) are in Kafka but not yet recorded after {self.wait:.0f} s; "
+                        "read the incident again shortly"
+                    )
+                await asyncio.sleep(0.1)
+                await reader.rollback()

@@ -1,0 +1,93 @@
+"""Notifier: alert.v1 → Alertmanager's v2 API, which routes to on-call and the safety team.
+
+At least once: the consumer group's offsets are committed only after Alertmanager accepted the
+batch; Alertmanager itself merges repeats of an alert with the same labels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import timedelta
+
+import httpx
+import structlog
+from aiokafka import AIOKafkaConsumer
+from pydantic import ValidationError
+from tenacity import retry, retry_if_exception_type, stop_never, wait_exponential
+
+from services.observability import EVENTS_IN, EVENTS_OUT
+from services.settings import Settings
+from vigil.events import ALERT_TOPIC, AlertRaised
+
+log = structlog.get_logger("notifier")
+
+# How long an alert stays active in Alertmanager unless Vigil resolves it earlier: long enough
+# for Alertmanager's repeat_interval to page again while the problem persists.
+ACTIVE_FOR = timedelta(hours=24)
+
+
+def alertmanager_alert(alert: AlertRaised) -> dict:
+    """Labels are bounded and never carry patient data (AlertRaised.labels is built by the core)."""
+    labels = {"alertname": alert.alert_name, "severity": alert.severity, **alert.labels}
+    if alert.model_id:
+        labels["model_id"] = alert.model_id
+    if alert.model_version:
+        labels["model_version"] = alert.model_version
+    ends = alert.occurred_at if alert.resolved else alert.occurred_at + ACTIVE_FOR
+    return {
+        "labels": labels,
+        "annotations": {"summary": alert.summary, "vigil_event_id": str(alert.event_id)},
+        "startsAt": alert.occurred_at.isoformat(),
+        "endsAt": ends.isoformat(),
+    }
+
+
+class Notifier:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.consumer = AIOKafkaConsumer(
+            settings.topic(ALERT_TOPIC),
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=f"{settings.worker_id}-notifier",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        self.client = httpx.AsyncClient(base_url=settings.alertmanager_url, timeout=10)
+        self.stopping = asyncio.Event()
+
+    @retry(retry=retry_if_exception_type(httpx.HTTPError), wait=wait_exponential(max=30), stop=stop_never, reraise=True)
+    async def _post(self, payload: list[dict]) -> None:
+        response = await self.client.post("/api/v2/alerts", json=payload)
+        response.raise_for_status()
+
+    async def run(self) -> None:
+        await self.consumer.start()
+        try:
+            while not self.stopping.is_set():
+                batches = await self.consumer.getmany(timeout_ms=500, max_records=200)
+                payload = []
+                for records in batches.values():
+                    for record in records:
+                        EVENTS_IN.labels("notifier", ALERT_TOPIC).inc()
+                        try:
+                            payload.append(alertmanager_alert(AlertRaised.model_validate_json(record.value)))
+                        except ValidationError:
+                            log.error("notifier.unreadable_alert", partition=record.partition, offset=record.offset)
+                if payload:
+                    await self._post(payload)
+                    EVENTS_OUT.labels("notifier", "alertmanager").inc(len(payload))
+                    log.info("notifier.sent", alerts=len(payload))
+                if batches:
+                    await self.consumer.commit()
+        finally:
+            await self.consumer.stop()
+            await self.client.aclose()
+
+
+async def run_notifier(settings: Settings) -> None:
+    notifier = Notifier(settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, notifier.stopping.set)
+    await notifier.run()

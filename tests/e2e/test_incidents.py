@@ -1,0 +1,221 @@
+"""Incidents end to end: HTTP → Kafka → worker and recorder → event store → reports, clocks, alerts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import jsonschema
+import pytest
+from sqlalchemy import select, text
+from vigil_sdk import AsyncEmitter
+
+from services.recorder.tables import events, incidents
+from tests.conftest import TOKENS, Pipeline
+from tests.integration.helpers import hospital_events, wait_until
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def call(pipeline: Pipeline, method: str, path: str, role: str = "safety_officer", **kwargs) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {TOKENS[role]}"}
+    return httpx.request(method, pipeline.api_url + path, headers=headers, timeout=30, **kwargs)
+
+
+def new_incident(aware_at: datetime, **changes) -> dict:
+    return {
+        "model_id": "symptom-chat",
+        "model_version": "0.9.1",
+        "harm": "serious_deterioration",
+        "description": "Patient reported chest pain; the chatbot advised self-care and did not escalate.",
+        "country": "DE",
+        "aware_at": aware_at.isoformat(),
+        **changes,
+    }
+
+
+async def events_of_type(db, event_type: str, incident_id: str) -> list[dict]:
+    async with db.connect() as conn:
+        rows = await conn.execute(
+            select(events.c.body).where(events.c.event_type == event_type).where(events.c.body.contains(incident_id))
+        )
+        return [json.loads(b) for (b,) in rows]
+
+
+async def test_incident_lifecycle_reports_and_point_in_time(pipeline: Pipeline, db, tmp_path: Path) -> None:
+    # Model card data for the report comes from the registry events.
+    registry = [e for e in hospital_events(6, seed=808) if e["event_type"].startswith("Model")]
+    assert call(pipeline, "POST", "/v1/events", role="emitter", json=registry).status_code == 202
+
+    created = call(pipeline, "POST", "/v1/incidents", json=new_incident(datetime.now(UTC) - timedelta(hours=2)))
+    assert created.status_code == 201, created.text
+    incident = created.json()
+    iid = incident["incident_id"]
+    assert incident["status"] == "reported"
+    assert {c["regime"] for c in incident["clocks"]} == {"eu-mdr", "eu-ai-act"}
+    assert all(c["provisional"] for c in incident["clocks"])
+    before_triage = datetime.now(UTC)
+    time.sleep(1.1)
+
+    triage = {"harm": "serious_deterioration", "causality": "probable", "expected": False, "rationale": "missed ACS"}
+    triaged = call(pipeline, "POST", f"/v1/incidents/{iid}/triage", json=triage)
+    assert triaged.status_code == 200, triaged.text
+    assert triaged.json()["history"][-1]["by"] == "dr-meyer"
+
+    decided = call(pipeline, "POST", f"/v1/incidents/{iid}/reportability", json={"reportable": True, "rationale": "r"})
+    assert decided.status_code == 200
+    clocks = {c["regime"]: c for c in decided.json()["clocks"]}
+    assert clocks["eu-mdr"]["category"] == "death_or_serious_deterioration"
+    assert clocks["eu-ai-act"]["category"] == "serious_incident"
+
+    # Refusals: a wrong transition names what is allowed; nothing changes.
+    again = call(pipeline, "POST", f"/v1/incidents/{iid}/triage", json=triage)
+    assert again.status_code == 409 and "allowed: SubmitReport, Close" in again.json()["detail"]
+    assert call(pipeline, "POST", f"/v1/incidents/{uuid.uuid4()}/triage", json=triage).status_code == 404
+    assert call(pipeline, "POST", f"/v1/incidents/{iid}/triage", role="auditor", json=triage).status_code == 403
+    future = call(pipeline, "POST", "/v1/incidents", json=new_incident(datetime.now(UTC) + timedelta(days=1)))
+    assert future.status_code == 422 and "in the future" in future.text
+    bad_date = call(
+        pipeline, "POST", "/v1/incidents", json={**new_incident(datetime.now(UTC)), "aware_at": "2026-02-30"}
+    )
+    assert bad_date.status_code == 422
+
+    submitted = call(
+        pipeline,
+        "POST",
+        f"/v1/incidents/{iid}/reports",
+        json={"regime": "eu-mdr", "report_type": "initial", "reference": "BfArM-2026-0042"},
+    )
+    assert submitted.status_code == 200 and submitted.json()["status"] == "reporting"
+
+    # As of before triage: the untriaged state, rebuilt from what was recorded by then.
+    past = call(pipeline, "GET", f"/v1/incidents/{iid}", role="auditor", params={"as_of": before_triage.isoformat()})
+    assert past.status_code == 200 and past.json()["status"] == "reported" and past.json()["triage"] is None
+    assert call(pipeline, "GET", f"/v1/incidents/{iid}", role="auditor").json()["status"] == "reporting"
+
+    mir = call(pipeline, "GET", f"/v1/incidents/{iid}/report", role="auditor", params={"format": "mir"})
+    assert mir.status_code == 200
+    jsonschema.validate(mir.json(), json.loads((ROOT / "schemas/MirReport.v1.json").read_text()))
+    assert mir.json()["device"]["name"] == "AskNurse"
+    assert mir.json()["administrative"]["competent_authority_reference"] == "BfArM-2026-0042"
+
+    pdf = call(pipeline, "GET", f"/v1/incidents/{iid}/report", params={"format": "mir", "render": "pdf"})
+    assert pdf.headers["content-type"] == "application/pdf"
+    (tmp_path / "mir.pdf").write_bytes(pdf.content)
+    subprocess.run(["pdftoppm", "-png", "-r", "40", str(tmp_path / "mir.pdf"), str(tmp_path / "page")], check=True)
+    assert list(tmp_path.glob("page*.png"))
+    pdf_text = subprocess.run(["pdftotext", str(tmp_path / "mir.pdf"), "-"], capture_output=True, text=True).stdout
+    assert iid in pdf_text and "MDR Art. 87(5)" in pdf_text
+
+    # Every read by a person was recorded, with who and as of when.
+    async def views() -> list[dict]:
+        found = await events_of_type(db, "IncidentViewed", iid)
+        return found if len(found) >= 4 else []
+
+    viewed = await wait_until(views, 30, "access audit events")
+    assert {v["by"] for v in viewed} == {"audit-kim", "dr-meyer"}
+    assert any(v["as_of"] for v in viewed)
+
+
+async def test_an_untriaged_incident_goes_overdue_and_pages(pipeline: Pipeline, db) -> None:
+    created = call(pipeline, "POST", "/v1/incidents", json=new_incident(datetime.now(UTC) - timedelta(days=6)))
+    assert created.status_code == 201
+    iid = created.json()["incident_id"]
+
+    async def overdue_alert() -> list[dict]:
+        alerts = [a for a in await events_of_type(db, "AlertRaised", iid) if a["alert_name"] == "IncidentReportOverdue"]
+        return alerts if len(alerts) == 2 else []
+
+    alerts = await wait_until(overdue_alert, 60, "overdue alerts for both regimes")
+    assert {a["labels"]["regime"] for a in alerts} == {"eu-mdr", "eu-ai-act"}
+    assert all(a["severity"] == "critical" for a in alerts)
+
+    async def projected() -> bool:
+        async with db.connect() as conn:
+            return bool(
+                (await conn.execute(select(incidents.c.overdue).where(incidents.c.incident_id == iid))).scalar()
+            )
+
+    await wait_until(projected, 30, "the projection to show the incident overdue")
+
+    def paged() -> list[dict]:
+        active = httpx.get(f"{pipeline.settings.alertmanager_url}/api/v2/alerts").json()
+        return [a for a in active if a["labels"].get("incident_id") == iid]
+
+    async def in_alertmanager() -> list[dict]:
+        return paged()
+
+    routed = await wait_until(in_alertmanager, 60, "the alert in Alertmanager")
+    assert routed[0]["labels"]["alertname"] == "IncidentReportOverdue"
+    assert routed[0]["labels"]["severity"] == "critical"
+    assert not any(k.startswith("patient") for k in routed[0]["labels"])
+
+
+async def test_a_missed_emergency_escalation_raises_a_candidate(pipeline: Pipeline, db, tmp_path: Path) -> None:
+    chat = next(
+        e
+        for e in hospital_events(40, seed=909)
+        if e.get("model_id") == "symptom-chat" and e["event_type"] == "InferenceMade"
+    )
+    chat["patient_facing"] = {"disclaimer_shown": True, "emergency_detected": False, "escalated": False}
+    outcome = {
+        "event_type": "OutcomeObserved",
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "inference_id": chat["event_id"],
+        "model_id": "symptom-chat",
+        "observed_at": datetime.now(UTC).isoformat(),
+        "label": "emergency",
+        "critical_condition": True,
+        "source": "follow_up",
+        "emergency": True,
+    }
+    s = pipeline.settings
+    async with AsyncEmitter(kafka=s.kafka_bootstrap, topic_prefix=s.topic_prefix, spool_dir=tmp_path) as emitter:
+        # The outcome arrives first: the join works in either order.
+        for event in (outcome, chat):
+            fields = dict(event)
+            await emitter.emit(fields.pop("event_type"), **fields)
+
+    async def candidate() -> list[dict]:
+        async with db.connect() as conn:
+            rows = await conn.execute(
+                select(incidents.c.incident_id, incidents.c.status, incidents.c.source).where(
+                    incidents.c.source == "candidate"
+                )
+            )
+            return [dict(r._mapping) for r in rows]
+
+    found = await wait_until(candidate, 60, "an incident candidate")
+    assert found[0]["status"] == "candidate"
+    alerts = await events_of_type(db, "AlertRaised", str(found[0]["incident_id"]))
+    assert alerts and alerts[0]["alert_name"] == "EscalationMissed"
+
+
+async def test_replay_rebuilds_an_identical_projection(pipeline: Pipeline, db) -> None:
+    async def snapshot() -> list[tuple]:
+        async with db.connect() as conn:
+            return [tuple(r) for r in await conn.execute(select(incidents).order_by(incidents.c.incident_id))]
+
+    await wait_until(lambda: _nonempty(snapshot()), 30, "incidents to replay")
+    time.sleep(2)  # let in-flight events settle
+    before = await snapshot()
+    async with db.begin() as conn:
+        await conn.execute(text("DELETE FROM incidents"))
+    result = subprocess.run(
+        [sys.executable, "-m", "services.cli", "replay"], env=os.environ, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert await snapshot() == before
+
+
+async def _nonempty(value) -> bool:
+    return bool(await value)
