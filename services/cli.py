@@ -172,23 +172,23 @@ def schema_export(
 def demo(
     inferences: Annotated[int, typer.Option(help="inferences to stream")] = 3000,
     seed: Annotated[int, typer.Option(help="seed of the synthetic hospital")] = 7,
+    out: Annotated[Path, typer.Option(help="where the incident report is written")] = Path("out"),
 ) -> None:
     """Bring the stack up and stream a synthetic hospital's three models through Vigil."""
     from services.demo.run import run_demo
 
     settings = get_settings()
     _bring_up(settings)
-    token = next((t for t, role in settings.api_tokens.items() if role == "emitter"), None)
-    env = {}
-    if token is None:
-        token = "demo-" + secrets.token_hex(8)
-        env["VIGIL_API_TOKENS"] = json.dumps({token: "emitter", **settings.api_tokens})
+    # The demo's own emitter and safety-officer tokens, beside whatever is configured.
+    tokens = {"emitter": "demo-" + secrets.token_hex(8), "safety_officer": "demo-" + secrets.token_hex(8)}
+    configured = {tokens["emitter"]: "emitter", tokens["safety_officer"]: "safety_officer:demo-safety-officer"}
+    env = {"VIGIL_API_TOKENS": json.dumps({**settings.api_tokens, **configured})}
     processes = services(settings.home, env)
     for name, process in processes.items():
         process.stop()  # a demo always runs the code as it is now
         process.start()
         console.print(f"[bold]\\[vigil][/bold] {name}: started (log {process.logfile})")
-    code = asyncio.run(run_demo(settings, token, inferences, seed, console))
+    code = asyncio.run(run_demo(settings, tokens, inferences, seed, out, console))
     console.print(
         "\nThe stack keeps running: Prometheus at " + settings.prometheus_url + "; stop it all with `make down`."
     )

@@ -27,8 +27,9 @@ from vigil.events import (
     IncidentViewed,
     partition_key,
 )
-from vigil.incidents import Command, DomainError, Incident, check_awareness, decide, fold
+from vigil.incidents import Command, DomainError, Incident, Triage, check_awareness, decide, fold
 from vigil.reports.models import ModelCard, model_card
+from vigil.trends import NON_SERIOUS, trend_events
 from vigil.validation import canonical_json, parse
 
 
@@ -79,7 +80,21 @@ class IncidentService:
             if state is None:
                 raise UnknownIncident(f"no incident {incident_id}")
             await self._publish_and_wait(decide(state, command, now))
+        if isinstance(command, Triage) and command.harm in NON_SERIOUS:
+            await self._check_trend(state.model_id, now)
         return await self.state(incident_id)
+
+    async def _check_trend(self, model_id: str, now: datetime) -> None:
+        """MDR Art. 88: non-serious incidents of this model, week by week, against its baseline."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(incidents.c.aware_at)
+                .where(incidents.c.model_id == model_id)
+                .where(incidents.c.harm.in_(NON_SERIOUS))
+                .where(incidents.c.status.not_in(["candidate", "reported"]))
+            )
+            moments = [r.aware_at for r in rows]
+        await self._publish(trend_events(model_id, moments, now))
 
     async def viewed(self, incident_id: UUID, by: str, role: str, as_of: datetime | None, now: datetime) -> None:
         """Access audit: the read is recorded like any event (not waited for)."""

@@ -9,12 +9,15 @@ uncertainty and needs no special case for an empty baseline.
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from scipy.stats import binomtest
+
+from vigil.events import AlertRaised, Event, TrendDetected
 
 METHOD = "conditional Poisson rate-ratio test (exact binomial, one-sided)"
 
@@ -52,3 +55,42 @@ def weekly_trend(
     n = k + b
     p = binomtest(k, n, 1 / (available + 1), alternative="greater").pvalue if n else 1.0
     return Trend(week, k, b / available, available, float(p), k > b / available and p < alpha)
+
+
+NAMESPACE = uuid.UUID("5e9a1c3b-7d2f-4b6e-8a0c-1f4d6b8e2a97")
+NON_SERIOUS = ("none", "temporary")
+
+
+def trend_events(model_id: str, moments: Iterable[datetime], now: datetime) -> list[Event]:
+    """TrendDetected and its alert when this week's non-serious incidents are significantly high.
+
+    Ids are per model and week, so the trend is raised once a week however often it is checked.
+    """
+    trend = weekly_trend(moments, week_start(now))
+    if trend is None or not trend.significant:
+        return []
+    detected = TrendDetected(
+        event_id=uuid.uuid5(NAMESPACE, f"trend/{model_id}/{trend.week_start}"),
+        occurred_at=now,
+        model_id=model_id,
+        week_start=trend.week_start,
+        count=trend.count,
+        expected=trend.expected,
+        baseline_weeks=trend.baseline_weeks,
+        p_value=trend.p_value,
+        method=METHOD,
+    )
+    alert = AlertRaised(
+        event_id=uuid.uuid5(NAMESPACE, f"alert/{detected.event_id}"),
+        occurred_at=now,
+        alert_name="IncidentTrendDetected",
+        severity="warning",
+        model_id=model_id,
+        summary=(
+            f"{trend.count} non-serious incidents in the week of {trend.week_start} against {trend.expected:.1f} "
+            f"a week before (p={trend.p_value:.2g}): an MDR Art. 88 trend report may be due"
+        ),
+        labels={"kind": "trend"},
+        caused_by=detected.event_id,
+    )
+    return [detected, alert]

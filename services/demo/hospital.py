@@ -70,7 +70,8 @@ class Hospital:
     start: datetime
 
     def __post_init__(self) -> None:
-        self.rng = random.Random(self.seed)
+        # Seed and start both decide the event ids: a demo started later emits new events, not copies.
+        self.rng = random.Random(f"{self.seed}/{self.start.isoformat()}")
 
     def _id(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
@@ -238,3 +239,26 @@ def malformed_records(seed: int) -> list[tuple[str, bytes]]:
         ("inference.v1", b'{"event_type": "InferenceMade", "patient_ref": "4711-0815"}'),
         ("review.v1", b'{"event_type": "Whatever"}'),
     ]
+
+
+def missed_chest_pain(hospital: Hospital, at: datetime) -> tuple[Event, Event]:
+    """The WHO example: a patient describes chest pain, the bot advises self-care, it was an emergency."""
+    inference = hospital._chat(at)
+    inference.pop("_truth")
+    inference["features"] = {"message_length": 240, "topic": "chest_pain"}
+    inference["output"] = {"label": "self_care", "text_length": 900, "refusal": False}
+    inference["patient_facing"] = {"disclaimer_shown": True, "emergency_detected": False, "escalated": False}
+    observed = at + timedelta(hours=5)
+    outcome = {
+        "event_type": "OutcomeObserved",
+        "event_id": hospital._id(),
+        "occurred_at": observed.isoformat(),
+        "inference_id": inference["event_id"],
+        "model_id": "symptom-chat",
+        "observed_at": observed.isoformat(),
+        "label": "emergency",
+        "critical_condition": True,
+        "source": "clinician_report",
+        "emergency": True,
+    }
+    return inference, outcome

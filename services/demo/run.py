@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaProducer
@@ -15,6 +16,7 @@ from vigil_sdk import AsyncEmitter
 
 from services.database import engine_for
 from services.demo.hospital import Hospital, malformed_records
+from services.demo.incidents import incident_scenario
 from services.progress import progress_bar
 from services.recorder.store import EventStore
 from services.recorder.tables import dead_letters, events
@@ -35,7 +37,9 @@ async def _wait_for_api(url: str, seconds: float = 60) -> None:
             await asyncio.sleep(0.5)
 
 
-async def run_demo(settings: Settings, token: str, inferences: int, seed: int, console: Console) -> int:
+async def run_demo(
+    settings: Settings, tokens: dict[str, str], inferences: int, seed: int, out: Path, console: Console
+) -> int:
     api_url = f"http://{settings.api_host}:{settings.api_port}"
     await _wait_for_api(api_url)
     store = EventStore(engine_for(settings))
@@ -49,7 +53,7 @@ async def run_demo(settings: Settings, token: str, inferences: int, seed: int, c
         AsyncEmitter(
             kafka=settings.kafka_bootstrap, topic_prefix=settings.topic_prefix, spool_dir=spool / "kafka"
         ) as direct,
-        AsyncEmitter(api_url=api_url, token=token, spool_dir=spool / "http") as over_http,
+        AsyncEmitter(api_url=api_url, token=tokens["emitter"], spool_dir=spool / "http") as over_http,
     ):
         with progress_bar() as progress:
             task = progress.add_task("streaming the synthetic hospital", total=None)
@@ -114,6 +118,11 @@ async def run_demo(settings: Settings, token: str, inferences: int, seed: int, c
     for kind, reason in letters:
         dl.add_row(kind, reason)
     console.print(dl)
+
+    async with AsyncEmitter(api_url=api_url, token=tokens["emitter"], spool_dir=spool / "incident") as emitter:
+        written = await incident_scenario(settings, store.engine, emitter, tokens["safety_officer"], out, console)
+    for path in written:
+        console.print(f"[bold]\\[demo][/bold] incident report written: {path}")
 
     checked, problem = await store.verify()
     await store.engine.dispose()

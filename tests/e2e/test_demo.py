@@ -26,11 +26,12 @@ def test_demo_streams_records_dead_letters_and_verifies(settings: Settings, tmp_
         "VIGIL_WORKER_METRICS_PORT": "29101",
         "VIGIL_RECORDER_METRICS_PORT": "29102",
         "VIGIL_API_TOKENS": "{}",
+        "VIGIL_CLOCK_INTERVAL": "1",
         "COLUMNS": "200",
     }
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "services.cli", "demo", "--inferences", "300"],
+            [sys.executable, "-m", "services.cli", "demo", "--inferences", "300", "--out", str(tmp_path / "out")],
             env=env,
             capture_output=True,
             text=True,
@@ -43,6 +44,10 @@ def test_demo_streams_records_dead_letters_and_verifies(settings: Settings, tmp_
         assert "hash chain intact" in out
         for kind in ("not_json", "unsupported_version", "schema", "unknown_type", "phi"):
             assert kind in out
+        assert "EscalationMissed" in out and "IncidentReportOverdue" in out
+        [pdf] = (tmp_path / "out").glob("mir-initial-*.pdf")
+        text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+        assert pdf.stem.removeprefix("mir-initial-") in text and "MDR Art. 87(5)" in text
     finally:
         for process in services(tmp_path).values():
             process.stop()

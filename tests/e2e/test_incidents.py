@@ -219,3 +219,29 @@ async def test_replay_rebuilds_an_identical_projection(pipeline: Pipeline, db) -
 
 async def _nonempty(value) -> bool:
     return bool(await value)
+
+
+async def test_a_rise_in_non_serious_incidents_raises_a_trend(pipeline: Pipeline, db) -> None:
+    now = datetime.now(UTC)
+    week = now - timedelta(days=now.weekday())
+    mild = {"harm": "temporary", "causality": "possible", "expected": True, "rationale": "self-limiting"}
+    # One a week for four weeks, then six this week, for a model of its own.
+    awareness = [week - timedelta(weeks=i, hours=-1) for i in range(1, 5)] + [
+        week + timedelta(minutes=i) for i in range(6)
+    ]
+    awareness = [min(a, now - timedelta(minutes=1)) for a in awareness]
+    for aware in awareness:
+        created = call(
+            pipeline, "POST", "/v1/incidents", json=new_incident(aware, model_id="trend-model", harm="temporary")
+        )
+        assert created.status_code == 201, created.text
+        triaged = call(pipeline, "POST", f"/v1/incidents/{created.json()['incident_id']}/triage", json=mild)
+        assert triaged.status_code == 200, triaged.text
+
+    async def trend() -> list[dict]:
+        async with db.connect() as conn:
+            rows = await conn.execute(select(events.c.body).where(events.c.event_type == "TrendDetected"))
+            return [t for t in (json.loads(b) for (b,) in rows) if t["model_id"] == "trend-model"]
+
+    [detected] = await wait_until(trend, 30, "TrendDetected")
+    assert detected["count"] == 6 and detected["baseline_weeks"] == 4 and detected["p_value"] < 0.01

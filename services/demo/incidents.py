@@ -1,0 +1,120 @@
+"""The demo's incident scenario, driven through the API as a safety officer would."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.demo.hospital import Hospital, missed_chest_pain
+from services.recorder.tables import incidents
+from services.settings import Settings
+
+
+async def _wait(check, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while not (value := await check()):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the demo waited {seconds:.0f} s for {what}")
+        await asyncio.sleep(0.5)
+    return value
+
+
+async def incident_scenario(
+    settings: Settings,
+    engine: AsyncEngine,
+    emitter,
+    officer_token: str,
+    out: Path,
+    console: Console,
+) -> list[Path]:
+    api = httpx.AsyncClient(
+        base_url=f"http://{settings.api_host}:{settings.api_port}",
+        headers={"Authorization": f"Bearer {officer_token}"},
+        timeout=30,
+    )
+    now = datetime.now(UTC)
+
+    # 1. The chatbot misses chest pain; the follow-up finds an emergency → an incident candidate.
+    inference, outcome = missed_chest_pain(Hospital(seed=99, start=now), now - timedelta(hours=6))
+    for event in (inference, outcome):
+        await emitter.emit(event.pop("event_type"), **event)
+    await emitter.flush()
+
+    async def candidate() -> str | None:
+        async with engine.connect() as conn:
+            query = select(incidents.c.incident_id).where(incidents.c.source == "candidate")
+            rows = await conn.execute(query.where(incidents.c.state["inference_ids"].contains([inference["event_id"]])))
+            return next((str(r[0]) for r in rows), None)
+
+    iid = await _wait(candidate, 90, "the missed-escalation candidate")
+    console.print(f"[bold]\\[demo][/bold] missed emergency escalation → incident candidate {iid}")
+
+    # 2. The safety officer triages it, decides it is reportable, and files the initial MIR.
+    triage = {
+        "harm": "serious_deterioration",
+        "causality": "probable",
+        "expected": False,
+        "rationale": "Chest pain with self-care advice; acute coronary syndrome confirmed five hours later.",
+    }
+    (await api.post(f"/v1/incidents/{iid}/triage", json=triage)).raise_for_status()
+    decision = {"reportable": True, "rationale": "Unanticipated serious deterioration, probable causal link."}
+    decided = (await api.post(f"/v1/incidents/{iid}/reportability", json=decision)).raise_for_status().json()
+    for clock in decided["clocks"]:
+        console.print(
+            f"[bold]\\[demo][/bold] clock {clock['regime']} ({clock['citation']}): due before {clock['due_at']}"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for render in ("pdf", "json"):
+        response = await api.get(f"/v1/incidents/{iid}/report", params={"format": "mir", "render": render})
+        path = out / f"mir-initial-{iid}.{render}"
+        path.write_bytes(response.raise_for_status().content)
+        written.append(path)
+
+    # 3. A radiologist's report from three days ago that nobody triages: its clocks run out.
+    overdue = {
+        "model_id": "mammo-screen",
+        "model_version": "2.3.0",
+        "harm": "temporary",
+        "description": "Recall for a missed lesion flagged late by the model; biopsy delayed by two weeks.",
+        "country": "DE",
+        "aware_at": (now - timedelta(days=3)).isoformat(),
+        "reporter_role": "radiologist",
+    }
+    left = (await api.post("/v1/incidents", json=overdue)).raise_for_status().json()["incident_id"]
+
+    async def paged() -> list[dict]:
+        alerts = (await httpx.AsyncClient().get(f"{settings.alertmanager_url}/api/v2/alerts")).json()
+        ours = [a for a in alerts if a["labels"].get("incident_id") in (iid, left)]
+        overdue = any(a["labels"]["alertname"] == "IncidentReportOverdue" for a in ours)
+        return ours if overdue else []
+
+    alerts = await _wait(paged, 90, "the overdue incident to page on-call through Alertmanager")
+    table = Table(title="Alerts in Alertmanager (routed to on-call / safety team)")
+    for column in ("alert", "severity", "incident", "summary"):
+        table.add_column(column)
+    for a in alerts:
+        labels = a["labels"]
+        table.add_row(labels["alertname"], labels["severity"], labels["incident_id"][:8], a["annotations"]["summary"])
+    console.print(table)
+
+    listed = (await api.get("/v1/incidents")).raise_for_status().json()
+    inbox = Table(title="Incident inbox, most urgent first")
+    for column in ("incident", "model", "status", "harm", "next due", "overdue"):
+        inbox.add_column(column)
+    for row in listed[:8]:
+        inbox.add_row(
+            row["incident_id"][:8], row["model_id"], row["status"], row["harm"] or "—",
+            row["next_due_at"] or "—", "[red]yes[/red]" if row["overdue"] else "no",
+        )  # fmt: skip
+    console.print(inbox)
+    await api.aclose()
+    return written
