@@ -44,11 +44,11 @@ async def run_demo(
     await _wait_for_api(api_url)
     store = EventStore(engine_for(settings))
     started = datetime.now(UTC)
-    before = await store.count()
 
     hospital = Hospital(seed=seed, start=started - timedelta(days=14))
     spool = settings.home / "demo-spool"
     sent = 0
+    sent_ids: list[str] = []
     async with (
         AsyncEmitter(
             kafka=settings.kafka_bootstrap, topic_prefix=settings.topic_prefix, spool_dir=spool / "kafka"
@@ -60,7 +60,7 @@ async def run_demo(
             for event in [*hospital.registry(), *hospital.stream(inferences)]:
                 # The imaging vendor writes straight to Kafka; the other two use the HTTP API.
                 emitter = direct if event.get("model_id") == "mammo-screen" else over_http
-                await emitter.emit(event.pop("event_type"), **event)
+                sent_ids.append(await emitter.emit(event.pop("event_type"), **event))
                 sent += 1
                 progress.update(task, completed=sent)
         console.print(f"[bold]\\[demo][/bold] {sent} events handed to the SDK; flushing")
@@ -76,7 +76,7 @@ async def run_demo(
     with progress_bar() as progress:
         task = progress.add_task("recording in PostgreSQL", total=sent)
         deadline = time.monotonic() + 300
-        while (recorded := await store.count() - before) < sent and time.monotonic() < deadline:
+        while (recorded := await store.count_of(sent_ids)) < sent and time.monotonic() < deadline:
             progress.update(task, completed=recorded)
             await asyncio.sleep(0.5)
         progress.update(task, completed=recorded)

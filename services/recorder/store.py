@@ -136,6 +136,16 @@ class EventStore:
         async with self.engine.connect() as conn:
             return (await conn.execute(select(func.count()).select_from(events))).scalar_one()
 
+    async def count_of(self, event_ids: list[str]) -> int:
+        """How many of these events are stored."""
+        total = 0
+        async with self.engine.connect() as conn:
+            for start in range(0, len(event_ids), 5000):
+                chunk = event_ids[start : start + 5000]
+                query = select(func.count()).select_from(events).where(events.c.event_id.in_(chunk))
+                total += (await conn.execute(query)).scalar_one()
+        return total
+
     async def chain(self, batch: int = 5000) -> AsyncIterator[ChainRow]:
         """Every row in sequence order, streamed in batches."""
         after = 0

@@ -188,9 +188,9 @@ async def test_a_missed_emergency_escalation_raises_a_candidate(pipeline: Pipeli
     async def candidate() -> list[dict]:
         async with db.connect() as conn:
             rows = await conn.execute(
-                select(incidents.c.incident_id, incidents.c.status, incidents.c.source).where(
-                    incidents.c.source == "candidate"
-                )
+                select(incidents.c.incident_id, incidents.c.status, incidents.c.source)
+                .where(incidents.c.source == "candidate")
+                .where(incidents.c.state["inference_ids"].contains([chat["event_id"]]))
             )
             return [dict(r._mapping) for r in rows]
 

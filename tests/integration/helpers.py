@@ -8,11 +8,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.demo.hospital import Hospital
-from services.recorder.tables import dead_letters, events
+from services.recorder.store import EventStore
+from services.recorder.tables import dead_letters
 
 
 def hospital_events(n: int, seed: int) -> list[dict[str, Any]]:
@@ -38,14 +39,7 @@ async def wait_until(check: Callable[[], Awaitable[Any]], seconds: float, what: 
 
 
 async def count_events(db: AsyncEngine, ids: list[str]) -> int:
-    async with db.connect() as conn:
-        total = 0
-        for start in range(0, len(ids), 5000):
-            chunk = ids[start : start + 5000]
-            total += (
-                await conn.execute(select(func.count()).select_from(events).where(events.c.event_id.in_(chunk)))
-            ).scalar_one()
-        return total
+    return await EventStore(db).count_of(ids)
 
 
 async def dead_letters_since(db: AsyncEngine, starts: dict[tuple[str, int], int]) -> list[Any]:

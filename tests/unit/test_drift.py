@@ -1,0 +1,152 @@
+"""Batch drift equals Evidently (run here on the same data) and scipy; properties with hypothesis."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from evidently import DataDefinition, Dataset, Report
+from evidently.presets import DataDriftPreset
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+from scipy.spatial import distance
+
+from vigil.drift import DriftInputError, dataset_drift, feature_drift, psi
+
+rng = np.random.default_rng(7)
+N = 3000
+
+
+def frames() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Numeric, categorical with an unseen category, few distinct values, missing values, a constant."""
+    reference = pd.DataFrame(
+        {
+            "age": rng.normal(58, 9, N),
+            "contrast": rng.gamma(2.0, 0.3, N),
+            "density": rng.choice(list("ABCD"), N, p=[0.1, 0.4, 0.4, 0.1]),
+            "grade": rng.integers(1, 6, N).astype(float),
+            "lab": np.where(rng.random(N) < 0.1, np.nan, rng.normal(5, 1, N)),
+            "constant": np.full(N, 3.0),
+        }
+    )
+    current = pd.DataFrame(
+        {
+            "age": rng.normal(61, 9, N),
+            "contrast": rng.gamma(2.4, 0.3, N),
+            "density": rng.choice(list("ABCDE"), N, p=[0.05, 0.3, 0.45, 0.15, 0.05]),
+            "grade": rng.integers(1, 6, N).astype(float),
+            "lab": np.where(rng.random(N) < 0.3, np.nan, rng.normal(5.2, 1, N)),
+            "constant": np.full(N, 3.0),
+        }
+    )
+    return reference, current
+
+
+NUMERIC = ["age", "contrast", "grade", "lab", "constant"]
+CATEGORICAL = ["density"]
+
+
+def evidently_scores(reference: pd.DataFrame, current: pd.DataFrame, num_method: str, cat_method: str) -> dict:
+    definition = DataDefinition(
+        numerical_columns=[c for c in NUMERIC if c in reference],
+        categorical_columns=[c for c in CATEGORICAL if c in reference],
+    )
+    snapshot = Report([DataDriftPreset(num_method=num_method, cat_method=cat_method)]).run(
+        Dataset.from_pandas(current, data_definition=definition),
+        Dataset.from_pandas(reference, data_definition=definition),
+    )
+    scores = {}
+    for metric in snapshot.dict()["metrics"]:
+        if found := re.match(r"ValueDrift\(column=(\w+),", metric["metric_name"]):
+            scores[found.group(1)] = float(metric["value"])
+    return scores
+
+
+@pytest.mark.parametrize(
+    ("num_method", "cat_method", "tolerance"),
+    [
+        ("psi", "psi", 1e-9),
+        ("jensenshannon", "jensenshannon", 1e-9),
+        ("wasserstein", "chisquare", 1e-6),
+        ("ks", "chisquare", 1e-6),
+    ],
+)
+def test_scores_equal_evidentlys(num_method: str, cat_method: str, tolerance: float) -> None:
+    reference, current = frames()
+    expected = evidently_scores(reference, current, num_method, cat_method)
+    ours = {}
+    for column in reference.columns:
+        method = cat_method if column in CATEGORICAL else num_method
+        ours[column] = feature_drift(column, reference[column], current[column], method).score
+    assert set(expected) == set(ours)
+    for column, value in expected.items():
+        assert ours[column] == pytest.approx(value, abs=tolerance, rel=tolerance), column
+
+
+def test_exact_statistics_equal_scipy() -> None:
+    reference, current = frames()
+    ref, cur = reference["age"], current["age"]
+    assert feature_drift("age", ref, cur, "ks").score == pytest.approx(stats.ks_2samp(ref, cur).pvalue, abs=1e-12)
+    normed = stats.wasserstein_distance(ref, cur) / np.std(ref)
+    assert feature_drift("age", ref, cur, "wasserstein").score == pytest.approx(normed, abs=1e-12)
+    # Jensen-Shannon on category shares, the unseen category E included.
+    keys = sorted(set(reference["density"]) | set(current["density"]))
+    p = [np.mean(reference["density"] == k) for k in keys]
+    q = [np.mean(current["density"] == k) for k in keys]
+    assert feature_drift("density", reference["density"], current["density"], "jensenshannon").score == pytest.approx(
+        distance.jensenshannon(p, q), abs=1e-12
+    )
+    # Chi-square goodness of fit of current counts against reference shares; E is unseen -> p = 0.
+    unseen = feature_drift("density", reference["density"], current["density"], "chisquare")
+    assert unseen.score == 0.0 and unseen.drifted
+    seen = current["density"].replace("E", "D")
+    observed = [np.sum(seen == k) for k in "ABCD"]
+    expected = [np.sum(reference["density"] == k) * len(seen) / len(reference) for k in "ABCD"]
+    assert feature_drift("density", reference["density"], seen, "chisquare").score == pytest.approx(
+        stats.chisquare(observed, expected).pvalue, abs=1e-12
+    )
+
+
+def test_dataset_drift_share_and_default_methods() -> None:
+    reference, current = frames()
+    result = dataset_drift(reference, current)
+    by_name = {f.name: f for f in result.features}
+    assert by_name["age"].method == "wasserstein" and by_name["density"].method == "jensenshannon"
+    assert by_name["grade"].method == "jensenshannon"  # five values: treated as categories
+    assert by_name["age"].drifted and not by_name["constant"].drifted
+    assert result.share_drifted == sum(f.drifted for f in result.features) / 6
+    assert result.dataset_drift == (result.share_drifted >= 0.5)
+    assert by_name["lab"].reference_size < N  # missing values dropped, not counted as zeros
+
+
+@pytest.mark.parametrize(
+    ("reference", "current", "message"),
+    [
+        (pd.DataFrame({"a": [1.0, 2.0]}), pd.DataFrame({"b": [1.0]}), "lacks reference feature"),
+        (pd.DataFrame({"a": [np.nan, np.inf]}), pd.DataFrame({"a": [1.0]}), "no values in the reference"),
+        (pd.DataFrame({"a": [1.0, 2.0]}), pd.DataFrame({"a": [np.nan]}), "no values in the current"),
+        (pd.DataFrame({"a": ["x", "y"]}), pd.DataFrame({"a": ["x"]}), "does not apply to categorical"),
+        (pd.DataFrame({"a": [1.0]}), pd.DataFrame({"a": []}, dtype=float), "current data has no rows"),
+    ],
+)
+def test_bad_input_is_named(reference: pd.DataFrame, current: pd.DataFrame, message: str) -> None:
+    method = "ks" if message.startswith("does not") else None
+    with pytest.raises(DriftInputError, match=message):
+        dataset_drift(reference, current, method=method)
+
+
+samples = st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=2, max_size=200)
+
+
+@settings(max_examples=60, deadline=None)
+@given(samples, samples, st.randoms())
+def test_psi_is_nonnegative_zero_on_identical_data_and_ignores_row_order(a, b, random) -> None:
+    ref, cur = pd.Series(a), pd.Series(b)
+    assert psi(ref, cur, "numeric") >= -1e-12
+    assert psi(ref, ref, "numeric") == pytest.approx(0, abs=1e-12)
+    shuffled = list(b)
+    random.shuffle(shuffled)
+    assert psi(ref, pd.Series(shuffled), "numeric") == pytest.approx(psi(ref, cur, "numeric"), abs=1e-9)

@@ -1,0 +1,194 @@
+"""Drift between a reference sample and a current sample, per feature and for a dataset.
+
+Batch mode follows Evidently's conventions exactly (Evidently 0.7, legacy stattests), so results
+compare one to one:
+
+- rows with a missing value (NaN, None, ±inf) are dropped per feature before testing;
+- PSI and Jensen-Shannon bin a numeric feature with more than 20 distinct reference values into
+  Sturges bins over reference and current together; otherwise (categorical, or few values) each
+  distinct value is a bin, including values seen only in the current sample;
+- PSI replaces empty bins by a small share (Evidently's rule, see `_fill_zeroes`);
+- Wasserstein distance is divided by the reference's standard deviation (ddof 0, at least 0.001);
+- KS and chi-square report p-values; drift when p <= 0.05 (KS) or p < 0.05 (chi-square);
+  the distances drift when score >= threshold.
+
+A column is numeric when its values are numbers; anything else is categorical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from scipy.spatial import distance
+
+Method = Literal["psi", "ks", "wasserstein", "jensenshannon", "chisquare"]
+Kind = Literal["numeric", "categorical"]
+
+# Evidently's default thresholds. For p-value tests the threshold is the significance level.
+THRESHOLDS: dict[Method, float] = {"psi": 0.1, "ks": 0.05, "wasserstein": 0.1, "jensenshannon": 0.1, "chisquare": 0.05}
+P_VALUE_METHODS: frozenset[Method] = frozenset({"ks", "chisquare"})
+ALLOWED: dict[Kind, frozenset[Method]] = {
+    "numeric": frozenset({"psi", "ks", "wasserstein", "jensenshannon", "chisquare"}),
+    "categorical": frozenset({"psi", "jensenshannon", "chisquare"}),
+}
+
+
+class DriftInputError(ValueError):
+    """Input that cannot be compared; the message says which feature and why."""
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    name: str
+    kind: Kind
+    method: Method
+    score: float
+    threshold: float
+    drifted: bool
+    reference_size: int
+    current_size: int
+
+
+@dataclass(frozen=True)
+class DatasetDrift:
+    features: list[FeatureDrift]
+    share_drifted: float
+    drift_share: float
+    dataset_drift: bool
+
+    def as_dict(self) -> dict:
+        return {
+            "features": [
+                {k: getattr(f, k) for k in ("name", "kind", "method", "score", "threshold", "drifted")}
+                | {"reference_size": f.reference_size, "current_size": f.current_size}
+                for f in self.features
+            ],
+            "share_drifted": self.share_drifted,
+            "dataset_drift": self.dataset_drift,
+        }
+
+
+def kind_of(series: pd.Series) -> Kind:
+    return (
+        "numeric" if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series) else "categorical"
+    )
+
+
+def default_method(kind: Kind, reference: pd.Series) -> Method:
+    """Evidently's choice for a feature (its z-test for two categories is chi-square here)."""
+    few_values = reference.nunique() <= 5
+    if len(reference) <= 1000:
+        return "chisquare" if kind == "categorical" or few_values else "ks"
+    return "jensenshannon" if kind == "categorical" or few_values else "wasserstein"
+
+
+def _present(series: pd.Series) -> pd.Series:
+    return series.replace([np.inf, -np.inf], np.nan).dropna()
+
+
+def _fill_zeroes(percents: np.ndarray) -> np.ndarray:
+    smallest = percents[percents != 0].min()
+    out = percents.copy()
+    out[out == 0] = smallest / 10**6 if smallest <= 0.0001 else 0.0001
+    return out
+
+
+def binned(reference: pd.Series, current: pd.Series, kind: Kind) -> tuple[np.ndarray, np.ndarray]:
+    """Shares of reference and current in each bin (Evidently's get_binned_data)."""
+    if kind == "numeric" and reference.nunique() > 20:
+        edges = np.histogram_bin_edges(np.concatenate([reference.to_numpy(), current.to_numpy()]), bins="sturges")
+        return (
+            np.histogram(reference, edges)[0] / len(reference),
+            np.histogram(current, edges)[0] / len(current),
+        )
+    keys = list(set(reference.unique()) | set(current.unique()))
+    ref_counts, cur_counts = reference.value_counts(), current.value_counts()
+    return (
+        np.array([ref_counts.get(k, 0) / len(reference) for k in keys]),
+        np.array([cur_counts.get(k, 0) / len(current) for k in keys]),
+    )
+
+
+def psi(reference: pd.Series, current: pd.Series, kind: Kind) -> float:
+    ref, cur = binned(reference, current, kind)
+    ref, cur = _fill_zeroes(ref), _fill_zeroes(cur)
+    return float(np.sum((ref - cur) * np.log(ref / cur)))
+
+
+def jensen_shannon(reference: pd.Series, current: pd.Series, kind: Kind) -> float:
+    ref, cur = binned(reference, current, kind)
+    return float(distance.jensenshannon(ref, cur))
+
+
+def wasserstein_normed(reference: pd.Series, current: pd.Series) -> float:
+    return float(stats.wasserstein_distance(reference, current) / max(float(np.std(reference)), 0.001))
+
+
+def ks_p_value(reference: pd.Series, current: pd.Series) -> float:
+    return float(stats.ks_2samp(reference, current).pvalue)
+
+
+def chi_square_p_value(reference: pd.Series, current: pd.Series) -> float:
+    keys = list(set(reference.unique()) | set(current.unique()))
+    ref_counts, cur_counts = reference.value_counts(), current.value_counts()
+    scale = len(current) / len(reference)
+    expected = [ref_counts.get(k, 0) * scale for k in keys]
+    observed = [cur_counts.get(k, 0) for k in keys]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(stats.chisquare(observed, expected).pvalue)
+
+
+def feature_drift(
+    name: str, reference: pd.Series, current: pd.Series, method: Method | None = None, threshold: float | None = None
+) -> FeatureDrift:
+    kind = kind_of(reference)
+    if kind != kind_of(current) and len(_present(current)):
+        raise DriftInputError(f"feature {name!r} is {kind} in the reference but not in the current data")
+    ref, cur = _present(reference), _present(current)
+    if ref.empty or cur.empty:
+        which = "reference" if ref.empty else "current"
+        raise DriftInputError(f"feature {name!r} has no values in the {which} data (all missing)")
+    method = method or default_method(kind, ref)
+    if method not in ALLOWED[kind]:
+        raise DriftInputError(f"method {method!r} does not apply to {kind} feature {name!r}")
+    threshold = THRESHOLDS[method] if threshold is None else threshold
+    score = {
+        "psi": lambda: psi(ref, cur, kind),
+        "jensenshannon": lambda: jensen_shannon(ref, cur, kind),
+        "wasserstein": lambda: wasserstein_normed(ref, cur),
+        "ks": lambda: ks_p_value(ref, cur),
+        "chisquare": lambda: chi_square_p_value(ref, cur),
+    }[method]()
+    if method == "ks":
+        drifted = score <= threshold
+    elif method == "chisquare":
+        drifted = score < threshold
+    else:
+        drifted = score >= threshold
+    return FeatureDrift(name, kind, method, score, threshold, bool(drifted), len(ref), len(cur))
+
+
+def dataset_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    method: Method | None = None,
+    thresholds: Mapping[str, float] | None = None,
+    drift_share: float = 0.5,
+) -> DatasetDrift:
+    """Drift of every reference column; the dataset drifts when the drifted share reaches drift_share."""
+    missing = [c for c in reference.columns if c not in current.columns]
+    if missing:
+        raise DriftInputError(f"current data lacks reference feature(s): {', '.join(map(str, missing))}")
+    if reference.empty or current.empty:
+        raise DriftInputError(f"{'reference' if reference.empty else 'current'} data has no rows")
+    thresholds = thresholds or {}
+    features = [
+        feature_drift(str(c), reference[c], current[c], method, thresholds.get(str(c))) for c in reference.columns
+    ]
+    share = sum(f.drifted for f in features) / len(features)
+    return DatasetDrift(features, share, drift_share, share >= drift_share)
