@@ -52,6 +52,9 @@ LATENCY = Histogram(
     ["component"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+PROCESSING_ERRORS = Counter(
+    "vigil_processing_errors_total", "Records an agent failed on (logged with their position)", ["agent", "topic"]
+)
 CONSUMER_LAG = Gauge(
     "vigil_consumer_lag_records", "Records behind the partition's end", ["component", "topic", "partition"]
 )
