@@ -1,0 +1,93 @@
+"""Streaming drift: windows merge like one-shot computation; sketch statistics within their bounds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from vigil.drift_windows import categorical_profile, drifted, ks_statistic, numeric_profile, score
+
+rng = np.random.default_rng(3)
+
+
+def filled(profile, values):
+    window = profile.window()
+    for v in values:
+        window.add(profile, v)
+    return window
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(-1e3, 1e3, allow_nan=False) | st.none(), min_size=1, max_size=300), st.integers(1, 5))
+def test_merging_windows_equals_one_window(values, parts) -> None:
+    profile = numeric_profile("x", rng.normal(0, 300, 500))
+    whole = filled(profile, values)
+    chunks = [filled(profile, values[i::parts]) for i in range(parts)]
+    merged = chunks[0]
+    for chunk in chunks[1:]:
+        merged = merged.merge(chunk)
+    assert (merged.counts == whole.counts).all()
+    assert (merged.n, merged.missing) == (whole.n, whole.missing)
+    assert merged.sketch.n == whole.sketch.n
+    if whole.n:
+        assert score(profile, merged, "psi") == score(profile, whole, "psi")
+
+
+def test_unseen_categories_are_counted_not_dropped() -> None:
+    profile = categorical_profile("lang", ["de"] * 50 + ["fr"] * 30 + ["en"] * 20)
+    window = filled(profile, ["de"] * 10 + ["tr"] * 10)
+    assert window.counts[profile.categories.index("de")] == 10
+    assert window.counts[-1] == 10  # the bin for categories the reference never saw
+    assert drifted("chisquare", score(profile, window, "chisquare"))
+
+
+def test_sketch_ks_is_within_its_stated_bound_of_scipy() -> None:
+    reference = rng.normal(0, 1, 50_000)
+    current = rng.normal(0.08, 1.1, 40_000)
+    profile = numeric_profile("x", reference)
+    window = filled(profile, current)
+    estimate, bound = ks_statistic(profile, window)
+    exact = stats.ks_2samp(reference, current).statistic
+    assert abs(estimate - exact) <= bound
+    assert bound < 0.03
+
+
+def test_streaming_wasserstein_is_close_to_the_exact_distance() -> None:
+    reference = rng.gamma(2, 1, 30_000)
+    current = rng.gamma(2.4, 1, 30_000)
+    profile = numeric_profile("x", reference)
+    streamed = score(profile, filled(profile, current), "wasserstein")
+    exact = stats.wasserstein_distance(reference, current) / np.std(reference)
+    assert streamed == pytest.approx(exact, rel=0.05)
+
+
+def test_identical_streams_do_not_drift_and_shifted_ones_do() -> None:
+    profile = numeric_profile("x", rng.normal(0, 1, 20_000))
+    same = filled(profile, rng.normal(0, 1, 5_000))
+    shifted = filled(profile, rng.normal(0.5, 1, 5_000))
+    for method in ("psi", "jensenshannon", "wasserstein", "ks"):
+        assert not drifted(method, score(profile, same, method)), method
+        assert drifted(method, score(profile, shifted, method)), method
+
+
+def test_bad_input_is_named() -> None:
+    profile = numeric_profile("x", [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="window is empty"):
+        score(profile, profile.window(), "psi")
+    with pytest.raises(ValueError, match="reference has no values"):
+        numeric_profile("y", [float("nan")])
+    with pytest.raises(ValueError, match="needs a numeric feature"):
+        cat = categorical_profile("c", ["a"])
+        score(cat, filled(cat, ["a"]), "ks")
+
+
+def test_a_batch_adds_like_single_values() -> None:
+    profile = numeric_profile("x", rng.normal(0, 1, 1000))
+    values = np.append(rng.normal(0, 2, 500), [np.nan, np.inf])
+    one_by_one = filled(profile, [float(v) for v in values])
+    batch = profile.window()
+    batch.add_many(profile, values)
+    assert (batch.counts == one_by_one.counts).all() and (batch.n, batch.missing) == (one_by_one.n, one_by_one.missing)
