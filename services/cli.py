@@ -275,6 +275,41 @@ def _incident_service(run):
     return asyncio.run(go())
 
 
+@incident_app.command("new")
+def incident_new(
+    model: Annotated[str, typer.Option(help="model_id of a registered model")],
+    version: Annotated[str, typer.Option(help="model version")],
+    harm: Annotated[str, typer.Option(help="none | temporary | serious_deterioration | death")],
+    description: Annotated[str, typer.Option(help="what happened (no patient identifiers)")],
+    country: Annotated[str, typer.Option(help="ISO 3166 country of the incident")],
+    aware: Annotated[str, typer.Option(help="when the organisation became aware: ISO time with zone")],
+    reporter_role: Annotated[str, typer.Option(help="who reports, e.g. clinician")] = "safety_officer",
+) -> None:
+    """Report an incident (as the API's POST /v1/incidents does)."""
+    from datetime import UTC, datetime
+    from uuid import uuid4
+
+    from pydantic import ValidationError
+
+    from vigil.events import IncidentReported
+    from vigil.incidents import DomainError
+
+    now = datetime.now(UTC)
+    try:
+        event = IncidentReported(
+            event_id=uuid4(), occurred_at=now, incident_id=uuid4(), reporter_role=reporter_role, model_id=model,
+            model_version=version, harm=harm, description=description, country=country,
+            aware_at=datetime.fromisoformat(aware),
+        )  # fmt: skip
+        state = _incident_service(lambda service: service.report(event, now))
+    except (ValidationError, DomainError, ValueError) as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"incident {state.incident_id} reported; status {state.status}")
+    for clock in state.clocks:
+        console.print(f"  {clock.regime} ({clock.citation}, provisional): due before {clock.due_at.isoformat()}")
+
+
 @incident_app.command("show")
 def incident_show(
     incident_id: str,

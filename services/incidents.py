@@ -27,7 +27,7 @@ from vigil.events import (
     IncidentViewed,
     partition_key,
 )
-from vigil.incidents import Command, DomainError, Incident, Triage, check_awareness, decide, fold
+from vigil.incidents import Command, DomainError, Incident, InvalidInput, Triage, check_awareness, decide, fold
 from vigil.reports.models import ModelCard, model_card
 from vigil.trends import NON_SERIOUS, trend_events
 from vigil.validation import canonical_json, parse
@@ -67,6 +67,19 @@ class IncidentService:
 
     async def report(self, event: IncidentReported, now: datetime) -> Incident:
         check_awareness(event.aware_at, now)
+        async with self.engine.connect() as conn:
+            registered = (
+                (
+                    await conn.execute(
+                        select(events.c.model_id).where(events.c.event_type == "ModelRegistered").distinct()
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        if event.model_id not in registered:
+            known = ", ".join(sorted(registered)) or "none yet"
+            raise InvalidInput(f"unknown model {event.model_id!r}; registered models: {known}")
         async with self.engine.connect() as conn:
             if await self._events_of(conn, event.incident_id, None):
                 raise DomainError(f"incident {event.incident_id} exists already")

@@ -19,7 +19,7 @@ from vigil_sdk import AsyncEmitter
 
 from services.recorder.tables import events, incidents
 from tests.conftest import TOKENS, Pipeline
-from tests.integration.helpers import hospital_events, wait_until
+from tests.integration.helpers import count_events, hospital_events, wait_until
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +42,17 @@ def new_incident(aware_at: datetime, **changes) -> dict:
     }
 
 
+async def register(pipeline: Pipeline, db, registry: list[dict]) -> None:
+    """Incidents name registered models: wait until the registry events are recorded."""
+    assert call(pipeline, "POST", "/v1/events", role="emitter", json=registry).status_code == 202
+    ids = [e["event_id"] for e in registry]
+
+    async def recorded() -> bool:
+        return await count_events(db, ids) == len(ids)
+
+    await wait_until(recorded, 30, "the model registry events")
+
+
 async def events_of_type(db, event_type: str, incident_id: str) -> list[dict]:
     async with db.connect() as conn:
         rows = await conn.execute(
@@ -53,7 +64,7 @@ async def events_of_type(db, event_type: str, incident_id: str) -> list[dict]:
 async def test_incident_lifecycle_reports_and_point_in_time(pipeline: Pipeline, db, tmp_path: Path) -> None:
     # Model card data for the report comes from the registry events.
     registry = [e for e in hospital_events(6, seed=808) if e["event_type"].startswith("Model")]
-    assert call(pipeline, "POST", "/v1/events", role="emitter", json=registry).status_code == 202
+    await register(pipeline, db, registry)
 
     created = call(pipeline, "POST", "/v1/incidents", json=new_incident(datetime.now(UTC) - timedelta(hours=2)))
     assert created.status_code == 201, created.text
@@ -123,6 +134,34 @@ async def test_incident_lifecycle_reports_and_point_in_time(pipeline: Pipeline, 
     viewed = await wait_until(views, 30, "access audit events")
     assert {v["by"] for v in viewed} == {"audit-kim", "dr-meyer"}
     assert any(v["as_of"] for v in viewed)
+
+
+def test_incidents_can_be_reported_from_the_cli(pipeline: Pipeline) -> None:
+    aware = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    args = [
+        "incident",
+        "new",
+        "--model",
+        "symptom-chat",
+        "--version",
+        "0.9.1",
+        "--harm",
+        "temporary",
+        "--country",
+        "FR",
+    ]
+    args += ["--description", "d"]
+    result = subprocess.run(
+        [sys.executable, "-m", "services.cli", *args, "--aware", aware],
+        capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "reported; status reported" in result.stderr and "MDR Art. 87(4)" in result.stderr
+    refused = subprocess.run(
+        [sys.executable, "-m", "services.cli", *args, "--aware", "2999-01-01T00:00Z"],
+        capture_output=True, text=True, env=os.environ, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "in the future" in refused.stderr
 
 
 async def test_an_untriaged_incident_goes_overdue_and_pages(pipeline: Pipeline, db) -> None:
@@ -225,6 +264,9 @@ async def test_a_rise_in_non_serious_incidents_raises_a_trend(pipeline: Pipeline
     now = datetime.now(UTC)
     week = now - timedelta(days=now.weekday())
     mild = {"harm": "temporary", "causality": "possible", "expected": True, "rationale": "self-limiting"}
+    await register(
+        pipeline, db, [{**hospital_events(1, seed=1)[0], "event_id": str(uuid.uuid4()), "model_id": "trend-model"}]
+    )
     # One a week for four weeks, then six this week, for a model of its own.
     awareness = [week - timedelta(weeks=i, hours=-1) for i in range(1, 5)] + [
         week + timedelta(minutes=i) for i in range(6)
