@@ -19,6 +19,7 @@ from prometheus_client import make_asgi_app
 from pydantic import BaseModel
 
 from services.api.auth import Caller, require
+from services.api.incidents import install_error_handlers
 from services.api.incidents import routes as incident_routes
 from services.database import engine_for
 from services.incidents import IncidentService
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.mount("/metrics", make_asgi_app())
     app.include_router(incident_routes)
+    install_error_handlers(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ValidationError
 
 from services.api.auth import Caller, require
@@ -67,15 +68,27 @@ def service(request: Request) -> IncidentService:
 Service = Annotated[IncidentService, Depends(service)]
 
 
+ERROR_STATUS: dict[type[Exception], int] = {
+    UnknownIncident: 404,
+    InvalidInput: 422,
+    DomainError: 409,  # a transition the incident's state does not allow
+    NotYetRecorded: 503,
+}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Domain errors become HTTP answers in one place (the most specific class wins)."""
+
+    async def answer(_: Request, error: Exception) -> JSONResponse:
+        status = next(code for cls, code in ERROR_STATUS.items() if isinstance(error, cls))
+        return JSONResponse({"detail": str(error)}, status_code=status)
+
+    for cls in ERROR_STATUS:
+        app.add_exception_handler(cls, answer)
+
+
 async def _run(incidents: IncidentService, incident_id: UUID, command: Command) -> dict:
-    try:
-        state = await incidents.execute(incident_id, command, datetime.now(UTC))
-    except UnknownIncident as error:
-        raise HTTPException(404, str(error)) from None
-    except DomainError as error:
-        raise HTTPException(409, str(error)) from None
-    except NotYetRecorded as error:
-        raise HTTPException(503, str(error)) from None
+    state = await incidents.execute(incident_id, command, datetime.now(UTC))
     return state.model_dump(mode="json")
 
 
@@ -90,15 +103,9 @@ async def report_incident(body: NewIncident, caller: Reporter, incidents: Servic
             reporter_role=body.reporter_role or caller.role,
             **body.model_dump(exclude={"reporter_role"}),
         )
-        state = await incidents.report(event, now)
     except ValidationError as error:
         raise HTTPException(422, error.errors(include_url=False)) from None
-    except InvalidInput as error:
-        raise HTTPException(422, str(error)) from None
-    except DomainError as error:
-        raise HTTPException(409, str(error)) from None
-    except NotYetRecorded as error:
-        raise HTTPException(503, str(error)) from None
+    state = await incidents.report(event, now)
     return state.model_dump(mode="json")
 
 
@@ -131,10 +138,7 @@ async def list_incidents(_: Reader, incidents: Service, status: str | None = Non
 
 @routes.get("/{incident_id}", summary="An incident, now or as Vigil knew it at `as_of`")
 async def read(incident_id: UUID, caller: Reader, incidents: Service, as_of: AwareDatetime | None = None) -> dict:
-    try:
-        state = await incidents.state(incident_id, as_of)
-    except UnknownIncident as error:
-        raise HTTPException(404, str(error)) from None
+    state = await incidents.state(incident_id, as_of)
     await incidents.viewed(incident_id, caller.person, caller.role, as_of, datetime.now(UTC))
     return state.model_dump(mode="json")
 
@@ -148,10 +152,7 @@ async def report(
     type: ReportType = "initial",
     render: Literal["json", "pdf"] = "json",
 ) -> Response:
-    try:
-        state = await incidents.state(incident_id)
-    except UnknownIncident as error:
-        raise HTTPException(404, str(error)) from None
+    state = await incidents.state(incident_id)
     await incidents.viewed(incident_id, caller.person, caller.role, None, datetime.now(UTC))
     card = await incidents.model_card(state.model_id, state.model_version)
     built = REPORT_FORMATS[format](state, card, type, caller.person, datetime.now(UTC))
