@@ -127,10 +127,24 @@ def binned(reference: pd.Series, current: pd.Series, kind: Kind) -> tuple[np.nda
     return _shares(reference, current)[2:]
 
 
-def psi(reference: pd.Series, current: pd.Series, kind: Kind) -> float:
-    ref, cur = binned(reference, current, kind)
-    ref, cur = _fill_zeroes(ref), _fill_zeroes(cur)
+def psi_of_shares(reference: np.ndarray, current: np.ndarray) -> float:
+    """PSI over bin shares; batch and streaming mode both use it."""
+    ref, cur = _fill_zeroes(reference), _fill_zeroes(current)
     return float(np.sum((ref - cur) * np.log(ref / cur)))
+
+
+def psi(reference: pd.Series, current: pd.Series, kind: Kind) -> float:
+    return psi_of_shares(*binned(reference, current, kind))
+
+
+def drifted(method: Method, score: float, threshold: float | None = None) -> bool:
+    """The verdict: p-values drift when small (KS at or below, chi-square below), distances when large."""
+    threshold = THRESHOLDS[method] if threshold is None else threshold
+    if method == "ks":
+        return score <= threshold
+    if method == "chisquare":
+        return score < threshold
+    return score >= threshold
 
 
 def jensen_shannon(reference: pd.Series, current: pd.Series, kind: Kind) -> float:
@@ -187,13 +201,7 @@ def feature_drift(
         "ks": lambda: ks_p_value(ref, cur),
         "chisquare": lambda: chi_square_p_value(ref, cur),
     }[method]()
-    if method == "ks":
-        drifted = score <= threshold
-    elif method == "chisquare":
-        drifted = score < threshold
-    else:
-        drifted = score >= threshold
-    return FeatureDrift(name, kind, method, score, threshold, bool(drifted), len(ref), len(cur))
+    return FeatureDrift(name, kind, method, score, threshold, drifted(method, score, threshold), len(ref), len(cur))
 
 
 def dataset_drift(

@@ -27,7 +27,7 @@ from datasketches import kll_floats_sketch
 from scipy import stats
 from scipy.spatial import distance
 
-from vigil.drift import THRESHOLDS, Method
+from vigil.drift import Method, psi_of_shares
 
 SKETCH_K = 200  # KLL accuracy: about 1.3 % normalised rank error
 
@@ -132,14 +132,6 @@ def _with_reference(profile: Profile, data: np.ndarray) -> Profile:
     return Profile(profile.feature, profile.kind, profile.edges, profile.categories, window, float(np.std(data)))
 
 
-def _fill_zeroes(shares: np.ndarray) -> np.ndarray:
-    # Evidently's rule, as in batch mode.
-    smallest = shares[shares != 0].min()
-    out = shares.copy()
-    out[out == 0] = smallest / 10**6 if smallest <= 0.0001 else 0.0001
-    return out
-
-
 LEVELS = np.linspace(0, 1, 1001)
 
 
@@ -180,8 +172,7 @@ def score(profile: Profile, window: Window, method: Method) -> float:
     if window.n == 0:
         raise ValueError(f"feature {profile.feature!r}: the window is empty")
     if method == "psi":
-        ref, cur = _fill_zeroes(reference.shares()), _fill_zeroes(window.shares())
-        return float(np.sum((ref - cur) * np.log(ref / cur)))
+        return psi_of_shares(reference.shares(), window.shares())
     if method == "jensenshannon":
         return float(distance.jensenshannon(reference.shares(), window.shares()))
     if method == "chisquare":
@@ -198,8 +189,3 @@ def score(profile: Profile, window: Window, method: Method) -> float:
     if method == "wasserstein":
         return wasserstein_estimate(profile, window)[0]
     raise ValueError(f"unknown method {method!r}")
-
-
-def drifted(method: Method, value: float, threshold: float | None = None) -> bool:
-    threshold = THRESHOLDS[method] if threshold is None else threshold
-    return value <= threshold if method == "ks" else value < threshold if method == "chisquare" else value >= threshold

@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from vigil.drift import drifted
 from vigil.drift_windows import (
     categorical_profile,
-    drifted,
     ks_statistic,
     numeric_profile,
     score,
