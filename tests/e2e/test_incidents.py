@@ -19,7 +19,7 @@ from vigil_sdk import AsyncEmitter
 
 from services.recorder.tables import events, incidents
 from tests.conftest import TOKENS, Pipeline
-from tests.integration.helpers import count_events, hospital_events, wait_until
+from tests.integration.helpers import hospital_events, wait_recorded, wait_until
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,12 +45,7 @@ def new_incident(aware_at: datetime, **changes) -> dict:
 async def register(pipeline: Pipeline, db, registry: list[dict]) -> None:
     """Incidents name registered models: wait until the registry events are recorded."""
     assert call(pipeline, "POST", "/v1/events", role="emitter", json=registry).status_code == 202
-    ids = [e["event_id"] for e in registry]
-
-    async def recorded() -> bool:
-        return await count_events(db, ids) == len(ids)
-
-    await wait_until(recorded, 30, "the model registry events")
+    await wait_recorded(db, [e["event_id"] for e in registry], 30, "the model registry events")
 
 
 async def events_of_type(db, event_type: str, incident_id: str) -> list[dict]:
@@ -244,7 +239,10 @@ async def test_replay_rebuilds_an_identical_projection(pipeline: Pipeline, db) -
         async with db.connect() as conn:
             return [tuple(r) for r in await conn.execute(select(incidents).order_by(incidents.c.incident_id))]
 
-    await wait_until(lambda: _nonempty(snapshot()), 30, "incidents to replay")
+    async def some_incidents() -> bool:
+        return bool(await snapshot())
+
+    await wait_until(some_incidents, 30, "incidents to replay")
     time.sleep(2)  # let in-flight events settle
     before = await snapshot()
     async with db.begin() as conn:
@@ -254,10 +252,6 @@ async def test_replay_rebuilds_an_identical_projection(pipeline: Pipeline, db) -
     )
     assert result.returncode == 0, result.stderr
     assert await snapshot() == before
-
-
-async def _nonempty(value) -> bool:
-    return bool(await value)
 
 
 async def test_a_rise_in_non_serious_incidents_raises_a_trend(pipeline: Pipeline, db) -> None:

@@ -42,6 +42,15 @@ async def count_events(db: AsyncEngine, ids: list[str]) -> int:
     return await EventStore(db).count_of(ids)
 
 
+async def wait_recorded(db: AsyncEngine, ids: list[str], seconds: float, what: str | None = None) -> None:
+    """Until every one of these events is stored (never more: event_id is unique in the store)."""
+
+    async def all_stored() -> bool:
+        return await count_events(db, ids) == len(ids)
+
+    await wait_until(all_stored, seconds, what or f"{len(ids):,} recorded events")
+
+
 async def dead_letters_since(db: AsyncEngine, starts: dict[tuple[str, int], int]) -> list[Any]:
     """Dead letters for records at or after the given (topic, partition) offsets."""
     async with db.connect() as conn:

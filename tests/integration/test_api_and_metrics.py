@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from tests.conftest import TOKENS, Pipeline
-from tests.integration.helpers import count_events, hospital_events, wait_until
+from tests.integration.helpers import hospital_events, wait_recorded, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ async def test_a_batch_with_one_bad_event_is_refused_whole_with_index_path_and_r
     accepted = post(pipeline, batch)
     assert accepted.status_code == 202 and accepted.json()["accepted"] == 20
     ids = [e["event_id"] for e in batch]
-    await wait_until(lambda: _is(count_events(db, ids), 20), 60, "the batch recorded")
+    await wait_recorded(db, ids, 60, "the batch recorded")
 
 
 def test_phi_is_refused_at_the_door(pipeline: Pipeline) -> None:
@@ -89,7 +89,3 @@ async def test_every_component_exposes_its_metrics(pipeline: Pipeline, db) -> No
     assert "vigil_consumer_lag_records" in recorder or "vigil_events_out_total" in recorder
     for text in (httpx.get(u).text for u in urls.values()):
         assert "pt_" not in text, "no patient reference in any metric"
-
-
-async def _is(value, n: int) -> bool:
-    return await value == n

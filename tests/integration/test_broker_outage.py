@@ -8,7 +8,7 @@ import pytest
 from vigil_sdk import AsyncEmitter
 
 from tests.conftest import Pipeline, stack
-from tests.integration.helpers import count_events, emit_all, hospital_events, wait_until
+from tests.integration.helpers import count_events, emit_all, hospital_events, wait_recorded, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -37,9 +37,5 @@ async def test_sdk_buffers_while_the_broker_is_down_and_delivers_once_after(
     finally:
         await emitter.close()
 
-    await wait_until(lambda: _is(count_events(db, ids), 3000), 180, "3,000 events after the outage")
+    await wait_recorded(db, ids, 180, "3,000 events after the outage")
     assert await count_events(db, ids) == 3000
-
-
-async def _is(value, n: int) -> bool:
-    return await value == n

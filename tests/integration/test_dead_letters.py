@@ -8,11 +8,11 @@ import uuid
 from collections import Counter
 
 import pytest
-from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from services.topics import partitions_of
 from tests.conftest import Pipeline
-from tests.integration.helpers import count_events, dead_letters_since, hospital_events, wait_until
+from tests.integration.helpers import dead_letters_since, hospital_events, wait_recorded, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -43,16 +43,10 @@ def malformed(valid: dict, i: int) -> tuple[str, bytes | None]:
 
 
 async def end_offsets(settings, topics: list[str]) -> dict[tuple[str, int], int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    described = await admin.describe_topics(topics)
-    await admin.close()
-    tps = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
-    from aiokafka import AIOKafkaConsumer
-
+    known = await partitions_of(settings, topics)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
     await consumer.start()
-    ends = await consumer.end_offsets(tps)
+    ends = await consumer.end_offsets([TopicPartition(t, p) for t, numbers in known.items() for p in numbers])
     await consumer.stop()
     return {(tp.topic, tp.partition): o for tp, o in ends.items()}
 
@@ -112,13 +106,9 @@ async def test_malformed_and_phi_records_become_dead_letters_with_reasons(pipeli
     assert "ModelDeleted" in by_kind["unknown_type"].reason
 
     ids = [e["event_id"] for e in valid]
-    await wait_until(lambda: _count_is(count_events(db, ids), len(valid)), 60, "valid events recorded")
+    await wait_recorded(db, ids, 60, "valid events recorded")
 
 
 async def _enough(value, n: int):
     rows = await value
     return rows if len(rows) >= n else None
-
-
-async def _count_is(value, n: int) -> bool:
-    return await value == n

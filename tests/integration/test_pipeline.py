@@ -11,7 +11,7 @@ from vigil_sdk import AsyncEmitter
 
 from services.recorder.store import EventStore
 from tests.conftest import TOKENS, Pipeline
-from tests.integration.helpers import count_events, emit_all, hospital_events, wait_until
+from tests.integration.helpers import count_events, emit_all, hospital_events, wait_recorded, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ async def test_ten_thousand_events_half_kafka_half_http_are_recorded_exactly_onc
     items = hospital_events(10_000, seed=101)
     ids = [e["event_id"] for e in items]
     await send_split(pipeline, items, tmp_path)
-    await wait_until(lambda: _equals(count_events(db, ids), 10_000), 180, "10,000 recorded events")
+    await wait_recorded(db, ids, 180)
     await asyncio.sleep(3)  # nothing more may arrive
     assert await count_events(db, ids) == 10_000
     checked, problem = await EventStore(db).verify()
@@ -55,7 +55,7 @@ async def test_sigkill_of_worker_and_recorder_mid_stream_loses_and_doubles_nothi
     # Crash both consumers several times while events are still arriving.
     rng = random.Random(5)
     for _ in range(3):
-        await wait_until(lambda: _at_least(count_events(db, ids), 500), 120, "recording under way")
+        await wait_until(lambda: recording_under_way(db, ids), 120, "recording under way")
         await asyncio.sleep(rng.uniform(0.2, 1.5))
         pipeline.kill("worker", "recorder")
         await asyncio.sleep(0.5)
@@ -67,16 +67,12 @@ async def test_sigkill_of_worker_and_recorder_mid_stream_loses_and_doubles_nothi
     async with direct:
         await emit_all(direct, items[:1000])
 
-    await wait_until(lambda: _equals(count_events(db, ids), 10_000), 240, "10,000 recorded events after crashes")
+    await wait_recorded(db, ids, 240, "10,000 recorded events after crashes")
     await asyncio.sleep(3)
     assert await count_events(db, ids) == 10_000
     _, problem = await EventStore(db).verify()
     assert problem is None, str(problem)
 
 
-async def _equals(value, expected: int) -> bool:
-    return await value == expected
-
-
-async def _at_least(value, expected: int) -> bool:
-    return await value >= expected
+async def recording_under_way(db, ids: list[str]) -> bool:
+    return await count_events(db, ids) >= 500

@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from services.recorder.tables import events
 from tests.conftest import Pipeline
-from tests.integration.helpers import count_events, emit_all, hospital_events, wait_until
+from tests.integration.helpers import emit_all, hospital_events, wait_recorded
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,7 @@ async def test_edits_are_refused_and_a_hand_edit_is_named_by_verify(pipeline: Pi
     ) as emitter:
         await emit_all(emitter, items)
     ids = [e["event_id"] for e in items]
-    await wait_until(lambda: _is(count_events(db, ids), 50), 60, "events recorded")
+    await wait_recorded(db, ids, 60)
 
     async with db.connect() as conn:
         seq, event_id, body = (
@@ -64,7 +64,3 @@ async def test_edits_are_refused_and_a_hand_edit_is_named_by_verify(pipeline: Pi
             await conn.execute(text("UPDATE events SET body = :b WHERE seq = :seq"), {"b": body, "seq": seq})
             await conn.execute(text("ALTER TABLE events ENABLE TRIGGER events_no_update_delete"))
     assert verify().returncode == 0
-
-
-async def _is(value, n: int) -> bool:
-    return await value == n
