@@ -58,3 +58,16 @@ PROCESSING_ERRORS = Counter(
 CONSUMER_LAG = Gauge(
     "vigil_consumer_lag_records", "Records behind the partition's end", ["component", "topic", "partition"]
 )
+# Features per model are capped by the reference profile (vigil.drift_windows.profiles_of), and
+# models and versions are the registry's, so these label sets stay bounded.
+DRIFT_SCORE = Gauge(
+    "vigil_drift_score", "Drift score of the last judged window", ["model_id", "model_version", "feature", "method"]
+)
+DRIFT_ACTIVE = Gauge(
+    "vigil_drift_active", "1 while a DriftDetected stands for the feature", ["model_id", "model_version", "feature"]
+)
+DRIFT_SKIPPED = Counter(
+    "vigil_drift_values_skipped_total",
+    "Values left out of drift windows: late events, text for a numeric feature, features without a reference",
+    ["model_id", "reason"],
+)

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     worker_id: str = "vigil-worker"
     worker_metrics_port: int = 9101
     clock_interval: float = 10.0  # seconds between checks of the incident reporting clocks
+    policy_file: Path | None = None  # the monitoring policy (YAML, see vigil/policy.py); None: the defaults
     recorder_metrics_port: int = 9102
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from uuid import UUID
 
 import faust
 import structlog
 from faust.types import Message
 
-from services.observability import CONSUMER_LAG, DEAD_LETTERS, EVENTS_IN, EVENTS_OUT, LATENCY, PROCESSING_ERRORS
+from services.observability import (
+    CONSUMER_LAG,
+    DEAD_LETTERS,
+    DRIFT_ACTIVE,
+    DRIFT_SCORE,
+    DRIFT_SKIPPED,
+    EVENTS_IN,
+    EVENTS_OUT,
+    LATENCY,
+    PROCESSING_ERRORS,
+)
 from services.settings import get_settings
+from vigil.drift_monitor import MonitorState, closable, drift_alert, judge, place, reference_event, signals, transitions
+from vigil.drift_windows import Profile, Window, from_record, profiles_of
 from vigil.events import (
     ALERT_TOPIC,
     DEADLETTER_TOPIC,
@@ -19,6 +33,8 @@ from vigil.events import (
     INPUT_TOPICS,
     SURVEILLANCE_TOPIC,
     TOPIC_OF,
+    DriftReferenceSet,
+    DriftResolved,
     Event,
     InferenceMade,
     OutcomeObserved,
@@ -26,13 +42,16 @@ from vigil.events import (
 )
 from vigil.incidents import Incident, clock_alert, clock_events, evolve
 from vigil.oversight import missed_escalation, needs_escalation_watch
+from vigil.policy import load_policy
 from vigil.validation import Rejected, canonical_json, dead_letter, decode
 
 settings = get_settings()
 log = structlog.get_logger("worker")
 
+monitoring = load_policy(settings.policy_file)
 app = faust.App(
     settings.worker_id,
+    datadir=str(settings.home / "worker-data"),
     broker=f"kafka://{settings.kafka_bootstrap}",
     store="memory://",
     web_enabled=False,
@@ -107,8 +126,10 @@ incident_events = app.topic(
     *settings.topics(("incident.v1", SURVEILLANCE_TOPIC)), value_serializer="raw", key_serializer="raw"
 )
 incident_table = app.Table("incidents", default=None, key_type=bytes, value_type=bytes)
-alerts = app.topic(settings.topic(ALERT_TOPIC), value_serializer="raw", key_serializer="raw")
-surveillance = app.topic(settings.topic(SURVEILLANCE_TOPIC), value_serializer="raw", key_serializer="raw")
+outputs = {
+    name: app.topic(settings.topic(name), value_serializer="raw", key_serializer="raw")
+    for name in (ALERT_TOPIC, SURVEILLANCE_TOPIC, "model.v1")
+}
 
 
 def _decoded(value: bytes, topic: str) -> Event | None:
@@ -119,9 +140,9 @@ def _decoded(value: bytes, topic: str) -> Event | None:
 
 
 async def emit(event: Event) -> None:
-    target = surveillance if TOPIC_OF[event.event_type] == SURVEILLANCE_TOPIC else alerts  # type: ignore[attr-defined]
-    await target.send(key=partition_key(event), value=canonical_json(event).encode())
-    EVENTS_OUT.labels("worker", TOPIC_OF[event.event_type]).inc()  # type: ignore[attr-defined]
+    topic = TOPIC_OF[event.event_type]  # type: ignore[attr-defined]
+    await outputs[topic].send(key=partition_key(event), value=canonical_json(event).encode())
+    EVENTS_OUT.labels("worker", topic).inc()
 
 
 @app.agent(incident_events)
@@ -195,3 +216,138 @@ async def _check_escalation(inference: InferenceMade, outcome: OutcomeObserved) 
         for event in found:
             await emit(event)
         log.warning("worker.escalation_missed", model_id=inference.model_id, event_id=str(inference.event_id))
+
+
+# --- drift: windows per model version against its reference -------------------------------------
+# Inferences and references are keyed by model_id on both topics, so the tables are co-partitioned.
+drift_events = app.topic(*settings.topics(("inference.v1", "model.v1")), value_serializer="raw", key_serializer="raw")
+drift_state = app.Table("drift-state", default=None, key_type=bytes, value_type=bytes)
+drift_references = app.Table("drift-references", default=None, key_type=bytes, value_type=bytes)
+drift_windows = app.Table("drift-windows", default=None, key_type=bytes, value_type=bytes)
+_profiles: dict[bytes, tuple[UUID, dict[str, Profile]]] = {}  # decoded references, by version key
+
+
+def _key(*parts: str) -> bytes:
+    return "\x1f".join(parts).encode()
+
+
+def profiles_for(version_key: bytes) -> dict[str, Profile] | None:
+    stored = drift_references.get(version_key)
+    if stored is None:
+        return None
+    reference = DriftReferenceSet.model_validate_json(stored)
+    cached = _profiles.get(version_key)
+    if cached is None or cached[0] != reference.event_id:
+        cached = (reference.event_id, {p.feature: from_record(p) for p in reference.profiles})
+        _profiles[version_key] = cached
+    return cached[1]
+
+
+@app.agent(drift_events)
+async def watch_drift(stream: faust.StreamT) -> None:
+    """Batches of up to 500 records, so that each window is written to its table once per batch."""
+    async for batch in stream.take_events(500, within=1.0):
+        await _drift_batch(batch)
+
+
+async def _drift_batch(batch: list[faust.EventT]) -> None:
+    states: dict[tuple[str, str], MonitorState] = {}
+    added: dict[bytes, Window] = {}
+    for record in batch:
+        message = record.message
+        try:
+            event = _decoded(message.value, message.topic)
+            if isinstance(event, DriftReferenceSet):
+                _set_reference(event, states)
+            elif isinstance(event, InferenceMade):
+                await _window_inference(event, states, added)
+        except Exception:
+            PROCESSING_ERRORS.labels("watch_drift", settings.logical_topic(message.topic)).inc()
+            log.exception("worker.processing_error", agent="watch_drift", offset=message.offset)
+    for key, window in added.items():
+        stored = drift_windows.get(key)
+        drift_windows[key] = json.dumps(
+            (Window.from_dict(json.loads(stored)).merge(window) if stored else window).to_dict()
+        ).encode()
+    for (model_id, version), state in states.items():
+        await _close_windows(model_id, version, state)
+        drift_state[_key(model_id, version)] = state.model_dump_json().encode()
+
+
+def _state(model_id: str, version: str, states: dict[tuple[str, str], MonitorState]) -> MonitorState:
+    if (model_id, version) not in states:
+        stored = drift_state.get(_key(model_id, version))
+        states[(model_id, version)] = MonitorState.model_validate_json(stored) if stored else MonitorState()
+    return states[(model_id, version)]
+
+
+def _set_reference(event: DriftReferenceSet, states: dict[tuple[str, str], MonitorState]) -> None:
+    version_key = _key(event.model_id, event.model_version)
+    stored = drift_references.get(version_key)
+    if stored and DriftReferenceSet.model_validate_json(stored).event_id == event.event_id:
+        return  # our own first-events reference, read back
+    state = _state(event.model_id, event.model_version, states)
+    old = profiles_for(version_key) or {}
+    for window_id in state.open:  # counts over the old bins cannot be compared with the new ones
+        for feature in old:
+            drift_windows.pop(_key(event.model_id, event.model_version, window_id, feature), None)
+    state.open, state.position, state.reference_rows, state.has_reference = {}, 0, [], True
+    drift_references[version_key] = canonical_json(event).encode()
+    log.info("worker.drift_reference", model_id=event.model_id, model_version=event.model_version, source=event.source)
+
+
+async def _window_inference(
+    event: InferenceMade, states: dict[tuple[str, str], MonitorState], added: dict[bytes, Window]
+) -> None:
+    model_id, version = event.model_id, event.model_version
+    state = _state(model_id, version, states)
+    values = signals(event)
+    profiles = profiles_for(_key(model_id, version))
+    if profiles is None:
+        policy = monitoring.for_model(model_id).drift
+        state.reference_rows.append(values)
+        if len(state.reference_rows) >= policy.reference_size:
+            made = profiles_of(state.reference_rows, policy.bins, policy.max_categories)
+            reference = reference_event(model_id, version, made, "first_events", None, event.occurred_at)
+            _set_reference(reference, states)
+            await emit(reference)
+        return
+    window_id = place(state, monitoring.for_model(model_id).drift, event.occurred_at)
+    if window_id is None:
+        DRIFT_SKIPPED.labels(model_id, "late").inc()
+        return
+    for feature, value in values.items():
+        profile = profiles.get(feature)
+        if profile is None:
+            if value is not None:
+                DRIFT_SKIPPED.labels(model_id, "no_reference").inc()
+            continue
+        key = _key(model_id, version, window_id, feature)
+        window = added.get(key) or added.setdefault(key, profile.window())
+        before = window.mismatched
+        window.add(profile, value)
+        if window.mismatched > before:
+            DRIFT_SKIPPED.labels(model_id, "type_mismatch").inc()
+
+
+async def _close_windows(model_id: str, version: str, state: MonitorState) -> None:
+    policy = monitoring.for_model(model_id).drift
+    profiles = profiles_for(_key(model_id, version)) or {}
+    for window_id in closable(state, policy):
+        span = state.open.pop(window_id)
+        windows = {}
+        for feature in profiles:
+            stored = drift_windows.pop(_key(model_id, version, window_id, feature), None)
+            if stored:
+                windows[feature] = Window.from_dict(json.loads(stored))
+        result = judge(profiles, windows, policy)
+        for verdict in result.features:
+            DRIFT_SCORE.labels(model_id, version, verdict.name, verdict.method).set(verdict.score)
+        for change in transitions(state, model_id, version, window_id, span, result):
+            await emit(change)
+            await emit(drift_alert(change))
+            DRIFT_ACTIVE.labels(model_id, version, change.feature).set(0 if isinstance(change, DriftResolved) else 1)
+            log.warning(
+                "worker.drift", model_id=model_id, model_version=version, feature=change.feature,
+                event_type=change.event_type, window=window_id,
+            )  # fmt: skip

@@ -17,8 +17,9 @@ partitions or shorter periods combine into the same window as computed in one go
 
 from __future__ import annotations
 
+import base64
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -28,6 +29,7 @@ from scipy import stats
 from scipy.spatial import distance
 
 from vigil.drift import Method, psi_of_shares
+from vigil.events import FeatureProfile
 
 SKETCH_K = 200  # KLL accuracy: about 1.3 % normalised rank error
 
@@ -67,10 +69,14 @@ class Window:
     sketch: kll_floats_sketch | None = None
     missing: int = 0
     n: int = field(default=0)
+    mismatched: int = 0  # a text value for a numeric feature: counted, never coerced
 
     def add(self, profile: Profile, value: float | str | None) -> None:
         if value is None or (isinstance(value, float) and not np.isfinite(value)):
             self.missing += 1
+            return
+        if profile.kind == "numeric" and isinstance(value, str):
+            self.mismatched += 1
             return
         self.counts[profile.bin_of(value)] += 1
         self.n += 1
@@ -96,10 +102,91 @@ class Window:
             sketch = kll_floats_sketch(SKETCH_K)
             sketch.merge(self.sketch)
             sketch.merge(other.sketch)
-        return Window(self.counts + other.counts, sketch, self.missing + other.missing, self.n + other.n)
+        return Window(
+            self.counts + other.counts,
+            sketch,
+            self.missing + other.missing,
+            self.n + other.n,
+            self.mismatched + other.mismatched,
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "counts": self.counts.tolist(),
+            "n": self.n,
+            "missing": self.missing,
+            "mismatched": self.mismatched,
+            "sketch": _b64(self.sketch),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Window:
+        return cls(
+            np.asarray(data["counts"], dtype=np.int64),
+            _unb64(data.get("sketch")),
+            data["missing"],
+            data["n"],
+            data.get("mismatched", 0),
+        )
 
     def shares(self) -> np.ndarray:
         return self.counts / max(self.n, 1)
+
+
+def _b64(sketch: kll_floats_sketch | None) -> str | None:
+    return None if sketch is None else base64.b64encode(sketch.serialize()).decode()
+
+
+def _unb64(text: str | None) -> kll_floats_sketch | None:
+    return None if text is None else kll_floats_sketch.deserialize(base64.b64decode(text))
+
+
+def to_record(profile: Profile) -> FeatureProfile:
+    reference = profile.reference
+    assert reference is not None
+    return FeatureProfile(
+        feature=profile.feature,
+        kind=profile.kind,
+        edges=list(profile.edges),
+        categories=list(profile.categories),
+        counts=reference.counts.tolist(),
+        n=reference.n,
+        missing=reference.missing,
+        std=profile.std,
+        sketch=_b64(reference.sketch),
+    )
+
+
+def from_record(record: FeatureProfile) -> Profile:
+    reference = Window(np.asarray(record.counts, dtype=np.int64), _unb64(record.sketch), record.missing, record.n)
+    return Profile(record.feature, record.kind, tuple(record.edges), tuple(record.categories), reference, record.std)
+
+
+def profiles_of(
+    rows: Iterable[Mapping[str, float | str | None]], bins: int = 20, max_categories: int = 50, max_features: int = 64
+) -> list[Profile]:
+    """Profiles of every feature with a value in `rows`: numeric when all its values are numbers.
+
+    Beyond `max_features` (the most often present ones are kept), features are not profiled, which
+    bounds the state and the metric labels a model can cause.
+    """
+    columns: dict[str, list] = {}
+    for row in rows:
+        for name, value in row.items():
+            columns.setdefault(name, []).append(value)
+    present = {name: [v for v in values if v is not None] for name, values in columns.items()}
+    kept = sorted(sorted(present, key=lambda name: -len(present[name]))[:max_features])
+    profiles = []
+    for name in kept:
+        values = present[name]
+        if not values:
+            continue
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        profile = numeric_profile(name, values, bins) if numeric else categorical_profile(name, values, max_categories)
+        assert profile.reference is not None
+        profile.reference.missing = len(columns[name]) - len(values)
+        profiles.append(profile)
+    return profiles
 
 
 def numeric_profile(feature: str, values: Iterable[float], bins: int = 20) -> Profile:

@@ -151,6 +151,33 @@ class GuidelineChanged(Event):
     summary: LongText = ""
 
 
+class FeatureProfile(Record):
+    """One feature's reference for streaming drift: fixed bins, the reference's counts, its sketch."""
+
+    feature: Text
+    kind: Literal["numeric", "categorical"]
+    edges: list[float] = Field(default_factory=list, max_length=200, description="numeric: interior bin edges")
+    categories: list[Annotated[str, Field(max_length=200)]] = Field(
+        default_factory=list, max_length=200, description="categorical: kept categories (then 'rarer', 'unseen')"
+    )
+    counts: list[Annotated[int, Field(ge=0)]] = Field(max_length=202)
+    n: int = Field(ge=1)
+    missing: int = Field(ge=0)
+    std: float = Field(ge=0, description="numeric: the reference's standard deviation, for Wasserstein")
+    sketch: str | None = Field(default=None, max_length=20_000, description="numeric: KLL sketch, base64")
+
+
+class DriftReferenceSet(Event):
+    """The reference drift is measured against, per model version: from its first events or a file."""
+
+    event_type: Literal["DriftReferenceSet"] = "DriftReferenceSet"
+    model_id: Text
+    model_version: Text
+    source: Literal["first_events", "upload"]
+    source_name: Text | None = Field(default=None, description="the uploaded file's name")
+    profiles: list[FeatureProfile] = Field(min_length=1, max_length=64)
+
+
 # --- what Vigil derives --------------------------------------------------------------------------
 
 Severity = Literal["info", "warning", "critical"]
@@ -270,6 +297,28 @@ class TrendDetected(Event):
     method: Text
 
 
+class DriftDetected(Event):
+    """A feature (or, with feature "(dataset)", the share of drifted features) drifted in a window."""
+
+    event_type: Literal["DriftDetected"] = "DriftDetected"
+    model_id: Text
+    model_version: Text
+    feature: Text
+    method: Text
+    score: float
+    threshold: float
+    window: Text = Field(description="the window's id: its start time, or count:<index>")
+    window_start: AwareDatetime
+    window_end: AwareDatetime
+    reference_size: int
+    current_size: int
+
+
+class DriftResolved(DriftDetected):
+    event_type: Literal["DriftResolved"] = "DriftResolved"  # type: ignore[assignment]
+    detected_event_id: UUID
+
+
 INCIDENT_EVENTS: tuple[type[Event], ...] = (
     IncidentReported,
     IncidentCandidateRaised,
@@ -291,6 +340,7 @@ INPUT_EVENTS: dict[str, type[Event]] = {
         ModelRegistered,
         ModelVersionReleased,
         GuidelineChanged,
+        DriftReferenceSet,
     )
 }
 DERIVED_EVENTS: dict[str, type[Event]] = {
@@ -306,6 +356,8 @@ DERIVED_EVENTS: dict[str, type[Event]] = {
         ReportOverdue,
         IncidentViewed,
         TrendDetected,
+        DriftDetected,
+        DriftResolved,
     )
 }
 EVENT_TYPES: dict[str, type[Event]] = {**INPUT_EVENTS, **DERIVED_EVENTS}
@@ -319,6 +371,7 @@ TOPIC_OF: dict[str, str] = {
     "ModelRegistered": "model.v1",
     "ModelVersionReleased": "model.v1",
     "GuidelineChanged": "model.v1",
+    "DriftReferenceSet": "model.v1",
     "AlertRaised": "alert.v1",
     **{name: "surveillance.v1" for name in DERIVED_EVENTS if name != "AlertRaised"},
 }

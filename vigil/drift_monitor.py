@@ -1,0 +1,207 @@
+"""Streaming drift per model version: what is measured, which window an event falls in, and when a
+window's verdicts become DriftDetected / DriftResolved events.
+
+The worker keeps one `MonitorState` per (model, version) and one `Window` per (model, version,
+window, feature); everything here is pure, so the rules are tested without a broker.
+
+- Until a version has a reference, its first `reference_size` events are kept as rows; then they
+  become its `DriftReferenceSet` (an uploaded reference replaces it the same way).
+- Time windows are tumbling in event time. A window closes when an event of the same version at
+  least `grace_seconds` past its end arrives; events for a closed window are counted as late.
+- Count windows close when they hold `size` events.
+- A feature is judged only with `min_sample` values in the window. A detection stands until a
+  judged window no longer drifts; event ids derive from (model, version, feature, window), so a
+  reprocessed window raises nothing twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+
+from pydantic import BaseModel
+
+from vigil.drift import DatasetDrift, FeatureDrift, drifted
+from vigil.drift_windows import Profile, Window, score, to_record
+from vigil.events import AlertRaised, DriftDetected, DriftReferenceSet, DriftResolved, InferenceMade
+from vigil.policy import DriftPolicy
+
+NAMESPACE = uuid.UUID("8f2d6c1a-3b5e-4f7d-9a0c-2e4b6d8f1a3c")
+DATASET = "(dataset)"
+Value = float | str | None
+
+
+def signals(inference: InferenceMade) -> dict[str, Value]:
+    """What drift is measured on: the input features, and the output and its costs."""
+    output, resources, facing = inference.output, inference.resources, inference.patient_facing
+    measured: dict[str, Value] = {
+        "output.score": output.score,
+        "output.label": output.label,
+        "output.refusal": str(output.refusal).lower(),
+        "output.length": output.text_length,
+        "output.escalated": None if facing is None else str(facing.escalated).lower(),
+        "resources.latency_ms": resources.latency_ms,
+        "resources.tokens_in": resources.tokens_in,
+        "resources.tokens_out": resources.tokens_out,
+    }
+    return {**inference.features, **measured}
+
+
+class Span(BaseModel):
+    start: datetime
+    end: datetime
+
+
+class MonitorState(BaseModel):
+    """What the worker remembers of one model version between events."""
+
+    reference_rows: list[dict[str, Value]] = []
+    has_reference: bool = False
+    position: int = 0  # events placed in windows since the reference
+    watermark: datetime | None = None
+    open: dict[str, Span] = {}
+    drifting: dict[str, uuid.UUID] = {}  # feature -> the DriftDetected that stands
+    late: int = 0
+
+
+def place(state: MonitorState, policy: DriftPolicy, at: datetime) -> str | None:
+    """The id of the window the event at `at` falls in, updating the state; None when it is late."""
+    window = policy.window
+    if window.kind == "count":
+        window_id = f"count:{state.position // window.size}"
+        span = state.open.get(window_id)
+        state.open[window_id] = (
+            Span(start=min(span.start, at), end=max(span.end, at)) if span else Span(start=at, end=at)
+        )
+    else:
+        epoch = int(at.timestamp()) // window.seconds * window.seconds
+        start = datetime.fromtimestamp(epoch, UTC)
+        window_id = start.isoformat()
+        if window_id not in state.open:
+            if state.watermark and start + timedelta(seconds=window.seconds + policy.grace_seconds) <= state.watermark:
+                state.late += 1
+                return None
+            state.open[window_id] = Span(start=start, end=start + timedelta(seconds=window.seconds))
+    state.position += 1
+    state.watermark = max(state.watermark or at, at)
+    return window_id
+
+
+def closable(state: MonitorState, policy: DriftPolicy) -> list[str]:
+    """Windows that take no more events, oldest first."""
+    window = policy.window
+    if window.kind == "count":
+        current = f"count:{state.position // window.size}"
+        done = [w for w in state.open if w != current]
+    else:
+        grace = timedelta(seconds=policy.grace_seconds)
+        done = [w for w, span in state.open.items() if state.watermark and span.end + grace <= state.watermark]
+    return sorted(done, key=lambda w: state.open[w].start)
+
+
+def judge(profiles: Mapping[str, Profile], windows: Mapping[str, Window], policy: DriftPolicy) -> DatasetDrift:
+    """Verdicts for the features with enough values; the dataset drifts when their drifted share
+    reaches the policy's share."""
+    verdicts = []
+    for name, profile in sorted(profiles.items()):
+        window = windows.get(name)
+        rule = policy.features.get(name)
+        if window is None or window.n < policy.min_sample or (rule and rule.ignore):
+            continue
+        assert profile.reference is not None
+        method, threshold = policy.rule(name, profile.kind, profile.reference.n)
+        value = score(profile, window, method)
+        verdicts.append(
+            FeatureDrift(
+                name,
+                profile.kind,
+                method,
+                value,
+                threshold,
+                drifted(method, value, threshold),
+                profile.reference.n,
+                window.n,
+            )
+        )
+    share = sum(v.drifted for v in verdicts) / len(verdicts) if verdicts else 0.0
+    return DatasetDrift(verdicts, share, policy.drift_share, bool(verdicts) and share >= policy.drift_share)
+
+
+def transitions(
+    state: MonitorState, model_id: str, version: str, window_id: str, span: Span, result: DatasetDrift
+) -> list[DriftDetected | DriftResolved]:
+    """DriftDetected for what starts drifting, DriftResolved for what stops; updates `state.drifting`."""
+    reference_size = max((f.reference_size for f in result.features), default=0)
+    current_size = max((f.current_size for f in result.features), default=0)
+    dataset = FeatureDrift(
+        DATASET, "categorical", "share_drifted", result.share_drifted, result.drift_share,  # type: ignore[arg-type]
+        result.dataset_drift, reference_size, current_size,
+    )  # fmt: skip
+    events: list[DriftDetected | DriftResolved] = []
+    for verdict in [*result.features, *([dataset] if result.features else [])]:
+        standing = state.drifting.get(verdict.name)
+        if verdict.drifted == (standing is not None):
+            continue
+        fields = {
+            "occurred_at": span.end,
+            "model_id": model_id,
+            "model_version": version,
+            "feature": verdict.name,
+            "method": verdict.method,
+            "score": verdict.score,
+            "threshold": verdict.threshold,
+            "window": window_id,
+            "window_start": span.start,
+            "window_end": span.end,
+            "reference_size": verdict.reference_size,
+            "current_size": verdict.current_size,
+        }
+        key = f"{model_id}/{version}/{verdict.name}/{window_id}"
+        if standing is None:
+            detected = DriftDetected(event_id=uuid.uuid5(NAMESPACE, f"detected/{key}"), **fields)
+            state.drifting[verdict.name] = detected.event_id
+            events.append(detected)
+        else:
+            events.append(
+                DriftResolved(event_id=uuid.uuid5(NAMESPACE, f"resolved/{key}"), detected_event_id=standing, **fields)
+            )
+            del state.drifting[verdict.name]
+    return events
+
+
+def drift_alert(event: DriftDetected | DriftResolved) -> AlertRaised:
+    dataset = event.feature == DATASET
+    what = "the share of drifted features" if dataset else f"feature {event.feature!r}"
+    verb = "no longer drifts" if isinstance(event, DriftResolved) else "drifted"
+    return AlertRaised(
+        event_id=uuid.uuid5(NAMESPACE, f"alert/{event.event_id}"),
+        occurred_at=event.occurred_at,
+        alert_name="DatasetDrift" if dataset else "FeatureDrift",
+        severity="critical" if dataset else "warning",
+        model_id=event.model_id,
+        model_version=event.model_version,
+        summary=(
+            f"{event.model_id} {event.model_version}: {what} {verb} in window {event.window} "
+            f"({event.method} {event.score:.4g}, threshold {event.threshold:g}, "
+            f"{event.current_size} vs {event.reference_size} reference values)"
+        ),
+        labels={"feature": event.feature, "method": event.method},
+        caused_by=event.event_id,
+        resolved=isinstance(event, DriftResolved),
+    )
+
+
+def reference_event(
+    model_id: str, version: str, profiles: list[Profile], source: str, source_name: str | None, at: datetime
+) -> DriftReferenceSet:
+    name = source_name or "first-events"
+    return DriftReferenceSet(
+        event_id=uuid.uuid5(NAMESPACE, f"reference/{model_id}/{version}/{source}/{name}/{at.isoformat()}"),
+        occurred_at=at,
+        model_id=model_id,
+        model_version=version,
+        source=source,  # type: ignore[arg-type]
+        source_name=source_name,
+        profiles=[to_record(p) for p in profiles],
+    )

@@ -1,0 +1,111 @@
+"""The monitoring policy: what Vigil measures per model and when it speaks up, from one YAML file.
+
+`defaults` apply to every model; `models.<model_id>` overrides any part of them (dictionaries
+merge key by key, everything else replaces). An unknown key is an error that names its path, so
+a typo cannot silently switch a safeguard off.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from vigil.drift import ALLOWED, THRESHOLDS, Method
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeatureRule(Strict):
+    method: Method | None = None
+    threshold: float | None = None
+    ignore: bool = False
+
+
+class DriftWindow(Strict):
+    kind: Literal["time", "count"] = "time"
+    seconds: int = Field(default=3600, ge=60, description="time windows: length")
+    size: int = Field(default=1000, ge=10, description="count windows: events per window")
+
+
+class DriftPolicy(Strict):
+    reference_size: int = Field(default=1000, ge=20, description="events of a new version that become its reference")
+    window: DriftWindow = DriftWindow()
+    grace_seconds: int = Field(default=300, ge=0, description="time windows: how late an event may still count")
+    min_sample: int = Field(default=200, ge=1, description="values a window needs before it is judged")
+    drift_share: float = Field(default=0.5, gt=0, le=1, description="share of drifted features for dataset drift")
+    bins: int = Field(default=20, ge=2, le=200)
+    max_categories: int = Field(default=50, ge=1, le=200)
+    features: dict[str, FeatureRule] = {}
+
+    def rule(self, feature: str, kind: Literal["numeric", "categorical"], reference_size: int) -> tuple[Method, float]:
+        """The method and threshold for a feature: its override, else Evidently's choice by size."""
+        rule = self.features.get(feature, FeatureRule())
+        method = rule.method or _evidently_default(kind, reference_size)
+        if method not in ALLOWED[kind]:
+            raise ValueError(f"policy: method {method!r} does not apply to {kind} feature {feature!r}")
+        return method, THRESHOLDS[method] if rule.threshold is None else rule.threshold
+
+
+def _evidently_default(kind: Literal["numeric", "categorical"], reference_size: int) -> Method:
+    if reference_size <= 1000:
+        return "ks" if kind == "numeric" else "chisquare"
+    return "wasserstein" if kind == "numeric" else "jensenshannon"
+
+
+class ModelPolicy(Strict):
+    drift: DriftPolicy = DriftPolicy()
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used; the message names the file and the path of the problem."""
+
+
+class Policy:
+    def __init__(self, raw: dict[str, Any], source: str = "<policy>") -> None:
+        self.source = source
+        self.raw = raw
+        self._cache: dict[str, ModelPolicy] = {}
+        unknown = set(raw) - {"defaults", "models"}
+        if unknown:
+            raise PolicyError(f"{source}: unknown top-level key(s) {', '.join(sorted(unknown))}")
+        self.for_model("*")  # fail at load time, not at the first event
+        for model_id in raw.get("models") or {}:
+            self.for_model(model_id)
+
+    def for_model(self, model_id: str) -> ModelPolicy:
+        if model_id not in self._cache:
+            self._cache[model_id] = self._build(model_id)
+        return self._cache[model_id]
+
+    def _build(self, model_id: str) -> ModelPolicy:
+        merged = _merge(self.raw.get("defaults") or {}, (self.raw.get("models") or {}).get(model_id) or {})
+        try:
+            return ModelPolicy.model_validate(merged)
+        except ValidationError as error:
+            where = "defaults" if model_id == "*" else f"models.{model_id}"
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+            raise PolicyError(f"{self.source} ({where}): {problems}") from None
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def load_policy(path: Path | None) -> Policy:
+    if path is None:
+        return Policy({})
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise PolicyError(f"{path}: {error}") from None
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{path}: expected a mapping at the top level")
+    return Policy(raw, str(path))
