@@ -19,6 +19,7 @@ TOPIC_OF = {
     "ModelRegistered": "model.v1",
     "ModelVersionReleased": "model.v1",
     "GuidelineChanged": "model.v1",
+    "DriftReferenceSet": "model.v1",
 }
 
 
