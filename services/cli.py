@@ -28,6 +28,8 @@ incident_app = typer.Typer(help="Incidents: deadlines, state, reports.", no_args
 app.add_typer(incident_app, name="incident")
 drift_app = typer.Typer(help="Drift between a reference and a current sample.", no_args_is_help=True)
 app.add_typer(drift_app, name="drift")
+reference_app = typer.Typer(help="The reference a model version's drift is measured against.", no_args_is_help=True)
+drift_app.add_typer(reference_app, name="reference")
 
 STACK = ROOT / "deploy" / "local" / "stack.sh"
 
@@ -256,10 +258,9 @@ def incident_deadlines(
     Console().print(table)
 
 
-def _incident_service(run):
+def _with_service(service_class, run):
+    """Runs `run(service)` with a service (IncidentService, ModelService) on its own producer and engine."""
     from aiokafka import AIOKafkaProducer
-
-    from services.incidents import IncidentService
 
     async def go():
         settings = get_settings()
@@ -267,12 +268,18 @@ def _incident_service(run):
         await producer.start()
         engine = engine_for(settings)
         try:
-            return await run(IncidentService(settings, engine, producer))
+            return await run(service_class(settings, engine, producer))
         finally:
             await producer.stop()
             await engine.dispose()
 
     return asyncio.run(go())
+
+
+def _incident_service(run):
+    from services.incidents import IncidentService
+
+    return _with_service(IncidentService, run)
 
 
 @incident_app.command("new")
@@ -428,6 +435,38 @@ def drift_compare(
     for f in result.features:
         table.add_row(f.name, f.kind, f.method, f"{f.score:.4g}", f"{f.threshold:g}",
                       "[red]yes[/red]" if f.drifted else "no", f"{f.reference_size} / {f.current_size}")  # fmt: skip
+    Console().print(table)
+
+
+@reference_app.command("set")
+def reference_set(
+    model: Annotated[str, typer.Option(help="model_id of a registered model")],
+    version: Annotated[str, typer.Option(help="model version")],
+    file: Annotated[Path, typer.Option(help="reference sample, CSV or Parquet: a column per feature")],
+) -> None:
+    """Record a reference profile from a file; the worker measures the version against it from now on."""
+    from datetime import UTC, datetime
+
+    from services.models import ModelService
+    from vigil.drift import DriftInputError
+    from vigil.incidents import DomainError
+    from vigil.policy import PolicyError, load_policy
+
+    try:
+        policy = load_policy(get_settings().policy_file)
+        frame = _read_table(file)
+        event = _with_service(
+            ModelService,
+            lambda models: models.set_reference(policy, model, version, frame, file.name, datetime.now(UTC)),
+        )
+    except (DriftInputError, DomainError, PolicyError) as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    table = Table(title=f"Drift reference of {model} {version} (event {event.event_id})")
+    for column in ("feature", "kind", "values", "missing"):
+        table.add_column(column)
+    for p in event.profiles:
+        table.add_row(p.feature, p.kind, str(p.n), str(p.missing))
     Console().print(table)
 
 

@@ -8,43 +8,31 @@ a retried command is recorded once.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from datetime import datetime
 from uuid import UUID, uuid4
 
-from aiokafka import AIOKafkaProducer
-from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.event_service import EventService
 from services.recorder.tables import events, incidents
-from services.settings import Settings
 from vigil.events import (
-    TOPIC_OF,
     Event,
     IncidentReported,
     IncidentViewed,
-    partition_key,
 )
-from vigil.incidents import Command, DomainError, Incident, InvalidInput, Triage, check_awareness, decide, fold
+from vigil.incidents import Command, DomainError, Incident, Triage, check_awareness, decide, fold
 from vigil.reports.models import ModelCard, model_card
 from vigil.trends import NON_SERIOUS, trend_events
-from vigil.validation import canonical_json, parse
+from vigil.validation import parse
 
 
 class UnknownIncident(DomainError):
     pass
 
 
-class NotYetRecorded(Exception):
-    """The events are in Kafka, but the recorder has not stored them in time."""
-
-
-class IncidentService:
-    def __init__(self, settings: Settings, engine: AsyncEngine, producer: AIOKafkaProducer, wait: float = 15) -> None:
-        self.settings, self.engine, self.producer, self.wait = settings, engine, producer, wait
-
+class IncidentService(EventService):
     async def _events_of(self, conn: AsyncConnection, incident_id: UUID, as_of: datetime | None) -> list[Event]:
         query = (
             select(events.c.body)
@@ -67,19 +55,7 @@ class IncidentService:
 
     async def report(self, event: IncidentReported, now: datetime) -> Incident:
         check_awareness(event.aware_at, now)
-        async with self.engine.connect() as conn:
-            registered = (
-                (
-                    await conn.execute(
-                        select(events.c.model_id).where(events.c.event_type == "ModelRegistered").distinct()
-                    )
-                )
-                .scalars()
-                .all()
-            )
-        if event.model_id not in registered:
-            known = ", ".join(sorted(registered)) or "none yet"
-            raise InvalidInput(f"unknown model {event.model_id!r}; registered models: {known}")
+        await self.check_registered(event.model_id)
         async with self.engine.connect() as conn:
             if await self._events_of(conn, event.incident_id, None):
                 raise DomainError(f"incident {event.incident_id} exists already")
@@ -138,25 +114,3 @@ class IncidentService:
             )
             registry = [parse(json.loads(body)) for (body,) in rows]
         return model_card(model_id, version, registry)
-
-    async def _publish(self, new: list[Event]) -> None:
-        for event in new:
-            topic = self.settings.topic(TOPIC_OF[event.event_type])  # type: ignore[attr-defined]
-            await self.producer.send_and_wait(topic, canonical_json(event).encode(), key=partition_key(event))
-
-    async def _publish_and_wait(self, new: list[Event]) -> None:
-        await self._publish(new)
-        ids = [str(e.event_id) for e in new]
-        deadline = time.monotonic() + self.wait
-        async with self.engine.connect() as reader:
-            while True:
-                query = select(func.count()).select_from(events).where(events.c.event_id.in_(ids))
-                if (await reader.execute(query)).scalar_one() == len(ids):
-                    return
-                if time.monotonic() > deadline:
-                    raise NotYetRecorded(
-                        f"{len(ids)} event(s) are in Kafka but not yet recorded after {self.wait:.0f} s; "
-                        "read the incident again shortly"
-                    )
-                await asyncio.sleep(0.1)
-                await reader.rollback()

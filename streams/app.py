@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from uuid import UUID
 
 import faust
+import faust.streams as faust_streams
 import structlog
 from faust.types import Message
 
@@ -253,25 +255,37 @@ async def watch_drift(stream: faust.StreamT) -> None:
 async def _drift_batch(batch: list[faust.EventT]) -> None:
     states: dict[tuple[str, str], MonitorState] = {}
     added: dict[bytes, Window] = {}
+    last_of: dict[str, faust.EventT] = {}  # model_id -> its latest record in the batch
     for record in batch:
         message = record.message
         try:
+            _writing_for(record)
             event = _decoded(message.value, message.topic)
             if isinstance(event, DriftReferenceSet):
                 _set_reference(event, states)
             elif isinstance(event, InferenceMade):
                 await _window_inference(event, states, added)
+            if isinstance(event, DriftReferenceSet | InferenceMade):
+                last_of[event.model_id] = record
         except Exception:
             PROCESSING_ERRORS.labels("watch_drift", settings.logical_topic(message.topic)).inc()
             log.exception("worker.processing_error", agent="watch_drift", offset=message.offset)
     for key, window in added.items():
+        _writing_for(last_of[key.split(b"\x1f")[0].decode()])
         stored = drift_windows.get(key)
-        drift_windows[key] = json.dumps(
-            (Window.from_dict(json.loads(stored)).merge(window) if stored else window).to_dict()
-        ).encode()
+        merged = Window.from_dict(json.loads(stored)).merge(window) if stored else window
+        drift_windows[key] = json.dumps(merged.to_dict()).encode()
     for (model_id, version), state in states.items():
+        _writing_for(last_of[model_id])
         await _close_windows(model_id, version, state)
         drift_state[_key(model_id, version)] = state.model_dump_json().encode()
+
+
+def _writing_for(record: faust.EventT) -> None:
+    """Faust writes a table change to the changelog partition of the event being processed, which
+    `take_events` leaves unset (faust-streaming issue #497). Every key written here belongs to the
+    record's model, and a model's records share one partition, so the record's is the right one."""
+    faust_streams._current_event.set(weakref.ref(record))
 
 
 def _state(model_id: str, version: str, states: dict[tuple[str, str], MonitorState]) -> MonitorState:

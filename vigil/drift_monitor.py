@@ -20,10 +20,12 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+import pandas as pd
 from pydantic import BaseModel
 
-from vigil.drift import DatasetDrift, FeatureDrift, drifted
-from vigil.drift_windows import Profile, Window, score, to_record
+from vigil.drift import DatasetDrift, DriftInputError, FeatureDrift, drifted, kind_of
+from vigil.drift_windows import MAX_FEATURES, Profile, Window, score, to_record
 from vigil.events import AlertRaised, DriftDetected, DriftReferenceSet, DriftResolved, InferenceMade
 from vigil.policy import DriftPolicy
 
@@ -205,3 +207,24 @@ def reference_event(
         source_name=source_name,
         profiles=[to_record(p) for p in profiles],
     )
+
+
+def rows_of(frame: pd.DataFrame) -> list[dict[str, Value]]:
+    """A reference file's rows as event-like values: numbers stay numbers, the rest becomes text,
+    missing cells become None. Infinite values and more features than a profile holds are refused."""
+    if frame.empty:
+        raise DriftInputError("the reference file has no rows")
+    if len(frame.columns) > MAX_FEATURES:
+        raise DriftInputError(f"the reference file has {len(frame.columns)} columns; at most {MAX_FEATURES} are profiled")
+    columns: dict[str, list[Value]] = {}
+    for name in frame.columns:
+        column = frame[name]
+        if kind_of(column) == "numeric":
+            values = column.to_numpy(dtype=float, na_value=np.nan)
+            if np.isinf(values).any():
+                row = int(np.flatnonzero(np.isinf(values))[0])
+                raise DriftInputError(f"column {name!r}, row {row + 1}: infinite value")
+            columns[str(name)] = [None if np.isnan(v) else float(v) for v in values]
+        else:
+            columns[str(name)] = [None if pd.isna(v) else str(v) for v in column]
+    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]

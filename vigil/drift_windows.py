@@ -32,6 +32,7 @@ from vigil.drift import Method, psi_of_shares
 from vigil.events import FeatureProfile
 
 SKETCH_K = 200  # KLL accuracy: about 1.3 % normalised rank error
+MAX_FEATURES = 64  # per model version: bounds the state and the metric labels one model can cause
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ def from_record(record: FeatureProfile) -> Profile:
 
 
 def profiles_of(
-    rows: Iterable[Mapping[str, float | str | None]], bins: int = 20, max_categories: int = 50, max_features: int = 64
+    rows: Iterable[Mapping[str, float | str | None]], bins: int = 20, max_categories: int = 50, max_features: int = MAX_FEATURES
 ) -> list[Profile]:
     """Profiles of every feature with a value in `rows`: numeric when all its values are numbers.
 

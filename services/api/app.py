@@ -19,13 +19,16 @@ from prometheus_client import make_asgi_app
 from pydantic import BaseModel
 
 from services.api.auth import Caller, require
-from services.api.incidents import install_error_handlers
+from services.api.errors import install_error_handlers
 from services.api.incidents import routes as incident_routes
+from services.api.models import routes as model_routes
 from services.database import engine_for
 from services.incidents import IncidentService
+from services.models import ModelService
 from services.observability import EVENTS_IN, EVENTS_OUT
 from services.settings import Settings, get_settings
 from vigil.events import EVENT_TYPES, TOPIC_OF, partition_key
+from vigil.policy import load_policy
 from vigil.validation import MAX_EVENT_BYTES, Rejected, canonical_json, parse
 
 log = structlog.get_logger("api")
@@ -59,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = engine_for(settings)
         app.state.producer = producer
         app.state.incidents = IncidentService(settings, engine, producer)
+        app.state.models = ModelService(settings, engine, producer)
         try:
             yield
         finally:
@@ -72,8 +76,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.policy = load_policy(settings.policy_file)
     app.mount("/metrics", make_asgi_app())
     app.include_router(incident_routes)
+    app.include_router(model_routes)
     install_error_handlers(app)
 
     @app.get("/healthz", include_in_schema=False)

@@ -6,14 +6,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import AwareDatetime, BaseModel, ValidationError
 
 from services.api.auth import Caller, require
-from services.incidents import IncidentService, NotYetRecorded, UnknownIncident
+from services.incidents import IncidentService
 from vigil.events import Causality, CountryCode, Harm, IncidentReported, LongText, RegimeName, ReportType, Text
-from vigil.incidents import Close, Command, DecideReportability, DomainError, InvalidInput, SubmitReport, Triage
+from vigil.incidents import Close, Command, DecideReportability, SubmitReport, Triage
 from vigil.reports.builders import REPORT_FORMATS
 from vigil.reports.pdf import render_pdf
 
@@ -66,25 +65,6 @@ def service(request: Request) -> IncidentService:
 
 
 Service = Annotated[IncidentService, Depends(service)]
-
-
-ERROR_STATUS: dict[type[Exception], int] = {
-    UnknownIncident: 404,
-    InvalidInput: 422,
-    DomainError: 409,  # a transition the incident's state does not allow
-    NotYetRecorded: 503,
-}
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Domain errors become HTTP answers in one place (the most specific class wins)."""
-
-    async def answer(_: Request, error: Exception) -> JSONResponse:
-        status = next(code for cls, code in ERROR_STATUS.items() if isinstance(error, cls))
-        return JSONResponse({"detail": str(error)}, status_code=status)
-
-    for cls in ERROR_STATUS:
-        app.add_exception_handler(cls, answer)
 
 
 async def _run(incidents: IncidentService, incident_id: UUID, command: Command) -> dict:

@@ -1,0 +1,56 @@
+"""What the API's and the CLI's services share: publish events through Kafka like every emitter,
+and wait until the recorder has stored them, so that the caller reads its own write."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.recorder.tables import events
+from services.settings import Settings
+from vigil.events import TOPIC_OF, Event, partition_key
+from vigil.incidents import InvalidInput
+from vigil.validation import canonical_json
+
+
+class NotYetRecorded(Exception):
+    """The events are in Kafka, but the recorder has not stored them in time."""
+
+
+class EventService:
+    def __init__(self, settings: Settings, engine: AsyncEngine, producer: AIOKafkaProducer, wait: float = 15) -> None:
+        self.settings, self.engine, self.producer, self.wait = settings, engine, producer, wait
+
+    async def check_registered(self, model_id: str) -> None:
+        async with self.engine.connect() as conn:
+            query = select(events.c.model_id).where(events.c.event_type == "ModelRegistered").distinct()
+            registered = (await conn.execute(query)).scalars().all()
+        if model_id not in registered:
+            known = ", ".join(sorted(registered)) or "none yet"
+            raise InvalidInput(f"unknown model {model_id!r}; registered models: {known}")
+
+    async def _publish(self, new: list[Event]) -> None:
+        for event in new:
+            topic = self.settings.topic(TOPIC_OF[event.event_type])  # type: ignore[attr-defined]
+            await self.producer.send_and_wait(topic, canonical_json(event).encode(), key=partition_key(event))
+
+    async def _publish_and_wait(self, new: list[Event]) -> None:
+        await self._publish(new)
+        ids = [str(e.event_id) for e in new]
+        deadline = time.monotonic() + self.wait
+        async with self.engine.connect() as reader:
+            while True:
+                query = select(func.count()).select_from(events).where(events.c.event_id.in_(ids))
+                if (await reader.execute(query)).scalar_one() == len(ids):
+                    return
+                if time.monotonic() > deadline:
+                    raise NotYetRecorded(
+                        f"{len(ids)} event(s) are in Kafka but not yet recorded after {self.wait:.0f} s; "
+                        "read them again shortly"
+                    )
+                await asyncio.sleep(0.1)
+                await reader.rollback()
