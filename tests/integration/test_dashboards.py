@@ -16,8 +16,9 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
 
-from tests.conftest import TOKENS, Pipeline
+from tests.conftest import RUN, TOKENS, Pipeline
 from tests.integration.helpers import hospital_events, wait_until
+from tests.integration.test_drift import shift_stream
 
 pytestmark = pytest.mark.integration
 
@@ -84,6 +85,12 @@ async def test_every_dashboard_query_returns_data(pipeline: Pipeline, prometheus
         await producer.start()
         await producer.send_and_wait(s.topic("inference.v1"), b"not json")
         await producer.stop()
+
+    # A drift episode that does not recover, for the drift dashboard.
+    shift = shift_stream(f"dashboard-{RUN}", recover=False)
+    for start in range(0, len(shift), 500):
+        batch = shift[start : start + 500]
+        assert httpx.post(pipeline.api_url + "/v1/events", json=batch, headers=headers).status_code == 202
 
     queries = dashboard_queries()
     assert queries, "no dashboards found"

@@ -48,13 +48,28 @@ def inferences(rng: np.random.Generator, version: str, n: int, start: int, shift
             {
                 "event_type": "InferenceMade", "event_id": str(uuid.uuid4()),
                 "occurred_at": (T0 + timedelta(minutes=start + i)).isoformat(), "model_id": MODEL,
-                "model_version": version, "deployment": "site-a", "use_case": "imaging", "patient_ref": "pt_" + uuid.uuid4().hex[:24],
+                "model_version": version, "deployment": "site-a", "use_case": "imaging",
+                "patient_ref": "pt_" + uuid.uuid4().hex[:24],
                 "features": {"image_contrast": round(float(contrast), 4), "scanner": "vendor_c" if shifted else
                              str(rng.choice(["vendor_a", "vendor_b"]))},
                 "output": {"label": "benign", "score": round(float(rng.uniform()), 3)},
             }
         )  # fmt: skip
     return out
+
+
+def shift_stream(version: str, recover: bool = True) -> list[dict]:
+    """Reference, a window as before, a window from the new scanner, then (if `recover`) one as
+    before again; a last event opens the next window, so the one before closes. It carries a
+    feature the reference never had, which is counted and left out."""
+    rng = np.random.default_rng(5)
+    windows = [*inferences(rng, version, 300, 0), *inferences(rng, version, 200, 300)]
+    windows += inferences(rng, version, 200, 500, shifted=True)
+    if recover:
+        windows += inferences(rng, version, 200, 700)
+    opener = inferences(rng, version, 1, 900)[0]
+    opener["features"]["new_sensor"] = 1.0
+    return [*registry(version), *windows, opener]
 
 
 async def drift_events(db, version: str) -> list[dict]:
@@ -70,18 +85,9 @@ async def drift_events(db, version: str) -> list[dict]:
 
 async def test_a_shift_is_detected_alerted_and_resolved(pipeline: Pipeline, db, tmp_path: Path) -> None:
     version = f"shift-{RUN}"
-    rng = np.random.default_rng(5)
-    stream = [
-        *registry(version),
-        *inferences(rng, version, 300, 0),  # the reference
-        *inferences(rng, version, 200, 300),  # count:0, as before
-        *inferences(rng, version, 200, 500, shifted=True),  # count:1, the new scanner
-        *inferences(rng, version, 200, 700),  # count:2, recalibrated
-        *inferences(rng, version, 1, 900),  # opens count:3, so count:2 closes
-    ]
     s = pipeline.settings
     async with AsyncEmitter(kafka=s.kafka_bootstrap, topic_prefix=s.topic_prefix, spool_dir=tmp_path) as emitter:
-        await emit_all(emitter, stream)
+        await emit_all(emitter, shift_stream(version))  # windows count:0 as before, count:1 shifted, count:2 as before
 
     async def resolved() -> list[dict]:
         found = await drift_events(db, version)
