@@ -186,7 +186,10 @@ def demo(
     # The demo's own emitter and safety-officer tokens, beside whatever is configured.
     tokens = {"emitter": "demo-" + secrets.token_hex(8), "safety_officer": "demo-" + secrets.token_hex(8)}
     configured = {tokens["emitter"]: "emitter", tokens["safety_officer"]: "safety_officer:demo-safety-officer"}
-    env = {"VIGIL_API_TOKENS": json.dumps({**settings.api_tokens, **configured})}
+    env = {
+        "VIGIL_API_TOKENS": json.dumps({**settings.api_tokens, **configured}),
+        "VIGIL_POLICY_FILE": str(settings.policy_file or ROOT / "deploy" / "policy.yml"),
+    }
     processes = services(settings.home, env)
     for name, process in processes.items():
         process.stop()  # a demo always runs the code as it is now

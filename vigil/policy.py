@@ -40,6 +40,7 @@ class DriftPolicy(Strict):
     drift_share: float = Field(default=0.5, gt=0, le=1, description="share of drifted features for dataset drift")
     bins: int = Field(default=20, ge=2, le=200)
     max_categories: int = Field(default=50, ge=1, le=200)
+    thresholds: dict[Method, float] = Field(default={}, description="per method, instead of Evidently's defaults")
     features: dict[str, FeatureRule] = {}
 
     def rule(self, feature: str, kind: Literal["numeric", "categorical"], reference_size: int) -> tuple[Method, float]:
@@ -48,7 +49,8 @@ class DriftPolicy(Strict):
         method = rule.method or _evidently_default(kind, reference_size)
         if method not in ALLOWED[kind]:
             raise ValueError(f"policy: method {method!r} does not apply to {kind} feature {feature!r}")
-        return method, THRESHOLDS[method] if rule.threshold is None else rule.threshold
+        default = self.thresholds.get(method, THRESHOLDS[method])
+        return method, default if rule.threshold is None else rule.threshold
 
 
 def _evidently_default(kind: Literal["numeric", "categorical"], reference_size: int) -> Method:

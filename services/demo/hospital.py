@@ -20,6 +20,7 @@ from typing import Any
 Event = dict[str, Any]
 
 SITES = {"st-mary": "high", "north-valley": "high", "riverside-rural": "low"}
+RURAL = "riverside-rural"
 AGE_BANDS = ["18-39", "40-49", "50-59", "60-69", "70+"]
 
 MODELS: list[Event] = [
@@ -102,9 +103,17 @@ class Hospital:
     def stream(self, n: int, every: timedelta = timedelta(seconds=20)) -> Iterator[Event]:
         """n inferences spread over time, each followed by a review, some by an outcome."""
         makers = [self._mammo, self._triage, self._chat]
+        # A drift episode: from 45 % to 75 % of the stream, the rural site's new mammography
+        # scanner (an unseen vendor) produces images of higher contrast, until it is recalibrated.
+        new_scanner = range(int(n * 0.45), int(n * 0.75))
         for i in range(n):
             at = self.start + every * i
             inference = makers[i % 3](at)
+            if inference["model_id"] == "mammo-screen" and i in new_scanner and inference["deployment"] == RURAL:
+                inference["features"] |= {
+                    "scanner_vendor": "vendor_c",
+                    "image_contrast": round(inference["features"]["image_contrast"] + 0.12, 4),
+                }
             yield inference
             yield from self._follow_ups(inference, at)
 

@@ -18,7 +18,7 @@ from services.recorder.tables import incidents
 from services.settings import Settings
 
 
-async def _wait(check, seconds: float, what: str):
+async def wait_for(check, seconds: float, what: str):
     deadline = time.monotonic() + seconds
     while not (value := await check()):
         if time.monotonic() > deadline:
@@ -54,7 +54,7 @@ async def incident_scenario(
             rows = await conn.execute(query.where(incidents.c.state["inference_ids"].contains([inference["event_id"]])))
             return next((str(r[0]) for r in rows), None)
 
-    iid = await _wait(candidate, 90, "the missed-escalation candidate")
+    iid = await wait_for(candidate, 90, "the missed-escalation candidate")
     console.print(f"[bold]\\[demo][/bold] missed emergency escalation → incident candidate {iid}")
 
     # 2. The safety officer triages it, decides it is reportable, and files the initial MIR.
@@ -97,7 +97,7 @@ async def incident_scenario(
         overdue = any(a["labels"]["alertname"] == "IncidentReportOverdue" for a in ours)
         return ours if overdue else []
 
-    alerts = await _wait(paged, 90, "the overdue incident to page on-call through Alertmanager")
+    alerts = await wait_for(paged, 90, "the overdue incident to page on-call through Alertmanager")
     table = Table(title="Alerts in Alertmanager (routed to on-call / safety team)")
     for column in ("alert", "severity", "incident", "summary"):
         table.add_column(column)

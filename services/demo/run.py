@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from vigil_sdk import AsyncEmitter
 
 from services.database import engine_for
+from services.demo.drift import drift_episode
 from services.demo.hospital import Hospital, malformed_records
 from services.demo.incidents import incident_scenario
 from services.progress import progress_bar
@@ -118,6 +119,8 @@ async def run_demo(
     for kind, reason in letters:
         dl.add_row(kind, reason)
     console.print(dl)
+
+    await drift_episode(store.engine, started, console)
 
     async with AsyncEmitter(api_url=api_url, token=tokens["emitter"], spool_dir=spool / "incident") as emitter:
         written = await incident_scenario(settings, store.engine, emitter, tokens["safety_officer"], out, console)

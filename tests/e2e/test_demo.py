@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from services.processes import services
-from tests.conftest import Settings
+from tests.conftest import ROOT, Settings
 
 pytestmark = pytest.mark.integration
 
@@ -27,11 +27,12 @@ def test_demo_streams_records_dead_letters_and_verifies(settings: Settings, tmp_
         "VIGIL_RECORDER_METRICS_PORT": "29102",
         "VIGIL_API_TOKENS": "{}",
         "VIGIL_CLOCK_INTERVAL": "1",
+        "VIGIL_POLICY_FILE": str(ROOT / "deploy" / "policy.yml"),
         "COLUMNS": "200",
     }
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "services.cli", "demo", "--inferences", "300", "--out", str(tmp_path / "out")],
+            [sys.executable, "-m", "services.cli", "demo", "--inferences", "3000", "--out", str(tmp_path / "out")],
             env=env,
             capture_output=True,
             text=True,
@@ -45,6 +46,8 @@ def test_demo_streams_records_dead_letters_and_verifies(settings: Settings, tmp_
         for kind in ("not_json", "unsupported_version", "schema", "unknown_type", "phi"):
             assert kind in out
         assert "EscalationMissed" in out and "IncidentReportOverdue" in out
+        drift = out[out.index("Drift of mammo-screen") :]
+        assert "DriftDetected" in drift and "DriftResolved" in drift and "image_contrast" in drift
         [pdf] = (tmp_path / "out").glob("mir-initial-*.pdf")
         text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
         assert pdf.stem.removeprefix("mir-initial-") in text and "MDR Art. 87(5)" in text

@@ -177,7 +177,7 @@ def test_text_for_a_numeric_feature_is_counted_not_coerced() -> None:
 def test_policy_merges_model_overrides_and_names_bad_paths(tmp_path) -> None:
     path = tmp_path / "policy.yml"
     path.write_text(
-        "defaults:\n  drift:\n    min_sample: 150\n    window: {kind: count, size: 500}\n"
+        "defaults:\n  drift:\n    min_sample: 150\n    window: {kind: count, size: 500}\n    thresholds: {ks: 0.01}\n"
         "models:\n  mammo:\n    drift:\n      window: {size: 200}\n      features:\n"
         "        contrast: {method: psi, threshold: 0.2}\n"
     )
@@ -187,6 +187,7 @@ def test_policy_merges_model_overrides_and_names_bad_paths(tmp_path) -> None:
     assert mammo.rule("contrast", "numeric", 5000) == ("psi", 0.2)
     assert mammo.rule("other", "numeric", 5000) == ("wasserstein", 0.1)
     assert policy.for_model("other").drift.window.size == 500
+    assert mammo.rule("other", "numeric", 500) == ("ks", 0.01)
     with pytest.raises(PolicyError, match=r"models\.x.*drift\.windw"):
         Policy({"models": {"x": {"drift": {"windw": 1}}}})
     with pytest.raises(PolicyError, match="unknown top-level"):
