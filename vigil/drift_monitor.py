@@ -215,7 +215,9 @@ def rows_of(frame: pd.DataFrame) -> list[dict[str, Value]]:
     if frame.empty:
         raise DriftInputError("the reference file has no rows")
     if len(frame.columns) > MAX_FEATURES:
-        raise DriftInputError(f"the reference file has {len(frame.columns)} columns; at most {MAX_FEATURES} are profiled")
+        raise DriftInputError(
+            f"the reference file has {len(frame.columns)} columns; at most {MAX_FEATURES} are profiled"
+        )
     columns: dict[str, list[Value]] = {}
     for name in frame.columns:
         column = frame[name]

@@ -164,7 +164,10 @@ def from_record(record: FeatureProfile) -> Profile:
 
 
 def profiles_of(
-    rows: Iterable[Mapping[str, float | str | None]], bins: int = 20, max_categories: int = 50, max_features: int = MAX_FEATURES
+    rows: Iterable[Mapping[str, float | str | None]],
+    bins: int = 20,
+    max_categories: int = 50,
+    max_features: int = MAX_FEATURES,
 ) -> list[Profile]:
     """Profiles of every feature with a value in `rows`: numeric when all its values are numbers.
 
