@@ -39,7 +39,9 @@ class Event(Record):
 
 class InferenceOutput(Record):
     label: Label | None = None
-    score: float | None = Field(default=None, ge=0, le=1)
+    score: float | None = Field(
+        default=None, ge=0, le=1, description="binary models: the probability of the positive (critical) label"
+    )
     class_scores: dict[Label, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict, max_length=100)
     text_length: int | None = Field(default=None, ge=0, description="characters of free text, never the text")
     refusal: bool = False

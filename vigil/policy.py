@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vigil.drift import ALLOWED, THRESHOLDS, Method
+from vigil.performance import Metric, Rules
 
 
 class Strict(BaseModel):
@@ -59,8 +60,46 @@ def _evidently_default(kind: Literal["numeric", "categorical"], reference_size: 
     return "wasserstein" if kind == "numeric" else "jensenshannon"
 
 
+RiskClass = Literal["high", "medium", "low"]
+
+# Sensitivity on critical labels by WHO risk class. 0.95 for high risk is the seed's safety rule;
+# 0.90 and 0.80 for medium and low risk are Vigil's defaults, to be set per deployment.
+DEFAULT_THRESHOLDS: dict[RiskClass, dict[Metric, float]] = {
+    "high": {"sensitivity": 0.95},
+    "medium": {"sensitivity": 0.90},
+    "low": {"sensitivity": 0.80},
+}
+
+
+class PerformancePolicy(Strict):
+    risk_class: RiskClass | None = Field(default=None, description="overrides the registry's risk class")
+    attributes: list[str] = ["sex", "age_band", "site", "language", "resource_setting"]
+    depth: int = Field(default=2, ge=1, le=3, description="intersections of up to this many attributes")
+    max_values: int = Field(default=20, ge=1, le=200, description="values per attribute; later ones are 'other'")
+    window_days: int = Field(default=30, ge=1, le=365)
+    horizon_days: int = Field(default=90, ge=1, le=730, description="how long an inference waits for its outcome")
+    primary_metric: Metric = "sensitivity"
+    thresholds: dict[RiskClass, dict[Metric, float]] = DEFAULT_THRESHOLDS
+    disparity: float = Field(default=0.05, gt=0, lt=1, description="largest allowed best-minus-worst gap")
+    min_positives: int = Field(default=20, ge=1)
+    min_negatives: int = Field(default=20, ge=0)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+
+    def rules(self, registered_risk_class: RiskClass) -> Rules:
+        risk_class = self.risk_class or registered_risk_class
+        return Rules(
+            metric=self.primary_metric,
+            threshold=self.thresholds.get(risk_class, {}).get(self.primary_metric),
+            disparity=self.disparity,
+            min_positives=self.min_positives,
+            min_negatives=self.min_negatives,
+            confidence=self.confidence,
+        )
+
+
 class ModelPolicy(Strict):
     drift: DriftPolicy = DriftPolicy()
+    performance: PerformancePolicy = PerformancePolicy()
 
 
 class PolicyError(ValueError):

@@ -1,0 +1,253 @@
+"""Subgroup performance from outcomes joined to inferences: confusion counts, metrics with intervals,
+safety thresholds and equity gaps.
+
+A model's labels are judged one-vs-rest for each critical label (for a model without critical
+labels, its first label): the label is the positive class. Counts are sums, so they merge across
+windows and partitions in any order; everything else is computed from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Literal
+
+from scipy import stats
+
+Metric = Literal["sensitivity", "specificity", "ppv", "npv", "accuracy", "fpr"]
+METRICS: tuple[Metric, ...] = ("sensitivity", "specificity", "ppv", "npv", "accuracy", "fpr")
+Subgroup = tuple[tuple[str, str], ...]  # sorted (attribute, value) pairs; () is everyone
+OVERALL: Subgroup = ()
+UNKNOWN = "unknown"  # an attribute the inference did not carry
+OTHER = "other"  # values beyond an attribute's cap
+
+
+@dataclass(frozen=True)
+class Counts:
+    tp: int = 0
+    fp: int = 0
+    tn: int = 0
+    fn: int = 0
+    brier_sum: float = 0.0
+    scored: int = 0  # outcomes whose inference carried a probability for the label
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(
+            self.tp + other.tp,
+            self.fp + other.fp,
+            self.tn + other.tn,
+            self.fn + other.fn,
+            self.brier_sum + other.brier_sum,
+            self.scored + other.scored,
+        )
+
+    @property
+    def n(self) -> int:
+        return self.tp + self.fp + self.tn + self.fn
+
+    @property
+    def positives(self) -> int:
+        return self.tp + self.fn
+
+    @property
+    def negatives(self) -> int:
+        return self.tn + self.fp
+
+    def fraction(self, metric: Metric) -> tuple[int, int]:
+        """The metric as successes over trials."""
+        return {
+            "sensitivity": (self.tp, self.tp + self.fn),
+            "specificity": (self.tn, self.tn + self.fp),
+            "ppv": (self.tp, self.tp + self.fp),
+            "npv": (self.tn, self.tn + self.fn),
+            "accuracy": (self.tp + self.tn, self.n),
+            "fpr": (self.fp, self.fp + self.tn),
+        }[metric]
+
+    def value(self, metric: Metric) -> float | None:
+        k, n = self.fraction(metric)
+        return k / n if n else None
+
+    def interval(self, metric: Metric, confidence: float = 0.95) -> tuple[float, float] | None:
+        """Wilson score interval (scipy)."""
+        k, n = self.fraction(metric)
+        if not n:
+            return None
+        ci = stats.binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+        return float(ci.low), float(ci.high)
+
+    @property
+    def brier(self) -> float | None:
+        return self.brier_sum / self.scored if self.scored else None
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"tp": self.tp, "fp": self.fp, "tn": self.tn, "fn": self.fn, "brier_sum": self.brier_sum,
+                "scored": self.scored}  # fmt: skip
+
+
+def outcome_counts(predicted: str | None, truth: str, positive: str, probability: float | None) -> Counts:
+    """One outcome's contribution, with `positive` as the positive class. No prediction counts as negative."""
+    actual, said = truth == positive, predicted == positive
+    brier = (probability - actual) ** 2 if probability is not None else 0.0
+    return Counts(
+        tp=int(actual and said), fp=int(said and not actual), tn=int(not actual and not said),
+        fn=int(actual and not said), brier_sum=brier, scored=int(probability is not None),
+    )  # fmt: skip
+
+
+def probability_of(positive: str, score: float | None, class_scores: Mapping[str, float]) -> float | None:
+    """The model's probability for the positive class: its class score, else its score (which, for
+    a binary model, is the probability of the positive class)."""
+    return class_scores.get(positive, score)
+
+
+def subgroups_of(attributes: Mapping[str, str], by: Sequence[str], depth: int) -> list[Subgroup]:
+    """Everyone, each attribute's group, and their intersections up to `depth` attributes."""
+    present = sorted((name, attributes.get(name, UNKNOWN)) for name in by)
+    return [OVERALL, *(g for k in range(1, depth + 1) for g in combinations(present, k))]
+
+
+@dataclass
+class Capped:
+    """Values seen per attribute, at most `limit` each; later ones fall into 'other', so a
+    free-text attribute cannot explode the state or the metric labels."""
+
+    limit: int
+    seen: dict[str, list[str]] = field(default_factory=dict)
+
+    def apply(self, attributes: Mapping[str, str], by: Sequence[str]) -> dict[str, str]:
+        out = {}
+        for name in by:
+            value = attributes.get(name, UNKNOWN)
+            known = self.seen.setdefault(name, [])
+            if value not in known and len(known) < self.limit:
+                known.append(value)
+            out[name] = value if value in known else OTHER
+        return out
+
+
+@dataclass(frozen=True)
+class Pair:
+    """An inference joined to its outcome: what performance is computed from."""
+
+    subgroup: Mapping[str, str]
+    predicted: str | None
+    score: float | None
+    class_scores: Mapping[str, float]
+    truth: str
+
+
+def positive_labels(labels: Sequence[str], critical: Sequence[str]) -> list[str]:
+    return list(critical) or list(labels[:1])
+
+
+def tally(
+    pairs: Iterable[Pair], positives: Sequence[str], by: Sequence[str], depth: int
+) -> dict[tuple[str, Subgroup], Counts]:
+    """Confusion counts per (positive label, subgroup)."""
+    table: dict[tuple[str, Subgroup], Counts] = {}
+    for pair in pairs:
+        groups = subgroups_of(pair.subgroup, by, depth)
+        for positive in positives:
+            p = probability_of(positive, pair.score, pair.class_scores)
+            counts = outcome_counts(pair.predicted, pair.truth, positive, p)
+            for group in groups:
+                key = (positive, group)
+                table[key] = table.get(key, Counts()) + counts
+    return table
+
+
+# --- judging against the policy ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Estimate:
+    subgroup: Subgroup
+    value: float
+    low: float
+    high: float
+    successes: int
+    trials: int
+
+
+@dataclass(frozen=True)
+class Breach:
+    label: str
+    metric: Metric
+    threshold: float
+    estimate: Estimate
+    level: Literal["warning", "confirmed"]  # point estimate below; whole interval below
+
+
+@dataclass(frozen=True)
+class Disparity:
+    label: str
+    metric: Metric
+    attributes: tuple[str, ...]
+    best: Estimate
+    worst: Estimate
+    gap: float
+    limit: float
+    p_value: float  # Fisher's exact test, best against worst
+    significant: bool
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What the policy says for one model (see vigil.policy.PerformancePolicy.rules)."""
+
+    metric: Metric
+    threshold: float | None
+    disparity: float
+    min_positives: int
+    min_negatives: int
+    confidence: float = 0.95
+
+
+def judged(counts: Counts, rules: Rules) -> bool:
+    return counts.positives >= rules.min_positives and counts.negatives >= rules.min_negatives
+
+
+def estimate(subgroup: Subgroup, counts: Counts, rules: Rules) -> Estimate | None:
+    value, interval = counts.value(rules.metric), counts.interval(rules.metric, rules.confidence)
+    if value is None or interval is None:
+        return None
+    return Estimate(subgroup, value, *interval, *counts.fraction(rules.metric))
+
+
+def assess(table: Mapping[tuple[str, Subgroup], Counts], rules: Rules) -> tuple[list[Breach], list[Disparity]]:
+    """Threshold breaches per judged subgroup, and per attribute set the gap between its best and
+    worst judged subgroups when it exceeds the policy's limit."""
+    breaches, disparities = [], []
+    families: dict[tuple[str, tuple[str, ...]], list[Estimate]] = {}
+    for (label, subgroup), counts in sorted(table.items()):
+        if not judged(counts, rules) or (found := estimate(subgroup, counts, rules)) is None:
+            continue
+        if rules.threshold is not None and found.value < rules.threshold:
+            level = "confirmed" if found.high < rules.threshold else "warning"
+            breaches.append(Breach(label, rules.metric, rules.threshold, found, level))
+        if subgroup:
+            families.setdefault((label, tuple(name for name, _ in subgroup)), []).append(found)
+    for (label, attributes), members in sorted(families.items()):
+        if len(members) < 2:
+            continue
+        best = max(members, key=lambda e: (e.value, e.subgroup))
+        worst = min(members, key=lambda e: (e.value, e.subgroup))
+        gap = best.value - worst.value
+        if gap > rules.disparity:
+            table_2x2 = [
+                [best.successes, best.trials - best.successes],
+                [worst.successes, worst.trials - worst.successes],
+            ]
+            p_value = float(stats.fisher_exact(table_2x2).pvalue)
+            significant = p_value < 1 - rules.confidence
+            disparities.append(
+                Disparity(label, rules.metric, attributes, best, worst, gap, rules.disparity, p_value, significant)
+            )
+    return breaches, disparities
+
+
+def name_of(subgroup: Subgroup) -> str:
+    """'everyone' or 'sex=F, site=north'; bounded by the attribute caps, so fit for a metric label."""
+    return ", ".join(f"{k}={v}" for k, v in subgroup) or "everyone"
