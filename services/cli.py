@@ -28,6 +28,8 @@ incident_app = typer.Typer(help="Incidents: deadlines, state, reports.", no_args
 app.add_typer(incident_app, name="incident")
 drift_app = typer.Typer(help="Drift between a reference and a current sample.", no_args_is_help=True)
 app.add_typer(drift_app, name="drift")
+performance_app = typer.Typer(help="Subgroup performance: safety thresholds and equity.", no_args_is_help=True)
+app.add_typer(performance_app, name="performance")
 reference_app = typer.Typer(help="The reference a model version's drift is measured against.", no_args_is_help=True)
 drift_app.add_typer(reference_app, name="reference")
 
@@ -471,6 +473,75 @@ def reference_set(
     for p in event.profiles:
         table.add_row(p.feature, p.kind, str(p.n), str(p.missing))
     Console().print(table)
+
+
+def _print_performance(result: dict, title: str) -> None:
+    """The rows as a table (sensitivity and specificity with intervals), then the verdict."""
+    from rich.markup import escape
+
+    table = Table(title=title)
+    for column in ("label", "subgroup", "n", "tp / fn / tn / fp", "sensitivity (95% CI)", "specificity (95% CI)",
+                   "brier", "verdict"):  # fmt: skip
+        table.add_column(column)
+
+    def with_ci(row: dict, metric: str) -> str:
+        value, ci = row[metric], row[f"{metric}_ci"]
+        return "—" if value is None else f"{value:.3f} ({ci[0]:.3f}–{ci[1]:.3f})"
+
+    for row in result["rows"]:
+        subgroup = ", ".join(f"{k}={v}" for k, v in row["subgroup"].items()) or "everyone"
+        verdict = row["verdict"]
+        style = "red" if "confirmed" in verdict else "yellow" if "breach" in verdict else ""
+        table.add_row(
+            row["label"], subgroup, str(row["n"]), f"{row['tp']} / {row['fn']} / {row['tn']} / {row['fp']}",
+            with_ci(row, "sensitivity"), with_ci(row, "specificity"),
+            "—" if row["brier"] is None else f"{row['brier']:.3f}",
+            f"[{style}]{verdict}[/{style}]" if style else verdict,
+        )  # fmt: skip
+    out = Console()
+    out.print(table)
+    for line in result["verdict"]:
+        out.print(escape(line), style="green" if line == "within policy" else "red")
+
+
+def _by(by: str) -> list[str]:
+    return [a.strip() for a in by.split(",") if a.strip()]
+
+
+@performance_app.command("compute")
+def performance_compute(
+    predictions: Annotated[Path, typer.Option(help="CSV/Parquet: inference_id, label, optional score, attributes")],
+    outcomes: Annotated[Path, typer.Option(help="CSV/Parquet: inference_id, label (the truth)")],
+    positive: Annotated[list[str], typer.Option(help="the critical label(s), judged one-vs-rest; repeatable")],
+    by: Annotated[str, typer.Option(help="subgroup attributes (columns), comma-separated")] = "",
+    risk_class: Annotated[str, typer.Option(help="WHO risk class: high | medium | low")] = "high",
+    model: Annotated[str | None, typer.Option(help="apply this model's overrides from the policy file")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Validate a model on your own population before go-live: the same core as the live monitoring."""
+    from vigil.performance import PerformanceInputError, pairs_from_files, report, tally
+    from vigil.policy import PolicyError, load_policy
+
+    attributes = _by(by)
+    try:
+        policy = load_policy(get_settings().policy_file).for_model(model or "*").performance
+        rules = policy.rules(risk_class)  # type: ignore[arg-type]
+        pairs, unmatched = pairs_from_files(_read_table(predictions), _read_table(outcomes), attributes)
+    except (PerformanceInputError, PolicyError) as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    if not pairs:
+        console.print("[red]no prediction matches an outcome by inference_id[/red]")
+        raise typer.Exit(2)
+    result = report(tally(pairs, positive, attributes, len(attributes) or 1), rules) | {"unmatched": unmatched}
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    _print_performance(result, f"Performance on {len(pairs)} outcomes (risk class {risk_class})")
+    Console().print(
+        f"unmatched: {unmatched['predictions_without_outcome']} predictions without outcome, "
+        f"{unmatched['outcomes_without_prediction']} outcomes without prediction"
+    )
 
 
 def main() -> None:  # pragma: no cover

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Literal
 
+import pandas as pd
 from scipy import stats
 
 Metric = Literal["sensitivity", "specificity", "ppv", "npv", "accuracy", "fpr"]
@@ -170,6 +171,9 @@ class Estimate:
     successes: int
     trials: int
 
+    def as_dict(self) -> dict:
+        return {"subgroup": dict(self.subgroup), "value": self.value, "ci": [self.low, self.high]}
+
 
 @dataclass(frozen=True)
 class Breach:
@@ -251,3 +255,97 @@ def assess(table: Mapping[tuple[str, Subgroup], Counts], rules: Rules) -> tuple[
 def name_of(subgroup: Subgroup) -> str:
     """'everyone' or 'sex=F, site=north'; bounded by the attribute caps, so fit for a metric label."""
     return ", ".join(f"{k}={v}" for k, v in subgroup) or "everyone"
+
+
+# --- what people read: rows with intervals and the policy's verdict -------------------------------
+
+
+def verdict_of(breaches: list[Breach], disparities: list[Disparity]) -> list[str]:
+    lines = [
+        f"{b.level} breach: {b.metric} for {b.label!r} in {name_of(b.estimate.subgroup)} is {b.estimate.value:.3f} "
+        f"(95% CI {b.estimate.low:.3f}-{b.estimate.high:.3f}), below {b.threshold:g}"
+        for b in breaches
+    ]
+    lines += [
+        f"disparity in {d.metric} for {d.label!r} across {', '.join(d.attributes)}: {name_of(d.best.subgroup)} "
+        f"{d.best.value:.3f} vs {name_of(d.worst.subgroup)} {d.worst.value:.3f} "
+        f"(CI {d.worst.low:.3f}-{d.worst.high:.3f}), gap {d.gap:.3f} > {d.limit:g}; "
+        f"{'significant' if d.significant else 'not significant'} (Fisher p={d.p_value:.3g})"
+        for d in disparities
+    ]
+    return lines or ["within policy"]
+
+
+def report(table: Mapping[tuple[str, Subgroup], Counts], rules: Rules, by: Sequence[str] | None = None) -> dict:
+    """Rows per (label, subgroup), with every metric, its interval and the verdict on the row;
+    `by` keeps the subgroups over exactly those attributes (and everyone)."""
+    breaches, disparities = assess(table, rules)
+    breached = {(b.label, b.estimate.subgroup): b.level for b in breaches}
+    rows = []
+    for (label, subgroup), counts in sorted(table.items()):
+        if by is not None and subgroup and sorted(name for name, _ in subgroup) != sorted(by):
+            continue
+        row: dict = {"label": label, "subgroup": dict(subgroup), "n": counts.n}
+        row |= {k: getattr(counts, k) for k in ("tp", "fp", "tn", "fn")}
+        for metric in METRICS:
+            row[metric] = counts.value(metric)
+            row[f"{metric}_ci"] = counts.interval(metric, rules.confidence)
+        row["brier"] = counts.brier
+        row["verdict"] = (
+            "too few outcomes to judge"
+            if not judged(counts, rules)
+            else f"{breached[(label, subgroup)]} breach"
+            if (label, subgroup) in breached
+            else "ok"
+        )
+        rows.append(row)
+    return {
+        "rows": rows,
+        "disparity": [
+            {
+                "label": d.label, "metric": d.metric, "attributes": list(d.attributes), "gap": d.gap,
+                "limit": d.limit, "p_value": d.p_value, "significant": d.significant,
+                "best": d.best.as_dict(), "worst": d.worst.as_dict(),
+            }
+            for d in disparities
+            if by is None or sorted(d.attributes) == sorted(by)
+        ],
+        "verdict": verdict_of(breaches, disparities),
+        "policy": {"metric": rules.metric, "threshold": rules.threshold, "disparity": rules.disparity,
+                   "min_positives": rules.min_positives, "min_negatives": rules.min_negatives},
+    }  # fmt: skip
+
+
+def pairs_from_files(predictions: pd.DataFrame, outcomes: pd.DataFrame, by: Sequence[str]) -> tuple[list[Pair], dict]:
+    """Predictions (inference_id, label, optional score, the `by` columns) joined to outcomes
+    (inference_id, label). Rows that do not match are counted, not dropped silently."""
+    for name, frame, needed in (("predictions", predictions, ["inference_id", "label", *by]),
+                                ("outcomes", outcomes, ["inference_id", "label"])):  # fmt: skip
+        missing = [c for c in needed if c not in frame.columns]
+        if missing:
+            raise PerformanceInputError(f"{name} file lacks column(s): {', '.join(missing)}")
+    duplicated = predictions["inference_id"][predictions["inference_id"].duplicated()]
+    if len(duplicated):
+        raise PerformanceInputError(f"predictions file: inference_id {duplicated.iloc[0]!r} appears more than once")
+    truth = outcomes.drop_duplicates("inference_id", keep="last").set_index("inference_id")["label"].astype(str)
+    joined = predictions.join(truth.rename("truth"), on="inference_id", how="inner")
+    has_score = "score" in predictions.columns
+    pairs = [
+        Pair(
+            {name: str(getattr(row, name)) for name in by},
+            None if pd.isna(row.label) else str(row.label),
+            float(row.score) if has_score and not pd.isna(row.score) else None,
+            {},
+            row.truth,
+        )
+        for row in joined.itertuples()
+    ]
+    unmatched = {
+        "predictions_without_outcome": len(predictions) - len(joined),
+        "outcomes_without_prediction": int((~truth.index.isin(predictions["inference_id"])).sum()),
+    }
+    return pairs, unmatched
+
+
+class PerformanceInputError(ValueError):
+    """Files that cannot be evaluated; the message says which and why."""

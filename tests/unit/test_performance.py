@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -157,3 +159,29 @@ def test_policy_thresholds_follow_the_risk_class() -> None:
     assert policy.for_model("chat").performance.rules("low").threshold == 0.95
     assert policy.for_model("chat").performance.rules("low").disparity == 0.03
     assert policy.for_model("other").performance.rules("medium").threshold == 0.90
+
+
+def test_compute_on_files_prints_json_with_unmatched_counts(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from services.cli import app
+
+    frame = population(1500)
+    ids = [f"inf-{i}" for i in range(len(frame))]
+    predictions = frame.assign(inference_id=ids, label=np.where(frame.predicted, "urgent", "non_urgent"))
+    predictions[["inference_id", "label", "score", "site", "sex"]].to_csv(tmp_path / "p.csv", index=False)
+    outcomes = pd.DataFrame({"inference_id": [*ids[:1400], "stray"], "label": [*np.where(frame.truth, "urgent",
+                            "non_urgent")[:1400], "urgent"]})  # fmt: skip
+    outcomes.to_csv(tmp_path / "o.csv", index=False)
+    args = ["performance", "compute", "--predictions", str(tmp_path / "p.csv"), "--outcomes", str(tmp_path / "o.csv"),
+            "--positive", "urgent", "--by", "site", "--risk-class", "medium", "--json"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert body["unmatched"] == {"predictions_without_outcome": 100, "outcomes_without_prediction": 1}
+    everyone = next(r for r in body["rows"] if r["subgroup"] == {})
+    assert everyone["n"] == 1400 and set(everyone) >= {"tp", "fp", "tn", "fn", "sensitivity", "sensitivity_ci"}
+    assert body["disparity"][0]["worst"]["subgroup"] == {"site": "riverside-rural"}
+
+    bad = CliRunner().invoke(app, [*args[:3], str(tmp_path / "o.csv"), *args[4:]])  # outcomes lack 'site'
+    assert bad.exit_code == 2 and "lacks column(s): site" in bad.output
