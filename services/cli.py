@@ -508,6 +508,37 @@ def _by(by: str) -> list[str]:
     return [a.strip() for a in by.split(",") if a.strip()]
 
 
+@performance_app.command("show")
+def performance_show(
+    model: Annotated[str, typer.Option(help="model_id of a registered model")],
+    by: Annotated[str, typer.Option(help="subgroup attributes, comma-separated")] = "",
+    window: Annotated[int, typer.Option(help="rolling window in days; 0 for since release")] = 30,
+    version: Annotated[str | None, typer.Option(help="one model version")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Live subgroup performance from the event store (as GET /v1/models/{id}/performance)."""
+    from datetime import UTC, datetime
+
+    from services.models import ModelService, UnknownModel
+    from vigil.policy import load_policy
+
+    policy = load_policy(get_settings().policy_file)
+    try:
+        result = _with_service(
+            ModelService,
+            lambda models: models.performance(policy, model, version, _by(by), window or None, datetime.now(UTC)),
+        )
+    except UnknownModel as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from None
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    span = f"last {window} days" if window else "since release"
+    _print_performance(result, f"{model} {version or '(all versions)'}: {result['outcomes']} outcomes, {span}")
+    Console().print(f"outcomes without a recorded inference: {result['outcomes_without_inference']}")
+
+
 @performance_app.command("compute")
 def performance_compute(
     predictions: Annotated[Path, typer.Option(help="CSV/Parquet: inference_id, label, optional score, attributes")],

@@ -1,16 +1,22 @@
-"""Per-model operations over the event store: drift references (and, later, performance queries)."""
+"""Per-model operations over the event store: drift references and subgroup performance."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pandas as pd
+from sqlalchemy import cast, func, select
+from sqlalchemy.dialects.postgresql import UUID
 
 from services.event_service import EventService
+from services.recorder.tables import events
 from vigil.drift import DriftInputError
 from vigil.drift_monitor import reference_event, rows_of
 from vigil.drift_windows import profiles_of
-from vigil.events import DriftReferenceSet
+from vigil.events import DriftReferenceSet, InferenceMade, ModelRegistered, OutcomeObserved
+from vigil.incidents import InvalidInput
+from vigil.performance import Capped, positive_labels, report, tally
+from vigil.performance_monitor import pair_of, refused
 from vigil.policy import Policy
 
 
@@ -27,3 +33,79 @@ class ModelService(EventService):
         event = reference_event(model_id, version, profiles, "upload", source_name, now)
         await self._publish_and_wait([event])
         return event
+
+    async def performance(
+        self, policy: Policy, model_id: str, version: str | None, by: list[str], window_days: int | None, now: datetime
+    ) -> dict:
+        """Subgroup performance from the event store: recorded outcomes joined to their inferences,
+        over the last `window_days` or since release."""
+        async with self.engine.connect() as conn:
+            registered = (
+                await conn.execute(
+                    select(events.c.body)
+                    .where(events.c.event_type == "ModelRegistered", events.c.model_id == model_id)
+                    .order_by(events.c.seq.desc())
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+            if registered is None:
+                raise UnknownModel(f"no model {model_id!r} is registered")
+            model = ModelRegistered.model_validate_json(registered)
+            rows = (
+                await conn.execute(_joined(model_id, version, window_days and now - timedelta(days=window_days)))
+            ).all()
+            unmatched = (await conn.execute(_unmatched(model_id))).scalar_one()
+        settings = policy.for_model(model_id).performance
+        capped = Capped(settings.max_values)
+        pairs, counted = [], set()
+        for inference_body, outcome_body in rows:
+            outcome = OutcomeObserved.model_validate_json(outcome_body)
+            # As the worker does: the first outcome that fits the model counts.
+            if outcome.inference_id in counted or refused(outcome, model):
+                continue
+            counted.add(outcome.inference_id)
+            inference = InferenceMade.model_validate_json(inference_body)
+            pairs.append(pair_of(inference, outcome, capped.apply(inference.subgroup, by)))
+        positives = positive_labels(model.labels, model.critical_labels)
+        table = tally(pairs, positives, by, max(1, len(by)))
+        return report(table, settings.rules(model.risk_class), by) | {
+            "model_id": model_id,
+            "model_version": version,
+            "window_days": window_days,
+            "outcomes": len(pairs),
+            "outcomes_without_inference": unmatched,
+        }
+
+
+class UnknownModel(InvalidInput):
+    pass
+
+
+def _joined(model_id: str, version: str | None, since: datetime | None):
+    """Inferences with their outcomes, in the order the outcomes were recorded."""
+    inference, outcome = events.alias("inference"), events.alias("outcome")
+    query = (
+        select(inference.c.body, outcome.c.body)
+        .join(outcome, cast(outcome.c.payload["inference_id"].astext, UUID(as_uuid=False)) == inference.c.event_id)
+        .where(outcome.c.event_type == "OutcomeObserved", inference.c.event_type == "InferenceMade")
+        .where(inference.c.model_id == model_id)
+        .order_by(outcome.c.seq)
+    )
+    if version is not None:
+        query = query.where(inference.c.payload["model_version"].astext == version)
+    if since is not None:
+        query = query.where(inference.c.occurred_at >= since)
+    return query
+
+
+def _unmatched(model_id: str):
+    inference, outcome = events.alias("inference"), events.alias("outcome")
+    exists = select(inference.c.seq).where(
+        inference.c.event_type == "InferenceMade",
+        inference.c.event_id == cast(outcome.c.payload["inference_id"].astext, UUID(as_uuid=False)),
+    )
+    return (
+        select(func.count())
+        .select_from(outcome)
+        .where(outcome.c.event_type == "OutcomeObserved", outcome.c.model_id == model_id, ~exists.exists())
+    )

@@ -71,3 +71,13 @@ DRIFT_SKIPPED = Counter(
     "Values left out of drift windows: late events, text for a numeric feature, features without a reference",
     ["model_id", "reason"],
 )
+PERFORMANCE = Gauge(
+    "vigil_performance_value",
+    "Primary metric over the rolling window, for everyone and each single-attribute subgroup (values capped)",
+    ["model_id", "model_version", "label", "metric", "subgroup"],
+)
+JOIN_EXPIRED = Counter(
+    "vigil_outcome_join_expired_total",
+    "Sides of the outcome join that waited past the horizon: inferences never followed up, outcomes never matched",
+    ["model_id", "side"],
+)

@@ -22,7 +22,9 @@ from services.observability import (
     DRIFT_SKIPPED,
     EVENTS_IN,
     EVENTS_OUT,
+    JOIN_EXPIRED,
     LATENCY,
+    PERFORMANCE,
     PROCESSING_ERRORS,
 )
 from services.settings import get_settings
@@ -31,6 +33,7 @@ from vigil.drift_windows import Profile, Window, from_record, profiles_of
 from vigil.events import (
     ALERT_TOPIC,
     DEADLETTER_TOPIC,
+    EVENT_TYPES,
     INCIDENT_EVENTS,
     INPUT_TOPICS,
     SURVEILLANCE_TOPIC,
@@ -39,11 +42,30 @@ from vigil.events import (
     DriftResolved,
     Event,
     InferenceMade,
+    ModelRegistered,
     OutcomeObserved,
+    ThresholdBreached,
     partition_key,
 )
 from vigil.incidents import Incident, clock_alert, clock_events, evolve
-from vigil.oversight import missed_escalation, needs_escalation_watch
+from vigil.oversight import missed_escalation
+from vigil.performance import Counts, name_of
+from vigil.performance_monitor import (
+    Bucket,
+    PerformanceState,
+    add_pair,
+    breach_candidate,
+    pair_of,
+    performance_alert,
+    refused,
+    waiting_form,
+    window_table,
+)
+from vigil.performance_monitor import decode as decode_bucket
+from vigil.performance_monitor import encode as encode_bucket
+from vigil.performance_monitor import (
+    transitions as performance_transitions,
+)
 from vigil.policy import load_policy
 from vigil.validation import Rejected, canonical_json, dead_letter, decode
 
@@ -179,38 +201,112 @@ async def run_clocks() -> None:
             log.exception("worker.clock_error", incident_id=key.decode())
 
 
-# --- oversight: patient-facing bots must escalate emergencies -----------------------------------
-# Inferences and outcomes are keyed by model_id on both topics, so the table is co-partitioned.
-oversight_events = app.topic(
-    *settings.topics(("inference.v1", "outcome.v1")), value_serializer="raw", key_serializer="raw"
+# --- outcomes: joined to their inferences, for oversight and subgroup performance ---------------
+# Inferences, outcomes and registry events are keyed by model_id, so the tables are co-partitioned.
+join_events = app.topic(
+    *settings.topics(("inference.v1", "outcome.v1", "model.v1")), value_serializer="raw", key_serializer="raw"
 )
-escalation_watch = app.Table("escalation-watch", default=None, key_type=bytes, value_type=bytes)
+registry = app.Table("models", default=None, key_type=bytes, value_type=bytes)  # model_id -> ModelRegistered
+waiting = app.Table("outcome-join", default=None, key_type=bytes, value_type=bytes)  # inference_id -> one side
+performance_state = app.Table("performance-state", default=None, key_type=bytes, value_type=bytes)
+performance_days = app.Table("performance-days", default=None, key_type=bytes, value_type=bytes)
+SWEEP_SECONDS = 60.0
+_swept: dict[int, float] = {}  # partition -> when its waiting entries were last checked for expiry
 
 
-@app.agent(oversight_events)
-async def watch_escalations(stream: faust.StreamT) -> None:
-    """Joins outcomes to unescalated patient-facing inferences, in either arrival order."""
-    await each_record(stream, "watch_escalations", _watch_escalation)
+@app.agent(join_events)
+async def join_outcomes(stream: faust.StreamT) -> None:
+    """Outcome joined to inference in either order; then the escalation check and the performance
+    buckets. Batches of up to 500 records, so that each bucket is written once per batch."""
+    async for batch in stream.take_events(500, within=1.0):
+        await _join_batch(batch)
 
 
-async def _watch_escalation(message: Message) -> None:
-    event = _decoded(message.value, message.topic)
-    if isinstance(event, InferenceMade) and needs_escalation_watch(event):
-        key = str(event.event_id).encode()
-        pending = escalation_watch.get(key)
-        if pending is not None:
-            del escalation_watch[key]
-            await _check_escalation(event, OutcomeObserved.model_validate_json(pending))
-        else:
-            escalation_watch[key] = canonical_json(event).encode()
-    elif isinstance(event, OutcomeObserved) and event.emergency:
-        key = str(event.inference_id).encode()
-        pending = escalation_watch.get(key)
-        if pending is not None:
-            del escalation_watch[key]
-            await _check_escalation(InferenceMade.model_validate_json(pending), event)
-        else:
-            escalation_watch[key] = canonical_json(event).encode()
+class _Batch:
+    def __init__(self) -> None:
+        self.states: dict[tuple[str, str], PerformanceState] = {}
+        self.buckets: dict[bytes, Bucket] = {}
+        self.last_of: dict[str, faust.EventT] = {}
+
+
+async def _join_batch(records: list[faust.EventT]) -> None:
+    batch = _Batch()
+    for record in records:
+        message = record.message
+        try:
+            _writing_for(record)
+            event = _decoded(message.value, message.topic)
+            if isinstance(event, ModelRegistered):
+                registry[event.model_id.encode()] = canonical_json(event).encode()
+            elif isinstance(event, InferenceMade | OutcomeObserved):
+                batch.last_of[event.model_id] = record
+                await _join(event, message, batch)
+            if time.monotonic() - _swept.get(message.partition, 0.0) > SWEEP_SECONDS:
+                _sweep(message.partition)
+        except Exception:
+            PROCESSING_ERRORS.labels("join_outcomes", settings.logical_topic(message.topic)).inc()
+            log.exception("worker.processing_error", agent="join_outcomes", offset=message.offset)
+    for key, bucket in batch.buckets.items():
+        _writing_for(batch.last_of[key.split(b"\x1f")[0].decode()])
+        stored = decode_bucket(performance_days.get(key))
+        for name, counts in bucket.items():
+            stored[name] = stored.get(name, Counts()) + counts
+        performance_days[key] = encode_bucket(stored)
+    for (model_id, version), state in batch.states.items():
+        _writing_for(batch.last_of[model_id])
+        await _judge_performance(model_id, version, state)
+        performance_state[_key(model_id, version)] = state.model_dump_json().encode()
+
+
+def _registered(model_id: str) -> ModelRegistered | None:
+    stored = registry.get(model_id.encode())
+    return ModelRegistered.model_validate_json(stored) if stored else None
+
+
+async def _join(event: InferenceMade | OutcomeObserved, message: Message, batch: _Batch) -> None:
+    if isinstance(event, OutcomeObserved) and (why := refused(event, _registered(event.model_id))):
+        await _dead_letter(why, message)
+        return
+    inference_id = str(event.event_id if isinstance(event, InferenceMade) else event.inference_id)
+    stored = waiting.get(inference_id.encode())
+    if stored is None:
+        kept = waiting_form(event) if isinstance(event, InferenceMade) else event
+        side = {"side": kept.event_type, "at": time.time(), "partition": message.partition}  # type: ignore[attr-defined]
+        waiting[inference_id.encode()] = json.dumps(side | {"event": canonical_json(kept)}).encode()
+        return
+    other = json.loads(stored)
+    if other["side"] == event.event_type:
+        return  # the same side again (a duplicate): the first one waits
+    del waiting[inference_id.encode()]
+    other_event = EVENT_TYPES[other["side"]].model_validate_json(other["event"])
+    inference, outcome = (event, other_event) if isinstance(event, InferenceMade) else (other_event, event)
+    await _check_escalation(inference, outcome)  # type: ignore[arg-type]
+    _count_pair(inference, outcome, batch)  # type: ignore[arg-type]
+
+
+def _sweep(partition: int) -> None:
+    """Forget waiting sides older than the horizon; an outcome that never met its inference is
+    counted. Only this partition's entries: their changelog partition is the current record's."""
+    _swept[partition] = time.monotonic()
+    now = time.time()
+    for key, value in list(waiting.items()):
+        entry = json.loads(value)
+        if entry["partition"] != partition:
+            continue
+        kept = EVENT_TYPES[entry["side"]].model_validate_json(entry["event"])
+        horizon = monitoring.for_model(kept.model_id).performance.horizon_days * 86_400  # type: ignore[attr-defined]
+        if now - entry["at"] > horizon:
+            del waiting[key]
+            JOIN_EXPIRED.labels(kept.model_id, entry["side"]).inc()  # type: ignore[attr-defined]
+
+
+async def _dead_letter(why: Rejected, message: Message) -> None:
+    letter = dead_letter(why, message.topic, message.partition, message.offset, message.value, datetime.now(UTC))
+    await deadletters.send(key=message.topic.encode(), value=letter.model_dump_json().encode())
+    topic = settings.logical_topic(message.topic)
+    DEAD_LETTERS.labels(topic, why.kind).inc()
+    log.info("worker.dead_lettered", topic=topic, partition=message.partition, offset=message.offset,
+             reason_kind=why.kind, path=why.path)  # fmt: skip
 
 
 async def _check_escalation(inference: InferenceMade, outcome: OutcomeObserved) -> None:
@@ -218,6 +314,45 @@ async def _check_escalation(inference: InferenceMade, outcome: OutcomeObserved) 
         for event in found:
             await emit(event)
         log.warning("worker.escalation_missed", model_id=inference.model_id, event_id=str(inference.event_id))
+
+
+def _count_pair(inference: InferenceMade, outcome: OutcomeObserved, batch: _Batch) -> None:
+    model = _registered(inference.model_id)
+    if model is None:
+        return
+    policy = monitoring.for_model(model.model_id).performance
+    version = inference.model_version
+    if (model.model_id, version) not in batch.states:
+        stored = performance_state.get(_key(model.model_id, version))
+        batch.states[(model.model_id, version)] = (
+            PerformanceState.model_validate_json(stored) if stored else PerformanceState()
+        )
+    state = batch.states[(model.model_id, version)]
+    attributes = state.capped(policy.max_values).apply(inference.subgroup, policy.attributes)
+    day = inference.occurred_at.date()
+    bucket = batch.buckets.setdefault(_key(model.model_id, version, day.isoformat()), {})
+    add_pair(bucket, pair_of(inference, outcome, attributes), model, policy.attributes, policy.depth)
+    if day not in state.days:
+        state.days.append(day)
+    state.latest = max(state.latest or inference.occurred_at, inference.occurred_at)
+
+
+async def _judge_performance(model_id: str, version: str, state: PerformanceState) -> None:
+    model = _registered(model_id)
+    assert model is not None
+    policy = monitoring.for_model(model_id).performance
+    rules = policy.rules(model.risk_class)
+    days = state.window(policy.window_days)
+    table = window_table(decode_bucket(performance_days.get(_key(model_id, version, d.isoformat()))) for d in days)
+    for (label, subgroup), counts in table.items():
+        if len(subgroup) <= 1 and (value := counts.value(rules.metric)) is not None:
+            PERFORMANCE.labels(model_id, version, label, rules.metric, name_of(subgroup)).set(value)
+    for signal in performance_transitions(state, model_id, version, table, rules, policy.window_days):
+        await emit(signal)
+        await emit(performance_alert(signal))
+        if isinstance(signal, ThresholdBreached) and (candidate := breach_candidate(signal, model)):
+            await emit(candidate)
+        log.warning("worker.performance", model_id=model_id, model_version=version, event_type=signal.event_type)
 
 
 # --- drift: windows per model version against its reference -------------------------------------

@@ -321,6 +321,61 @@ class DriftResolved(DriftDetected):
     detected_event_id: UUID
 
 
+class SubgroupEstimate(Record):
+    subgroup: dict[Text, Text] = Field(description="attribute -> value; empty for everyone")
+    value: float
+    ci_low: float
+    ci_high: float
+    successes: int
+    trials: int
+
+
+class ThresholdBreached(Event):
+    """A subgroup's primary metric is below the policy's threshold: a warning when the point
+    estimate is, confirmed when the whole interval is."""
+
+    event_type: Literal["ThresholdBreached"] = "ThresholdBreached"
+    model_id: Text
+    model_version: Text
+    label: Label = Field(description="the critical label judged one-vs-rest")
+    metric: Text
+    threshold: float
+    level: Literal["warning", "confirmed"]
+    estimate: SubgroupEstimate
+    window_days: int
+    window_end: AwareDatetime
+
+
+class ThresholdRestored(ThresholdBreached):
+    event_type: Literal["ThresholdRestored"] = "ThresholdRestored"  # type: ignore[assignment]
+    level: Literal["restored"] = "restored"  # type: ignore[assignment]
+    breach_event_id: UUID
+
+
+class DisparityDetected(Event):
+    """The best and the worst subgroups of an attribute set differ by more than the policy allows."""
+
+    event_type: Literal["DisparityDetected"] = "DisparityDetected"
+    model_id: Text
+    model_version: Text
+    label: Label
+    metric: Text
+    attributes: list[Text]
+    best: SubgroupEstimate
+    worst: SubgroupEstimate
+    gap: float
+    limit: float
+    p_value: float = Field(description="Fisher's exact test, best against worst")
+    significant: bool
+    window_days: int
+    window_end: AwareDatetime
+
+
+class DisparityResolved(DisparityDetected):
+    event_type: Literal["DisparityResolved"] = "DisparityResolved"  # type: ignore[assignment]
+    detected_event_id: UUID
+
+
 INCIDENT_EVENTS: tuple[type[Event], ...] = (
     IncidentReported,
     IncidentCandidateRaised,
@@ -360,6 +415,10 @@ DERIVED_EVENTS: dict[str, type[Event]] = {
         TrendDetected,
         DriftDetected,
         DriftResolved,
+        ThresholdBreached,
+        ThresholdRestored,
+        DisparityDetected,
+        DisparityResolved,
     )
 }
 EVENT_TYPES: dict[str, type[Event]] = {**INPUT_EVENTS, **DERIVED_EVENTS}
@@ -397,7 +456,16 @@ class DeadLetter(Record):
     dead_letter_id: UUID
     reason: str
     reason_kind: Literal[
-        "oversized", "not_json", "not_an_object", "unknown_type", "unsupported_version", "wrong_topic", "schema", "phi"
+        "oversized",
+        "not_json",
+        "not_an_object",
+        "unknown_type",
+        "unsupported_version",
+        "wrong_topic",
+        "schema",
+        "phi",
+        "unknown_model",
+        "unknown_label",
     ]
     path: str | None = Field(description="dotted path of the offending field, where there is one")
     source_topic: str

@@ -7,12 +7,14 @@ from fastapi.responses import JSONResponse
 
 from services.event_service import NotYetRecorded
 from services.incidents import UnknownIncident
+from services.models import UnknownModel
 from vigil.drift import DriftInputError
 from vigil.incidents import DomainError, InvalidInput
 from vigil.policy import PolicyError
 
 ERROR_STATUS: dict[type[Exception], int] = {
     UnknownIncident: 404,
+    UnknownModel: 404,
     InvalidInput: 422,
     DomainError: 409,  # a transition the incident's state does not allow
     NotYetRecorded: 503,

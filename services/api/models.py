@@ -1,4 +1,4 @@
-"""Model routes: upload a drift reference."""
+"""Model routes: a drift reference, subgroup performance."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import pandas as pd
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 
 from services.api.auth import Caller, require
@@ -69,4 +69,37 @@ async def set_reference(
         model_id=model_id,
         model_version=version,
         features=[ProfiledFeature(feature=p.feature, kind=p.kind, n=p.n, missing=p.missing) for p in event.profiles],
+    )
+
+
+def window_days(window: str) -> int | None:
+    """'30d' -> 30; 'all' -> None (since release)."""
+    if window == "all":
+        return None
+    if window.endswith("d") and window[:-1].isdigit() and int(window[:-1]) > 0:
+        return int(window[:-1])
+    raise HTTPException(422, f"window must be like '30d' or 'all', not {window!r}")
+
+
+@routes.get(
+    "/{model_id}/performance",
+    summary="Subgroup performance with 95% intervals and the policy's verdict per row",
+    description="Every recorded outcome joined to its inference. `by` names the subgroup attributes "
+    "(their intersection when several); rows for everyone are always included.",
+    responses={404: {"description": "unknown model"}, 422: {"description": "bad window or attributes"}},
+)
+async def performance(
+    model_id: str,
+    request: Request,
+    models: Annotated[ModelService, Depends(service)],
+    _: Annotated[Caller, Depends(require("safety_officer", "auditor"))],
+    by: Annotated[str, Query(description="comma-separated attributes, e.g. sex,age_band")] = "",
+    window: Annotated[str, Query(description="'30d' (rolling days) or 'all' (since release)")] = "30d",
+    version: Annotated[str | None, Query(description="one model version; all versions when absent")] = None,
+) -> dict:
+    attributes = [a.strip() for a in by.split(",") if a.strip()]
+    if len(attributes) > 3:
+        raise HTTPException(422, f"at most 3 attributes in `by`, got {len(attributes)}")
+    return await models.performance(
+        request.app.state.policy, model_id, version, attributes, window_days(window), datetime.now(UTC)
     )

@@ -1,0 +1,283 @@
+"""Streaming subgroup performance: the outcome join's rules, daily confusion buckets, and when the
+policy's verdicts become ThresholdBreached / DisparityDetected events (and their ends).
+
+The worker joins each OutcomeObserved to its InferenceMade by inference id, in either order, and
+adds the pair to the bucket of the inference's day. A model version's rolling window is the sum of
+its buckets over the last `window_days` days before its latest joined inference. Signals stand
+until the verdict changes; event ids count the times a signal was raised, so reprocessing after a
+crash yields the same ids.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, timedelta
+
+from pydantic import BaseModel
+
+from vigil.events import (
+    AlertRaised,
+    DisparityDetected,
+    DisparityResolved,
+    IncidentCandidateRaised,
+    InferenceMade,
+    ModelRegistered,
+    OutcomeObserved,
+    Resources,
+    SubgroupEstimate,
+    ThresholdBreached,
+    ThresholdRestored,
+)
+from vigil.oversight import UNKNOWN_COUNTRY
+from vigil.performance import (
+    Breach,
+    Capped,
+    Counts,
+    Disparity,
+    Estimate,
+    Pair,
+    Rules,
+    Subgroup,
+    assess,
+    estimate,
+    judged,
+    name_of,
+    positive_labels,
+    tally,
+)
+from vigil.validation import Rejected
+
+NAMESPACE = uuid.UUID("3a9c7e51-6d2b-4f08-b1e4-7c5a2d9f0b63")
+Bucket = dict[str, Counts]  # key: json [label, [[attribute, value], ...]]
+Signal = ThresholdBreached | ThresholdRestored | DisparityDetected | DisparityResolved
+
+
+def waiting_form(inference: InferenceMade) -> InferenceMade:
+    """What the join keeps of a waiting inference: not its features, costs or patient token, which
+    neither performance nor oversight needs; features are most of an inference's size."""
+    return inference.model_copy(update={"features": {}, "patient_ref": "", "resources": Resources()})
+
+
+def refused(outcome: OutcomeObserved, model: ModelRegistered | None) -> Rejected | None:
+    """Why an outcome cannot count towards performance, if it cannot."""
+    if model is None:
+        return Rejected(
+            f"outcome for model {outcome.model_id!r}, which no ModelRegistered event names; not counted in performance",
+            "unknown_model",
+            "model_id",
+        )
+    if model.labels and outcome.label not in model.labels:
+        return Rejected(
+            f"label {outcome.label!r} is not in {model.model_id}'s label set ({', '.join(model.labels)}); "
+            "not counted in performance",
+            "unknown_label",
+            "label",
+        )
+    return None
+
+
+def pair_of(inference: InferenceMade, outcome: OutcomeObserved, attributes: Mapping[str, str]) -> Pair:
+    output = inference.output
+    return Pair(attributes, output.label, output.score, output.class_scores, outcome.label)
+
+
+def bucket_key(label: str, subgroup: Subgroup) -> str:
+    return json.dumps([label, [list(pair) for pair in subgroup]])
+
+
+def add_pair(bucket: Bucket, pair: Pair, model: ModelRegistered, by: list[str], depth: int) -> None:
+    positives = positive_labels(model.labels, model.critical_labels)
+    for (label, subgroup), counts in tally([pair], positives, by, depth).items():
+        key = bucket_key(label, subgroup)
+        bucket[key] = bucket.get(key, Counts()) + counts
+
+
+def encode(bucket: Bucket) -> bytes:
+    return json.dumps({k: c.as_dict() for k, c in bucket.items()}).encode()
+
+
+def decode(raw: bytes | None) -> Bucket:
+    return {k: Counts(**v) for k, v in json.loads(raw).items()} if raw else {}
+
+
+def window_table(buckets: Iterable[Bucket]) -> dict[tuple[str, Subgroup], Counts]:
+    table: dict[tuple[str, Subgroup], Counts] = {}
+    for bucket in buckets:
+        for key, counts in bucket.items():
+            label, pairs = json.loads(key)
+            index = (label, tuple((a, v) for a, v in pairs))
+            table[index] = table.get(index, Counts()) + counts
+    return table
+
+
+class PerformanceState(BaseModel):
+    """What the worker remembers of one model version."""
+
+    seen: dict[str, list[str]] = {}  # attribute values admitted so far (the rest are 'other')
+    days: list[date] = []  # days with a bucket
+    latest: datetime | None = None  # latest inference time among joined pairs
+    standing: dict[str, uuid.UUID] = {}  # signal key -> the event that raised it
+    levels: dict[str, str] = {}  # signal key -> its level (warning / confirmed) or significance
+    raised: dict[str, int] = {}  # signal key -> times raised, for deterministic ids
+
+    def capped(self, limit: int) -> Capped:
+        return Capped(limit, self.seen)
+
+    def window(self, window_days: int) -> list[date]:
+        """Days in the rolling window; older days are forgotten."""
+        if self.latest is None:
+            return []
+        first = (self.latest - timedelta(days=window_days)).date()
+        self.days = sorted(d for d in self.days if d >= first)
+        return self.days
+
+
+def _estimate(e: Estimate) -> SubgroupEstimate:
+    return SubgroupEstimate(
+        subgroup=dict(e.subgroup), value=e.value, ci_low=e.low, ci_high=e.high, successes=e.successes, trials=e.trials
+    )
+
+
+def transitions(
+    state: PerformanceState,
+    model_id: str,
+    version: str,
+    table: Mapping[tuple[str, Subgroup], Counts],
+    rules: Rules,
+    window_days: int,
+) -> list[Signal]:
+    """Signals for verdicts that appear, change level or end; updates the state's standing ones."""
+    assert state.latest is not None
+    breaches, disparities = assess(table, rules)
+    common = {"model_id": model_id, "model_version": version, "window_days": window_days,
+              "window_end": state.latest, "occurred_at": state.latest}  # fmt: skip
+    now: dict[str, tuple[str, Breach | Disparity]] = {}
+    for b in breaches:
+        now[f"breach/{b.label}/{b.metric}/{name_of(b.estimate.subgroup)}"] = (b.level, b)
+    for d in disparities:
+        now[f"disparity/{d.label}/{d.metric}/{','.join(d.attributes)}"] = (str(d.significant), d)
+
+    def new_id(key: str) -> uuid.UUID:
+        state.raised[key] = state.raised.get(key, 0) + 1
+        return uuid.uuid5(NAMESPACE, f"{model_id}/{version}/{key}/{state.raised[key]}")
+
+    events: list[Signal] = []
+    for key, (level, found) in sorted(now.items()):
+        if state.levels.get(key) == level:
+            continue
+        if isinstance(found, Breach):
+            event: Signal = ThresholdBreached(
+                event_id=new_id(key), label=found.label, metric=found.metric, threshold=found.threshold,
+                level=found.level, estimate=_estimate(found.estimate), **common,
+            )  # fmt: skip
+        else:
+            event = DisparityDetected(
+                event_id=new_id(key), label=found.label, metric=found.metric, attributes=list(found.attributes),
+                best=_estimate(found.best), worst=_estimate(found.worst), gap=found.gap, limit=found.limit,
+                p_value=found.p_value, significant=found.significant, **common,
+            )  # fmt: skip
+        state.standing[key], state.levels[key] = event.event_id, level
+        events.append(event)
+    for key in sorted(set(state.standing) - set(now)):
+        if not _still_judged(key, table, rules):
+            continue  # no verdict without enough outcomes: the signal stands
+        raised = state.standing.pop(key)
+        del state.levels[key]
+        events.append(_ended(key, raised, table, rules, new_id(key), common))
+    return events
+
+
+def _subgroups_of_key(key: str, table: Mapping[tuple[str, Subgroup], Counts]) -> list[tuple[str, Subgroup]]:
+    kind, label, _, rest = key.split("/", 3)
+    if kind == "breach":
+        return [(label, s) for (lab, s) in table if lab == label and name_of(s) == rest]
+    attributes = rest.split(",")
+    return [(label, s) for (lab, s) in table if lab == label and [a for a, _ in s] == attributes]
+
+
+def _still_judged(key: str, table: Mapping[tuple[str, Subgroup], Counts], rules: Rules) -> bool:
+    return any(judged(table[k], rules) for k in _subgroups_of_key(key, table))
+
+
+def _ended(
+    key: str, raised: uuid.UUID, table: Mapping[tuple[str, Subgroup], Counts], rules: Rules, event_id: uuid.UUID,
+    common: dict,
+) -> Signal:  # fmt: skip
+    label, metric = key.split("/")[1:3]
+    members = [
+        e for k in _subgroups_of_key(key, table) if judged(table[k], rules) and (e := estimate(k[1], table[k], rules))
+    ]
+    best, worst = max(members, key=lambda e: e.value), min(members, key=lambda e: e.value)
+    if key.startswith("breach/"):
+        return ThresholdRestored(
+            event_id=event_id, label=label, metric=metric, threshold=rules.threshold or 0.0,
+            estimate=_estimate(worst), breach_event_id=raised, **common,
+        )  # fmt: skip
+    return DisparityResolved(
+        event_id=event_id, label=label, metric=metric, attributes=key.split("/")[3].split(","), best=_estimate(best),
+        worst=_estimate(worst), gap=best.value - worst.value, limit=rules.disparity, p_value=1.0, significant=False,
+        detected_event_id=raised, **common,
+    )  # fmt: skip
+
+
+def performance_alert(event: Signal) -> AlertRaised:
+    if isinstance(event, ThresholdBreached):
+        where = name_of(tuple(event.estimate.subgroup.items()))
+        ended = isinstance(event, ThresholdRestored)
+        summary = (
+            f"{event.model_id} {event.model_version}: {event.metric} for {event.label!r} in {where} "
+            f"{'is back at or above' if ended else 'is below'} {event.threshold:g}: {event.estimate.value:.3f} "
+            f"(95% CI {event.estimate.ci_low:.3f}-{event.estimate.ci_high:.3f}, {event.estimate.trials} outcomes, "
+            f"{event.window_days} days)"
+        )
+        name, severity = "SafetyThresholdBreached", "critical" if event.level == "confirmed" else "warning"
+        labels = {"metric": event.metric, "label": event.label, "subgroup": where, "level": event.level}
+    else:
+        ended = isinstance(event, DisparityResolved)
+        summary = (
+            f"{event.model_id} {event.model_version}: {event.metric} gap across {', '.join(event.attributes)} "
+            f"{'is back within' if ended else 'exceeds'} {event.limit:g}: "
+            f"{name_of(tuple(event.best.subgroup.items()))} {event.best.value:.3f} vs "
+            f"{name_of(tuple(event.worst.subgroup.items()))} {event.worst.value:.3f} "
+            f"(CI {event.worst.ci_low:.3f}-{event.worst.ci_high:.3f})"
+            + ("" if ended else f"; {'significant' if event.significant else 'not significant'}, p={event.p_value:.3g}")
+        )
+        name, severity = "EquityDisparity", "critical" if event.significant else "warning"
+        labels = {"metric": event.metric, "label": event.label, "attributes": ",".join(event.attributes)}
+    return AlertRaised(
+        event_id=uuid.uuid5(NAMESPACE, f"alert/{event.event_id}"),
+        occurred_at=event.occurred_at,
+        alert_name=name,
+        severity=severity,  # type: ignore[arg-type]
+        model_id=event.model_id,
+        model_version=event.model_version,
+        summary=summary,
+        labels=labels,
+        caused_by=event.event_id,
+        resolved=ended,
+    )
+
+
+def breach_candidate(event: ThresholdBreached, model: ModelRegistered) -> IncidentCandidateRaised | None:
+    """A confirmed breach on a high-risk model is proposed as an incident for triage."""
+    if model.risk_class != "high" or event.level != "confirmed" or isinstance(event, ThresholdRestored):
+        return None
+    incident_id = uuid.uuid5(NAMESPACE, f"breach-incident/{event.event_id}")
+    where = name_of(tuple(event.estimate.subgroup.items()))
+    return IncidentCandidateRaised(
+        event_id=uuid.uuid5(NAMESPACE, f"candidate/{incident_id}"),
+        occurred_at=event.occurred_at,
+        incident_id=incident_id,
+        model_id=event.model_id,
+        model_version=event.model_version,
+        source="threshold_breach",
+        summary=(
+            f"Confirmed breach of the safety threshold: {event.metric} for {event.label!r} in {where} is "
+            f"{event.estimate.value:.3f} (95% CI {event.estimate.ci_low:.3f}-{event.estimate.ci_high:.3f}), "
+            f"below {event.threshold:g} over {event.window_days} days."
+        ),
+        country=model.countries[0] if model.countries else UNKNOWN_COUNTRY,
+        aware_at=event.occurred_at,
+    )
