@@ -98,6 +98,7 @@ def worker() -> None:
     from streams.app import app as faust_app
 
     settings = get_settings()
+    settings.home.mkdir(parents=True, exist_ok=True)  # Faust keeps its data directory there
     configure_logging(settings)
     serve_metrics(settings.worker_metrics_port)
     Worker(faust_app, loglevel="warning", redirect_stdouts=False).execute_from_commandline()
@@ -176,7 +177,7 @@ def schema_export(
 
 @app.command()
 def demo(
-    inferences: Annotated[int, typer.Option(help="inferences to stream")] = 3000,
+    inferences: Annotated[int, typer.Option(help="inferences to stream")] = 6000,
     seed: Annotated[int, typer.Option(help="seed of the synthetic hospital")] = 7,
     out: Annotated[Path, typer.Option(help="where the incident report is written")] = Path("out"),
 ) -> None:
@@ -188,9 +189,10 @@ def demo(
     # The demo's own emitter and safety-officer tokens, beside whatever is configured.
     tokens = {"emitter": "demo-" + secrets.token_hex(8), "safety_officer": "demo-" + secrets.token_hex(8)}
     configured = {tokens["emitter"]: "emitter", tokens["safety_officer"]: "safety_officer:demo-safety-officer"}
+    settings = settings.model_copy(update={"policy_file": settings.policy_file or ROOT / "deploy" / "policy.yml"})
     env = {
         "VIGIL_API_TOKENS": json.dumps({**settings.api_tokens, **configured}),
-        "VIGIL_POLICY_FILE": str(settings.policy_file or ROOT / "deploy" / "policy.yml"),
+        "VIGIL_POLICY_FILE": str(settings.policy_file),
     }
     processes = services(settings.home, env)
     for name, process in processes.items():
@@ -475,35 +477,6 @@ def reference_set(
     Console().print(table)
 
 
-def _print_performance(result: dict, title: str) -> None:
-    """The rows as a table (sensitivity and specificity with intervals), then the verdict."""
-    from rich.markup import escape
-
-    table = Table(title=title)
-    for column in ("label", "subgroup", "n", "tp / fn / tn / fp", "sensitivity (95% CI)", "specificity (95% CI)",
-                   "brier", "verdict"):  # fmt: skip
-        table.add_column(column)
-
-    def with_ci(row: dict, metric: str) -> str:
-        value, ci = row[metric], row[f"{metric}_ci"]
-        return "—" if value is None else f"{value:.3f} ({ci[0]:.3f}–{ci[1]:.3f})"
-
-    for row in result["rows"]:
-        subgroup = ", ".join(f"{k}={v}" for k, v in row["subgroup"].items()) or "everyone"
-        verdict = row["verdict"]
-        style = "red" if "confirmed" in verdict else "yellow" if "breach" in verdict else ""
-        table.add_row(
-            row["label"], subgroup, str(row["n"]), f"{row['tp']} / {row['fn']} / {row['tn']} / {row['fp']}",
-            with_ci(row, "sensitivity"), with_ci(row, "specificity"),
-            "—" if row["brier"] is None else f"{row['brier']:.3f}",
-            f"[{style}]{verdict}[/{style}]" if style else verdict,
-        )  # fmt: skip
-    out = Console()
-    out.print(table)
-    for line in result["verdict"]:
-        out.print(escape(line), style="green" if line == "within policy" else "red")
-
-
 def _by(by: str) -> list[str]:
     return [a.strip() for a in by.split(",") if a.strip()]
 
@@ -520,6 +493,7 @@ def performance_show(
     from datetime import UTC, datetime
 
     from services.models import ModelService, UnknownModel
+    from services.performance_view import print_performance
     from vigil.policy import load_policy
 
     policy = load_policy(get_settings().policy_file)
@@ -535,7 +509,9 @@ def performance_show(
         print(json.dumps(result, indent=2))
         return
     span = f"last {window} days" if window else "since release"
-    _print_performance(result, f"{model} {version or '(all versions)'}: {result['outcomes']} outcomes, {span}")
+    print_performance(
+        Console(), result, f"{model} {version or '(all versions)'}: {result['outcomes']} outcomes, {span}"
+    )
     Console().print(f"outcomes without a recorded inference: {result['outcomes_without_inference']}")
 
 
@@ -550,6 +526,7 @@ def performance_compute(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Validate a model on your own population before go-live: the same core as the live monitoring."""
+    from services.performance_view import print_performance
     from vigil.performance import PerformanceInputError, pairs_from_files, report, tally
     from vigil.policy import PolicyError, load_policy
 
@@ -568,7 +545,7 @@ def performance_compute(
     if as_json:
         print(json.dumps(result, indent=2))
         return
-    _print_performance(result, f"Performance on {len(pairs)} outcomes (risk class {risk_class})")
+    print_performance(Console(), result, f"Performance on {len(pairs)} outcomes (risk class {risk_class})")
     Console().print(
         f"unmatched: {unmatched['predictions_without_outcome']} predictions without outcome, "
         f"{unmatched['outcomes_without_prediction']} outcomes without prediction"

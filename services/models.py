@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 from sqlalchemy import cast, func, select
 from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.event_service import EventService
 from services.recorder.tables import events
@@ -37,44 +38,7 @@ class ModelService(EventService):
     async def performance(
         self, policy: Policy, model_id: str, version: str | None, by: list[str], window_days: int | None, now: datetime
     ) -> dict:
-        """Subgroup performance from the event store: recorded outcomes joined to their inferences,
-        over the last `window_days` or since release."""
-        async with self.engine.connect() as conn:
-            registered = (
-                await conn.execute(
-                    select(events.c.body)
-                    .where(events.c.event_type == "ModelRegistered", events.c.model_id == model_id)
-                    .order_by(events.c.seq.desc())
-                    .limit(1)
-                )
-            ).scalar_one_or_none()
-            if registered is None:
-                raise UnknownModel(f"no model {model_id!r} is registered")
-            model = ModelRegistered.model_validate_json(registered)
-            rows = (
-                await conn.execute(_joined(model_id, version, window_days and now - timedelta(days=window_days)))
-            ).all()
-            unmatched = (await conn.execute(_unmatched(model_id))).scalar_one()
-        settings = policy.for_model(model_id).performance
-        capped = Capped(settings.max_values)
-        pairs, counted = [], set()
-        for inference_body, outcome_body in rows:
-            outcome = OutcomeObserved.model_validate_json(outcome_body)
-            # As the worker does: the first outcome that fits the model counts.
-            if outcome.inference_id in counted or refused(outcome, model):
-                continue
-            counted.add(outcome.inference_id)
-            inference = InferenceMade.model_validate_json(inference_body)
-            pairs.append(pair_of(inference, outcome, capped.apply(inference.subgroup, by)))
-        positives = positive_labels(model.labels, model.critical_labels)
-        table = tally(pairs, positives, by, max(1, len(by)))
-        return report(table, settings.rules(model.risk_class), by) | {
-            "model_id": model_id,
-            "model_version": version,
-            "window_days": window_days,
-            "outcomes": len(pairs),
-            "outcomes_without_inference": unmatched,
-        }
+        return await performance(self.engine, policy, model_id, version, by, window_days, now)
 
 
 class UnknownModel(InvalidInput):
@@ -109,3 +73,50 @@ def _unmatched(model_id: str):
         .select_from(outcome)
         .where(outcome.c.event_type == "OutcomeObserved", outcome.c.model_id == model_id, ~exists.exists())
     )
+
+
+async def performance(
+    engine: AsyncEngine,
+    policy: Policy,
+    model_id: str,
+    version: str | None,
+    by: list[str],
+    window_days: int | None,
+    now: datetime,
+) -> dict:
+    """Subgroup performance from the event store: recorded outcomes joined to their inferences,
+    over the last `window_days` or since release."""
+    async with engine.connect() as conn:
+        registered = (
+            await conn.execute(
+                select(events.c.body)
+                .where(events.c.event_type == "ModelRegistered", events.c.model_id == model_id)
+                .order_by(events.c.seq.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        if registered is None:
+            raise UnknownModel(f"no model {model_id!r} is registered")
+        model = ModelRegistered.model_validate_json(registered)
+        rows = (await conn.execute(_joined(model_id, version, window_days and now - timedelta(days=window_days)))).all()
+        unmatched = (await conn.execute(_unmatched(model_id))).scalar_one()
+    settings = policy.for_model(model_id).performance
+    capped = Capped(settings.max_values)
+    pairs, counted = [], set()
+    for inference_body, outcome_body in rows:
+        outcome = OutcomeObserved.model_validate_json(outcome_body)
+        # As the worker does: the first outcome that fits the model counts.
+        if outcome.inference_id in counted or refused(outcome, model):
+            continue
+        counted.add(outcome.inference_id)
+        inference = InferenceMade.model_validate_json(inference_body)
+        pairs.append(pair_of(inference, outcome, capped.apply(inference.subgroup, by)))
+    positives = positive_labels(model.labels, model.critical_labels)
+    table = tally(pairs, positives, by, max(1, len(by)))
+    return report(table, settings.rules(model.risk_class), by) | {
+        "model_id": model_id,
+        "model_version": version,
+        "window_days": window_days,
+        "outcomes": len(pairs),
+        "outcomes_without_inference": unmatched,
+    }

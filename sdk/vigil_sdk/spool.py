@@ -22,15 +22,27 @@ class Spool:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / "pending.jsonl"
         self.rejected_path = self.directory / "rejected.jsonl"
+        self._depth = 0
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        # Several processes of one model service may share a spool directory.
-        with open(self.directory / ".lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        # Several processes of one model service may share a spool directory. Reentrant: rejecting
+        # events while draining appends under the lock the drain holds (a second flock on a new
+        # file descriptor would wait for ourselves forever).
+        if self._depth:
+            self._depth += 1
             try:
                 yield
             finally:
+                self._depth -= 1
+            return
+        with open(self.directory / ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._depth = 1
+            try:
+                yield
+            finally:
+                self._depth = 0
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def append(self, events: list[dict[str, Any]], path: Path | None = None) -> None:

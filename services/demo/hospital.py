@@ -19,8 +19,11 @@ from typing import Any
 
 Event = dict[str, Any]
 
-SITES = {"st-mary": "high", "north-valley": "high", "riverside-rural": "low"}
+SITES = {"st-mary": "high", "north-valley": "high", "city-east": "high", "riverside-rural": "low"}
 RURAL = "riverside-rural"
+# The WHO example of an equity gap: ED triage sensitivity for urgent arrivals by site, near 0.89,
+# 0.91 and 0.87 at the well-resourced sites and 0.76 at the low-resource one.
+TRIAGE_SENSITIVITY = {"st-mary": 0.89, "north-valley": 0.91, "city-east": 0.87, RURAL: 0.76}
 AGE_BANDS = ["18-39", "40-49", "50-59", "60-69", "70+"]
 
 MODELS: list[Event] = [
@@ -133,7 +136,7 @@ class Hospital:
 
     def _mammo(self, at: datetime) -> Event:
         r = self.rng
-        site = r.choice(list(SITES))
+        site = r.choice(["st-mary", "north-valley", RURAL])
         malignant = r.random() < 0.08
         score = min(1.0, max(0.0, r.gauss(0.78 if malignant else 0.18, 0.15)))
         return {
@@ -154,10 +157,10 @@ class Hospital:
 
     def _triage(self, at: datetime) -> Event:
         r = self.rng
-        site = r.choice(["st-mary", "north-valley"])
+        site = r.choice(list(TRIAGE_SENSITIVITY))
         urgent = r.random() < 0.3
+        said_urgent = r.random() < (TRIAGE_SENSITIVITY[site] if urgent else 0.12)
         hr = r.gauss(112 if urgent else 84, 12)
-        score = min(1.0, max(0.0, (hr - 70) / 70 + r.gauss(0, 0.1)))
         return {
             **self._base(
                 "ed-triage", at, {"sex": r.choice("FM"), "age_band": r.choice(AGE_BANDS), "language": "de"}, site
@@ -171,7 +174,10 @@ class Hospital:
                 "chief_complaint": r.choice(["chest_pain", "dyspnoea", "abdominal_pain", "injury", "fever"]),
                 "arrival_mode": r.choice(["ambulance", "walk_in"]),
             },
-            "output": {"label": "urgent" if score >= 0.45 else "non_urgent", "score": round(score, 4)},
+            "output": {
+                "label": "urgent" if said_urgent else "non_urgent",
+                "score": round(r.uniform(0.5, 0.97) if said_urgent else r.uniform(0.03, 0.5), 4),
+            },
             "explanation_present": True,
             "resources": {"latency_ms": round(r.uniform(20, 80), 1), "energy_wh": 0.01},
             "_truth": "urgent" if urgent else "non_urgent",
@@ -221,7 +227,8 @@ class Hospital:
                 "decision": r.choices(["accepted", "modified", "overridden"], [0.85, 0.1, 0.05])[0],
                 "reviewed_at": (at + timedelta(minutes=5)).isoformat(),
             }
-        if r.random() < 0.6:
+        # ED follow-up (admission or discharge) is nearly always known; pathology and chat outcomes less often.
+        if r.random() < (0.9 if model_id == "ed-triage" else 0.6):
             observed = at + timedelta(days=7 if model_id == "mammo-screen" else 1)
             yield {
                 "event_type": "OutcomeObserved",

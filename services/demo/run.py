@@ -16,6 +16,7 @@ from vigil_sdk import AsyncEmitter
 
 from services.database import engine_for
 from services.demo.drift import drift_episode
+from services.demo.equity import equity_finding
 from services.demo.hospital import Hospital, malformed_records
 from services.demo.incidents import incident_scenario
 from services.progress import progress_bar
@@ -56,9 +57,18 @@ async def run_demo(
         ) as direct,
         AsyncEmitter(api_url=api_url, token=tokens["emitter"], spool_dir=spool / "http") as over_http,
     ):
+        # The registry first: the worker judges outcomes against the model's registered label set.
+        registry = [dict(e) for e in hospital.registry()]
+        for event in registry:
+            sent_ids.append(await over_http.emit(event.pop("event_type"), **event))
+            sent += 1
+        await over_http.flush()
+        deadline = time.monotonic() + 60
+        while await store.count_of(sent_ids) < len(sent_ids) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
         with progress_bar() as progress:
             task = progress.add_task("streaming the synthetic hospital", total=None)
-            for event in [*hospital.registry(), *hospital.stream(inferences)]:
+            for event in list(hospital.stream(inferences)):  # whole first: follow-ups strip the truth
                 # The imaging vendor writes straight to Kafka; the other two use the HTTP API.
                 emitter = direct if event.get("model_id") == "mammo-screen" else over_http
                 sent_ids.append(await emitter.emit(event.pop("event_type"), **event))
@@ -121,6 +131,7 @@ async def run_demo(
     console.print(dl)
 
     await drift_episode(store.engine, started, console)
+    await equity_finding(settings, store.engine, started, console)
 
     async with AsyncEmitter(api_url=api_url, token=tokens["emitter"], spool_dir=spool / "incident") as emitter:
         written = await incident_scenario(settings, store.engine, emitter, tokens["safety_officer"], out, console)

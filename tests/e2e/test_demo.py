@@ -32,7 +32,7 @@ def test_demo_streams_records_dead_letters_and_verifies(settings: Settings, tmp_
     }
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "services.cli", "demo", "--inferences", "3000", "--out", str(tmp_path / "out")],
+            [sys.executable, "-m", "services.cli", "demo", "--inferences", "6000", "--out", str(tmp_path / "out")],
             env=env,
             capture_output=True,
             text=True,
@@ -48,6 +48,9 @@ def test_demo_streams_records_dead_letters_and_verifies(settings: Settings, tmp_
         assert "EscalationMissed" in out and "IncidentReportOverdue" in out
         drift = out[out.index("Drift of mammo-screen") :]
         assert "DriftDetected" in drift and "DriftResolved" in drift and "image_contrast" in drift
+        equity = out[out.index("Equity signals of ed-triage") :]
+        assert "resource_setting=low" in equity and "site=riverside-rural" in equity
+        assert "confirmed breach: sensitivity for 'urgent' in site=riverside-rural" in equity
         [pdf] = (tmp_path / "out").glob("mir-initial-*.pdf")
         text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
         assert pdf.stem.removeprefix("mir-initial-") in text and "MDR Art. 87(5)" in text

@@ -48,6 +48,15 @@ def test_spool_keeps_events_until_a_drain_succeeds(tmp_path: Path) -> None:
     assert len(spool) == 0
 
 
+def test_events_refused_while_draining_are_parked_without_deadlock(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.append([{"event_id": "a"}])
+    with spool.draining() as pending:
+        spool.reject(pending, ["schema: _truth: Extra inputs are not permitted"])  # under the drain's lock
+    assert len(spool) == 0
+    assert "_truth" in spool.rejected_path.read_text()
+
+
 def test_spool_skips_a_torn_last_line(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     spool.append([{"event_id": "a"}])

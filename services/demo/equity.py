@@ -1,0 +1,57 @@
+"""The demo's equity finding: ED triage misses more urgent arrivals at the low-resource site. The
+worker's signals as recorded, then the performance table a safety officer would open."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.demo.incidents import wait_for
+from services.models import performance
+from services.performance_view import print_performance
+from services.recorder.tables import events
+from services.settings import Settings
+from vigil.policy import load_policy
+
+MODEL = "ed-triage"
+
+
+async def equity_finding(settings: Settings, engine: AsyncEngine, started: datetime, console: Console) -> None:
+    async def disparity() -> list[dict]:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                select(events.c.body)
+                .where(events.c.event_type == "DisparityDetected", events.c.model_id == MODEL)
+                .where(events.c.recorded_at >= started)
+                .order_by(events.c.seq)
+            )
+            found = [json.loads(b) for (b,) in rows]
+        return [d for d in found if d["attributes"] == ["resource_setting"] and d["significant"]]
+
+    found = await wait_for(disparity, 90, "the worker to flag the low-resource gap")
+    table = Table(title=f"Equity signals of {MODEL} raised by the worker (DisparityDetected)")
+    for column in ("attributes", "best", "worst (95% CI)", "gap", "Fisher p"):
+        table.add_column(column)
+    for d in found:
+        best, worst = d["best"], d["worst"]
+        table.add_row(
+            ", ".join(d["attributes"]),
+            f"{_name(best)} {best['value']:.3f}",
+            f"{_name(worst)} {worst['value']:.3f} ({worst['ci_low']:.3f}–{worst['ci_high']:.3f})",
+            f"{d['gap']:.3f} > {d['limit']:g}",
+            f"{d['p_value']:.3g}",
+        )
+    console.print(table)
+    result = await performance(
+        engine, load_policy(settings.policy_file), MODEL, None, ["site"], None, datetime.now(UTC)
+    )
+    print_performance(console, result, f"{MODEL}: sensitivity for urgent arrivals by site (all outcomes)")
+
+
+def _name(estimate: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in estimate["subgroup"].items()) or "everyone"
