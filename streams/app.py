@@ -238,6 +238,8 @@ async def _join_batch(records: list[faust.EventT]) -> None:
             event = _decoded(message.value, message.topic)
             if isinstance(event, ModelRegistered):
                 registry[event.model_id.encode()] = canonical_json(event).encode()
+                batch.last_of[event.model_id] = record
+                await _release_parked(event.model_id, message, batch)
             elif isinstance(event, InferenceMade | OutcomeObserved):
                 batch.last_of[event.model_id] = record
                 await _join(event, message, batch)
@@ -264,61 +266,52 @@ def _registered(model_id: str) -> ModelRegistered | None:
 
 
 async def _join(event: InferenceMade | OutcomeObserved, message: Message, batch: _Batch) -> None:
-    if isinstance(event, OutcomeObserved) and (why := refused(event, _registered(event.model_id))):
-        await _dead_letter(why, message)
-        return
     inference_id = str(event.event_id if isinstance(event, InferenceMade) else event.inference_id)
+    position = (message.topic, message.partition, message.offset)
     stored = waiting.get(inference_id.encode())
     if stored is None:
         kept = waiting_form(event) if isinstance(event, InferenceMade) else event
-        side = {"side": kept.event_type, "at": time.time(), "partition": message.partition}  # type: ignore[attr-defined]
-        waiting[inference_id.encode()] = json.dumps(side | {"event": canonical_json(kept)}).encode()
+        entry = _entry(event.event_type, event.model_id, message, event=canonical_json(kept), position=position)
+        waiting[inference_id.encode()] = entry
         return
     other = json.loads(stored)
     if other["side"] == event.event_type:
         return  # the same side again (a duplicate): the first one waits
     del waiting[inference_id.encode()]
     other_event = EVENT_TYPES[other["side"]].model_validate_json(other["event"])
-    inference, outcome = (event, other_event) if isinstance(event, InferenceMade) else (other_event, event)
+    if isinstance(event, InferenceMade):
+        inference, outcome, where = event, other_event, tuple(other["position"])
+    else:
+        inference, outcome, where = other_event, event, position
     await _check_escalation(inference, outcome)  # type: ignore[arg-type]
-    _count_pair(inference, outcome, batch)  # type: ignore[arg-type]
+    await _count_pair(inference, outcome, where, message, batch)  # type: ignore[arg-type]
 
 
-def _sweep(partition: int) -> None:
-    """Forget waiting sides older than the horizon; an outcome that never met its inference is
-    counted. Only this partition's entries: their changelog partition is the current record's."""
-    _swept[partition] = time.monotonic()
-    now = time.time()
-    for key, value in list(waiting.items()):
-        entry = json.loads(value)
-        if entry["partition"] != partition:
-            continue
-        kept = EVENT_TYPES[entry["side"]].model_validate_json(entry["event"])
-        horizon = monitoring.for_model(kept.model_id).performance.horizon_days * 86_400  # type: ignore[attr-defined]
-        if now - entry["at"] > horizon:
-            del waiting[key]
-            JOIN_EXPIRED.labels(kept.model_id, entry["side"]).inc()  # type: ignore[attr-defined]
+def _entry(side: str, model_id: str, message: Message, **content: object) -> bytes:
+    """A waiting entry. `partition` is the changelog partition it is written to (the current
+    record's): the sweep deletes only entries of the partition it runs for."""
+    head = {"side": side, "model_id": model_id, "at": time.time(), "partition": message.partition}
+    return json.dumps(head | content).encode()
 
 
-async def _dead_letter(why: Rejected, message: Message) -> None:
-    letter = dead_letter(why, message.topic, message.partition, message.offset, message.value, datetime.now(UTC))
-    await deadletters.send(key=message.topic.encode(), value=letter.model_dump_json().encode())
-    topic = settings.logical_topic(message.topic)
-    DEAD_LETTERS.labels(topic, why.kind).inc()
-    log.info("worker.dead_lettered", topic=topic, partition=message.partition, offset=message.offset,
-             reason_kind=why.kind, path=why.path)  # fmt: skip
+def _parked_key(model_id: str, inference_id: str) -> bytes:
+    return _key("parked", model_id, inference_id)
 
 
-async def _check_escalation(inference: InferenceMade, outcome: OutcomeObserved) -> None:
-    if found := missed_escalation(inference, outcome):
-        for event in found:
-            await emit(event)
-        log.warning("worker.escalation_missed", model_id=inference.model_id, event_id=str(inference.event_id))
-
-
-def _count_pair(inference: InferenceMade, outcome: OutcomeObserved, batch: _Batch) -> None:
+async def _count_pair(
+    inference: InferenceMade, outcome: OutcomeObserved, where: tuple, message: Message, batch: _Batch
+) -> None:
+    """Adds a joined pair to its day's bucket. A pair of a model whose registration the worker has
+    not seen yet (on a fresh start, topics are read in parallel) waits for it."""
     model = _registered(inference.model_id)
     if model is None:
+        parked = {"inference": canonical_json(inference), "outcome": canonical_json(outcome), "position": where}
+        waiting[_parked_key(inference.model_id, str(inference.event_id))] = _entry(
+            "pair", inference.model_id, message, **parked
+        )
+        return
+    if why := refused(outcome, model):
+        await _dead_letter(why, *where, canonical_json(outcome).encode())
         return
     policy = monitoring.for_model(model.model_id).performance
     version = inference.model_version
@@ -335,6 +328,50 @@ def _count_pair(inference: InferenceMade, outcome: OutcomeObserved, batch: _Batc
     if day not in state.days:
         state.days.append(day)
     state.latest = max(state.latest or inference.occurred_at, inference.occurred_at)
+    state.origin = state.origin or inference.event_id
+
+
+async def _release_parked(model_id: str, message: Message, batch: _Batch) -> None:
+    prefix = _parked_key(model_id, "")
+    for key, value in list(waiting.items()):
+        if key.startswith(prefix):
+            del waiting[key]
+            entry = json.loads(value)
+            inference = InferenceMade.model_validate_json(entry["inference"])
+            outcome = OutcomeObserved.model_validate_json(entry["outcome"])
+            await _count_pair(inference, outcome, tuple(entry["position"]), message, batch)
+
+
+def _sweep(partition: int) -> None:
+    """Forget entries older than the horizon: inferences never followed up, outcomes never matched,
+    pairs of a model never registered. They are counted. Only this partition's entries: their
+    changelog partition is the current record's."""
+    _swept[partition] = time.monotonic()
+    now = time.time()
+    for key, value in list(waiting.items()):
+        entry = json.loads(value)
+        if entry["partition"] != partition:
+            continue
+        horizon = monitoring.for_model(entry["model_id"]).performance.horizon_days * 86_400
+        if now - entry["at"] > horizon:
+            del waiting[key]
+            JOIN_EXPIRED.labels(entry["model_id"], entry["side"]).inc()
+
+
+async def _dead_letter(why: Rejected, topic: str, partition: int, offset: int, raw: bytes) -> None:
+    letter = dead_letter(why, topic, partition, offset, raw, datetime.now(UTC))
+    await deadletters.send(key=topic.encode(), value=letter.model_dump_json().encode())
+    logical = settings.logical_topic(topic)
+    DEAD_LETTERS.labels(logical, why.kind).inc()
+    log.info("worker.dead_lettered", topic=logical, partition=partition, offset=offset, reason_kind=why.kind,
+             path=why.path)  # fmt: skip
+
+
+async def _check_escalation(inference: InferenceMade, outcome: OutcomeObserved) -> None:
+    if found := missed_escalation(inference, outcome):
+        for event in found:
+            await emit(event)
+        log.warning("worker.escalation_missed", model_id=inference.model_id, event_id=str(inference.event_id))
 
 
 async def _judge_performance(model_id: str, version: str, state: PerformanceState) -> None:
@@ -441,6 +478,7 @@ def _set_reference(event: DriftReferenceSet, states: dict[tuple[str, str], Monit
         for feature in old:
             drift_windows.pop(_key(event.model_id, event.model_version, window_id, feature), None)
     state.open, state.position, state.reference_rows, state.has_reference = {}, 0, [], True
+    state.reference_id = event.event_id
     drift_references[version_key] = canonical_json(event).encode()
     log.info("worker.drift_reference", model_id=event.model_id, model_version=event.model_version, source=event.source)
 

@@ -60,6 +60,7 @@ class MonitorState(BaseModel):
 
     reference_rows: list[dict[str, Value]] = []
     has_reference: bool = False
+    reference_id: uuid.UUID | None = None  # part of event ids: windows of another reference are other windows
     position: int = 0  # events placed in windows since the reference
     watermark: datetime | None = None
     open: dict[str, Span] = {}
@@ -159,7 +160,7 @@ def transitions(
             "reference_size": verdict.reference_size,
             "current_size": verdict.current_size,
         }
-        key = f"{model_id}/{version}/{verdict.name}/{window_id}"
+        key = f"{model_id}/{version}/{state.reference_id}/{verdict.name}/{window_id}"
         if standing is None:
             detected = DriftDetected(event_id=uuid.uuid5(NAMESPACE, f"detected/{key}"), **fields)
             state.drifting[verdict.name] = detected.event_id

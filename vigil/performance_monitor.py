@@ -115,6 +115,7 @@ def window_table(buckets: Iterable[Bucket]) -> dict[tuple[str, Subgroup], Counts
 class PerformanceState(BaseModel):
     """What the worker remembers of one model version."""
 
+    origin: uuid.UUID | None = None  # the first inference counted: part of event ids, so another stream's differ
     seen: dict[str, list[str]] = {}  # attribute values admitted so far (the rest are 'other')
     days: list[date] = []  # days with a bucket
     latest: datetime | None = None  # latest inference time among joined pairs
@@ -161,7 +162,7 @@ def transitions(
 
     def new_id(key: str) -> uuid.UUID:
         state.raised[key] = state.raised.get(key, 0) + 1
-        return uuid.uuid5(NAMESPACE, f"{model_id}/{version}/{key}/{state.raised[key]}")
+        return uuid.uuid5(NAMESPACE, f"{model_id}/{version}/{state.origin}/{key}/{state.raised[key]}")
 
     events: list[Signal] = []
     for key, (level, found) in sorted(now.items()):

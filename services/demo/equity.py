@@ -11,6 +11,7 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.demo.hospital import VERSIONS
 from services.demo.incidents import wait_for
 from services.models import performance
 from services.performance_view import print_performance
@@ -27,14 +28,15 @@ async def equity_finding(settings: Settings, engine: AsyncEngine, started: datet
             rows = await conn.execute(
                 select(events.c.body)
                 .where(events.c.event_type == "DisparityDetected", events.c.model_id == MODEL)
+                .where(events.c.payload["model_version"].astext == VERSIONS[MODEL])
                 .where(events.c.recorded_at >= started)
                 .order_by(events.c.seq)
             )
             found = [json.loads(b) for (b,) in rows]
-        return [d for d in found if d["attributes"] == ["resource_setting"] and d["significant"]]
+        return [d for d in found if d["attributes"] == ["resource_setting"] and d["significant"]][-1:]
 
     found = await wait_for(disparity, 90, "the worker to flag the low-resource gap")
-    table = Table(title=f"Equity signals of {MODEL} raised by the worker (DisparityDetected)")
+    table = Table(title=f"Equity signal of {MODEL} raised by the worker (the latest DisparityDetected)")
     for column in ("attributes", "best", "worst (95% CI)", "gap", "Fisher p"):
         table.add_column(column)
     for d in found:
@@ -47,10 +49,10 @@ async def equity_finding(settings: Settings, engine: AsyncEngine, started: datet
             f"{d['p_value']:.3g}",
         )
     console.print(table)
-    result = await performance(
-        engine, load_policy(settings.policy_file), MODEL, None, ["site"], None, datetime.now(UTC)
-    )
-    print_performance(console, result, f"{MODEL}: sensitivity for urgent arrivals by site (all outcomes)")
+    version = VERSIONS[MODEL]
+    policy = load_policy(settings.policy_file)
+    result = await performance(engine, policy, MODEL, version, ["site"], None, datetime.now(UTC))
+    print_performance(console, result, f"{MODEL} {version}: sensitivity for urgent arrivals by site (all outcomes)")
 
 
 def _name(estimate: dict) -> str:

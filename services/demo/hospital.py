@@ -65,7 +65,7 @@ MODELS: list[Event] = [
         "countries": ["DE", "FR"],
     },
 ]
-VERSIONS = {"mammo-screen": "2.3.0", "ed-triage": "1.4.2", "symptom-chat": "0.9.1"}
+VERSIONS = {"mammo-screen": "2.3.0", "ed-triage": "1.5.0", "symptom-chat": "0.9.1"}
 
 
 @dataclass
