@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     worker_id: str = "vigil-worker"
     worker_metrics_port: int = 9101
     clock_interval: float = 10.0  # seconds between checks of the incident reporting clocks
+    registry_grace: float = 300.0  # seconds an outcome's model may take to appear registered before a dead letter
     policy_file: Path | None = None  # the monitoring policy (YAML, see vigil/policy.py); None: the defaults
     recorder_metrics_port: int = 9102
     api_host: str = "127.0.0.1"

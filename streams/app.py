@@ -210,7 +210,6 @@ registry = app.Table("models", default=None, key_type=bytes, value_type=bytes)  
 waiting = app.Table("outcome-join", default=None, key_type=bytes, value_type=bytes)  # inference_id -> one side
 performance_state = app.Table("performance-state", default=None, key_type=bytes, value_type=bytes)
 performance_days = app.Table("performance-days", default=None, key_type=bytes, value_type=bytes)
-SWEEP_SECONDS = 60.0
 _swept: dict[int, float] = {}  # partition -> when its waiting entries were last checked for expiry
 
 
@@ -243,8 +242,8 @@ async def _join_batch(records: list[faust.EventT]) -> None:
             elif isinstance(event, InferenceMade | OutcomeObserved):
                 batch.last_of[event.model_id] = record
                 await _join(event, message, batch)
-            if time.monotonic() - _swept.get(message.partition, 0.0) > SWEEP_SECONDS:
-                _sweep(message.partition)
+            if time.monotonic() - _swept.get(message.partition, 0.0) > min(60.0, settings.registry_grace):
+                await _sweep(message.partition)
         except Exception:
             PROCESSING_ERRORS.labels("join_outcomes", settings.logical_topic(message.topic)).inc()
             log.exception("worker.processing_error", agent="join_outcomes", offset=message.offset)
@@ -268,6 +267,9 @@ def _registered(model_id: str) -> ModelRegistered | None:
 async def _join(event: InferenceMade | OutcomeObserved, message: Message, batch: _Batch) -> None:
     inference_id = str(event.event_id if isinstance(event, InferenceMade) else event.inference_id)
     position = (message.topic, message.partition, message.offset)
+    if isinstance(event, OutcomeObserved) and (model := _registered(event.model_id)) and (why := refused(event, model)):
+        await _dead_letter(why, *position, message.value)  # a label outside the set; unknown models wait
+        return
     stored = waiting.get(inference_id.encode())
     if stored is None:
         kept = waiting_form(event) if isinstance(event, InferenceMade) else event
@@ -342,18 +344,26 @@ async def _release_parked(model_id: str, message: Message, batch: _Batch) -> Non
             await _count_pair(inference, outcome, tuple(entry["position"]), message, batch)
 
 
-def _sweep(partition: int) -> None:
-    """Forget entries older than the horizon: inferences never followed up, outcomes never matched,
-    pairs of a model never registered. They are counted. Only this partition's entries: their
-    changelog partition is the current record's."""
+async def _sweep(partition: int) -> None:
+    """Forget entries older than the horizon (inferences never followed up, outcomes never matched),
+    counted; dead-letter pairs whose model is still not registered after the grace period. Only
+    this partition's entries: their changelog partition is the current record's."""
     _swept[partition] = time.monotonic()
     now = time.time()
     for key, value in list(waiting.items()):
         entry = json.loads(value)
         if entry["partition"] != partition:
             continue
-        horizon = monitoring.for_model(entry["model_id"]).performance.horizon_days * 86_400
-        if now - entry["at"] > horizon:
+        if entry["side"] == "pair" and now - entry["at"] > settings.registry_grace:
+            del waiting[key]
+            why = Rejected(
+                f"outcome for model {entry['model_id']!r}, which no ModelRegistered event names "
+                f"(waited {settings.registry_grace:g} s); not counted in performance",
+                "unknown_model",
+                "model_id",
+            )
+            await _dead_letter(why, *entry["position"], entry["outcome"].encode())
+        elif now - entry["at"] > monitoring.for_model(entry["model_id"]).performance.horizon_days * 86_400:
             del waiting[key]
             JOIN_EXPIRED.labels(entry["model_id"], entry["side"]).inc()
 

@@ -34,6 +34,7 @@ TEST_ENV = {
         {token: f"{role}:{PEOPLE[role]}" if role in PEOPLE else role for role, token in TOKENS.items()}
     ),
     "VIGIL_CLOCK_INTERVAL": "1",
+    "VIGIL_REGISTRY_GRACE": "2",
     "VIGIL_POLICY_FILE": str(ROOT / "tests" / "policy.yml"),
     "VIGIL_LOG_FORMAT": "json",
 }
