@@ -55,6 +55,8 @@ from vigil.performance_monitor import (
     PerformanceState,
     add_pair,
     breach_candidate,
+    join_key,
+    meet,
     pair_of,
     performance_alert,
     refused,
@@ -265,28 +267,26 @@ def _registered(model_id: str) -> ModelRegistered | None:
 
 
 async def _join(event: InferenceMade | OutcomeObserved, message: Message, batch: _Batch) -> None:
-    inference_id = str(event.event_id if isinstance(event, InferenceMade) else event.inference_id)
+    key = join_key(event).encode()
     position = (message.topic, message.partition, message.offset)
     if isinstance(event, OutcomeObserved) and (model := _registered(event.model_id)) and (why := refused(event, model)):
         await _dead_letter(why, *position, message.value)  # a label outside the set; unknown models wait
         return
-    stored = waiting.get(inference_id.encode())
-    if stored is None:
-        kept = waiting_form(event) if isinstance(event, InferenceMade) else event
-        entry = _entry(event.event_type, event.model_id, message, event=canonical_json(kept), position=position)
-        waiting[inference_id.encode()] = entry
+    stored = json.loads(raw) if (raw := waiting.get(key)) else None
+    other = EVENT_TYPES[stored["side"]].model_validate_json(stored["event"]) if stored else None
+    pair = meet(other, event)  # type: ignore[arg-type]
+    if pair is None:
+        if stored is None:
+            kept = waiting_form(event) if isinstance(event, InferenceMade) else event
+            waiting[key] = _entry(
+                event.event_type, event.model_id, message, event=canonical_json(kept), position=position
+            )
         return
-    other = json.loads(stored)
-    if other["side"] == event.event_type:
-        return  # the same side again (a duplicate): the first one waits
-    del waiting[inference_id.encode()]
-    other_event = EVENT_TYPES[other["side"]].model_validate_json(other["event"])
-    if isinstance(event, InferenceMade):
-        inference, outcome, where = event, other_event, tuple(other["position"])
-    else:
-        inference, outcome, where = other_event, event, position
-    await _check_escalation(inference, outcome)  # type: ignore[arg-type]
-    await _count_pair(inference, outcome, where, message, batch)  # type: ignore[arg-type]
+    del waiting[key]
+    inference, outcome = pair
+    where = position if isinstance(event, OutcomeObserved) else tuple(stored["position"])  # type: ignore[index]
+    await _check_escalation(inference, outcome)
+    await _count_pair(inference, outcome, where, message, batch)
 
 
 def _entry(side: str, model_id: str, message: Message, **content: object) -> bytes:

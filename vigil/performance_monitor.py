@@ -60,6 +60,21 @@ def waiting_form(inference: InferenceMade) -> InferenceMade:
     return inference.model_copy(update={"features": {}, "patient_ref": "", "resources": Resources()})
 
 
+Side = InferenceMade | OutcomeObserved
+
+
+def join_key(event: Side) -> str:
+    return str(event.event_id if isinstance(event, InferenceMade) else event.inference_id)
+
+
+def meet(waiting: Side | None, event: Side) -> tuple[InferenceMade, OutcomeObserved] | None:
+    """The pair when `event` completes the side waiting under its join key; None when it has to
+    wait, or when it repeats the waiting side (the first one keeps waiting)."""
+    if waiting is None or waiting.event_type == event.event_type:
+        return None
+    return (event, waiting) if isinstance(event, InferenceMade) else (waiting, event)  # type: ignore[return-value]
+
+
 def refused(outcome: OutcomeObserved, model: ModelRegistered | None) -> Rejected | None:
     """Why an outcome cannot count towards performance, if it cannot."""
     if model is None:

@@ -185,3 +185,54 @@ def test_compute_on_files_prints_json_with_unmatched_counts(tmp_path) -> None:
 
     bad = CliRunner().invoke(app, [*args[:3], str(tmp_path / "o.csv"), *args[4:]])  # outcomes lack 'site'
     assert bad.exit_code == 2 and "lacks column(s): site" in bad.output
+
+
+def _joined_pairs(events: list) -> list[tuple[str, str]]:
+    """What the worker's join yields for events in this order."""
+    from vigil.performance_monitor import join_key, meet
+
+    waiting: dict = {}
+    pairs = []
+    for event in events:
+        pair = meet(waiting.get(join_key(event)), event)
+        if pair is None:
+            waiting.setdefault(join_key(event), event)
+        else:
+            del waiting[join_key(event)]
+            pairs.append((pair[0].output.label, pair[1].label))
+    return sorted(pairs)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=30), st.randoms(use_true_random=False))
+def test_outcome_before_inference_gives_the_same_state(cases, random) -> None:
+    import uuid
+    from datetime import UTC, datetime
+
+    from vigil.events import InferenceMade, OutcomeObserved
+
+    at = datetime(2026, 11, 2, tzinfo=UTC)
+    inferences, outcomes = [], []
+    for said, actual in cases:
+        inference = InferenceMade(
+            event_id=uuid.uuid4(), occurred_at=at, model_id="m", model_version="1", deployment="d", use_case="u",
+            patient_ref="pt_0123456789abcdef", output={"label": "urgent" if said else "non_urgent"},
+        )  # fmt: skip
+        inferences.append(inference)
+        outcomes.append(
+            OutcomeObserved(
+                event_id=uuid.uuid4(),
+                occurred_at=at,
+                inference_id=inference.event_id,
+                model_id="m",
+                observed_at=at,
+                label="urgent" if actual else "non_urgent",
+                source="follow_up",
+            )
+        )
+    inference_first = _joined_pairs([*inferences, *outcomes])
+    outcome_first = _joined_pairs([*outcomes, *inferences])
+    shuffled = [*inferences, *outcomes, *outcomes[:3]]  # with duplicate outcomes
+    random.shuffle(shuffled)
+    assert inference_first == outcome_first == _joined_pairs(shuffled)
+    assert len(inference_first) == len(cases)
