@@ -107,6 +107,23 @@ async def each_record(stream: faust.StreamT, agent: str, handle: Callable[[Messa
             )
 
 
+async def each_in_batch(
+    records: list[faust.EventT], agent: str, handle: Callable[[faust.EventT, Event | None], Awaitable[None]]
+) -> None:
+    """`each_record` for a batch from `take_events`: the record's table writes go to its partition."""
+    for record in records:
+        message = record.message
+        try:
+            _writing_for(record)
+            await handle(record, _decoded(message.value, message.topic))
+        except Exception:
+            topic = settings.logical_topic(message.topic)
+            PROCESSING_ERRORS.labels(agent, topic).inc()
+            log.exception(
+                "worker.processing_error", agent=agent, topic=topic, partition=message.partition, offset=message.offset
+            )
+
+
 @app.agent(inputs)
 async def validate(stream: faust.StreamT) -> None:
     """Every input record is either a valid event or a dead letter with its reason; never a crash."""
@@ -232,23 +249,20 @@ class _Batch:
 
 async def _join_batch(records: list[faust.EventT]) -> None:
     batch = _Batch()
-    for record in records:
+
+    async def handle(record: faust.EventT, event: Event | None) -> None:
         message = record.message
-        try:
-            _writing_for(record)
-            event = _decoded(message.value, message.topic)
-            if isinstance(event, ModelRegistered):
-                registry[event.model_id.encode()] = canonical_json(event).encode()
-                batch.last_of[event.model_id] = record
-                await _release_parked(event.model_id, message, batch)
-            elif isinstance(event, InferenceMade | OutcomeObserved):
-                batch.last_of[event.model_id] = record
-                await _join(event, message, batch)
-            if time.monotonic() - _swept.get(message.partition, 0.0) > min(60.0, settings.registry_grace):
-                await _sweep(message.partition)
-        except Exception:
-            PROCESSING_ERRORS.labels("join_outcomes", settings.logical_topic(message.topic)).inc()
-            log.exception("worker.processing_error", agent="join_outcomes", offset=message.offset)
+        if isinstance(event, ModelRegistered):
+            registry[event.model_id.encode()] = canonical_json(event).encode()
+            batch.last_of[event.model_id] = record
+            await _release_parked(event.model_id, message, batch)
+        elif isinstance(event, InferenceMade | OutcomeObserved):
+            batch.last_of[event.model_id] = record
+            await _join(event, message, batch)
+        if time.monotonic() - _swept.get(message.partition, 0.0) > min(60.0, settings.registry_grace):
+            await _sweep(message.partition)
+
+    await each_in_batch(records, "join_outcomes", handle)
     for key, bucket in batch.buckets.items():
         _writing_for(batch.last_of[key.split(b"\x1f")[0].decode()])
         stored = decode_bucket(performance_days.get(key))
@@ -438,20 +452,16 @@ async def _drift_batch(batch: list[faust.EventT]) -> None:
     states: dict[tuple[str, str], MonitorState] = {}
     added: dict[bytes, Window] = {}
     last_of: dict[str, faust.EventT] = {}  # model_id -> its latest record in the batch
-    for record in batch:
-        message = record.message
-        try:
-            _writing_for(record)
-            event = _decoded(message.value, message.topic)
-            if isinstance(event, DriftReferenceSet):
-                _set_reference(event, states)
-            elif isinstance(event, InferenceMade):
-                await _window_inference(event, states, added)
-            if isinstance(event, DriftReferenceSet | InferenceMade):
-                last_of[event.model_id] = record
-        except Exception:
-            PROCESSING_ERRORS.labels("watch_drift", settings.logical_topic(message.topic)).inc()
-            log.exception("worker.processing_error", agent="watch_drift", offset=message.offset)
+
+    async def handle(record: faust.EventT, event: Event | None) -> None:
+        if isinstance(event, DriftReferenceSet):
+            _set_reference(event, states)
+        elif isinstance(event, InferenceMade):
+            await _window_inference(event, states, added)
+        if isinstance(event, DriftReferenceSet | InferenceMade):
+            last_of[event.model_id] = record
+
+    await each_in_batch(batch, "watch_drift", handle)
     for key, window in added.items():
         _writing_for(last_of[key.split(b"\x1f")[0].decode()])
         stored = drift_windows.get(key)
