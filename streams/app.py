@@ -57,6 +57,7 @@ from vigil.performance_monitor import (
     breach_candidate,
     join_key,
     meet,
+    mismatched,
     pair_of,
     performance_alert,
     refused,
@@ -299,6 +300,9 @@ async def _join(event: InferenceMade | OutcomeObserved, message: Message, batch:
     del waiting[key]
     inference, outcome = pair
     where = position if isinstance(event, OutcomeObserved) else tuple(stored["position"])  # type: ignore[index]
+    if why := mismatched(inference, outcome):  # its buckets would sit in another model's partition
+        await _dead_letter(why, *where, canonical_json(outcome).encode())
+        return
     await _check_escalation(inference, outcome)
     await _count_pair(inference, outcome, where, message, batch)
 

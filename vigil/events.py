@@ -466,6 +466,7 @@ class DeadLetter(Record):
         "phi",
         "unknown_model",
         "unknown_label",
+        "model_mismatch",
     ]
     path: str | None = Field(description="dotted path of the offending field, where there is one")
     source_topic: str

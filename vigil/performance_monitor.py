@@ -75,6 +75,17 @@ def meet(waiting: Side | None, event: Side) -> tuple[InferenceMade, OutcomeObser
     return (event, waiting) if isinstance(event, InferenceMade) else (waiting, event)  # type: ignore[return-value]
 
 
+def mismatched(inference: InferenceMade, outcome: OutcomeObserved) -> Rejected | None:
+    if outcome.model_id == inference.model_id:
+        return None
+    return Rejected(
+        f"outcome names model {outcome.model_id!r}, but its inference was made by {inference.model_id!r}; "
+        "not counted in performance",
+        "model_mismatch",
+        "model_id",
+    )
+
+
 def refused(outcome: OutcomeObserved, model: ModelRegistered | None) -> Rejected | None:
     """Why an outcome cannot count towards performance, if it cannot."""
     if model is None:

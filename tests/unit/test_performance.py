@@ -236,3 +236,24 @@ def test_outcome_before_inference_gives_the_same_state(cases, random) -> None:
     random.shuffle(shuffled)
     assert inference_first == outcome_first == _joined_pairs(shuffled)
     assert len(inference_first) == len(cases)
+
+
+def test_an_outcome_naming_another_model_is_refused_with_both_names() -> None:
+    import uuid
+    from datetime import UTC, datetime
+
+    from vigil.events import InferenceMade, OutcomeObserved
+    from vigil.performance_monitor import mismatched
+
+    at = datetime(2026, 11, 2, tzinfo=UTC)
+    inference = InferenceMade(
+        event_id=uuid.uuid4(), occurred_at=at, model_id="a", model_version="1", deployment="d", use_case="u",
+        patient_ref="pt_0123456789abcdef", output={"label": "x"},
+    )  # fmt: skip
+    outcome = OutcomeObserved(
+        event_id=uuid.uuid4(), occurred_at=at, inference_id=inference.event_id, model_id="b", observed_at=at,
+        label="x", source="follow_up",
+    )  # fmt: skip
+    why = mismatched(inference, outcome)
+    assert why is not None and why.kind == "model_mismatch" and "'b'" in why.reason and "'a'" in why.reason
+    assert mismatched(inference, outcome.model_copy(update={"model_id": "a"})) is None
