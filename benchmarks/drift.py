@@ -19,7 +19,7 @@ import typer
 from evidently import DataDefinition, Dataset, Report
 from evidently.presets import DataDriftPreset
 
-from vigil.drift import feature_drift
+from vigil.drift import feature_drifts
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,10 +40,8 @@ def data(rows: int, seed: int = 11) -> tuple[pd.DataFrame, pd.DataFrame, list[st
 
 
 def vigil_scores(reference, current, numeric, categorical, num_method, cat_method) -> dict[str, float]:
-    return {
-        c: feature_drift(c, reference[c], current[c], num_method if c in numeric else cat_method).score
-        for c in [*numeric, *categorical]
-    }
+    methods = {c: num_method if c in numeric else cat_method for c in [*numeric, *categorical]}
+    return {f.name: f.score for f in feature_drifts(reference, current, methods)}
 
 
 def evidently_scores(reference, current, numeric, categorical, num_method, cat_method) -> dict[str, float]:

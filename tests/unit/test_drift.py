@@ -168,3 +168,28 @@ def test_wasserstein_equals_scipy_including_ties(a, b) -> None:
 
     u, v = np.array(a, dtype=float), np.array(b, dtype=float)
     assert wasserstein(u, v) == pytest.approx(stats.wasserstein_distance(u, v), abs=1e-9, rel=1e-9)
+
+
+@pytest.mark.parametrize("decimals", [None, 1])  # continuous values, and heavy ties
+def test_ks_beyond_scipys_exact_limit_equals_scipy(decimals: int | None) -> None:
+    from vigil.drift import ks_p_value, ks_statistic
+
+    rng = np.random.default_rng(21)
+    reference, current = rng.normal(0, 1, 30_000), rng.normal(0.02, 1, 12_000)
+    if decimals is not None:
+        reference, current = reference.round(decimals), current.round(decimals)
+    expected = stats.ks_2samp(reference, current)
+    assert ks_statistic(reference, current) == pytest.approx(expected.statistic, abs=1e-15)
+    assert ks_p_value(pd.Series(reference), pd.Series(current)) == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-15)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.integers(-5, 5) | st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=60),
+    st.lists(st.integers(-5, 5) | st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=60),
+)
+def test_ks_statistic_equals_scipy_including_ties(a, b) -> None:
+    from vigil.drift import ks_statistic
+
+    u, v = np.array(a, dtype=float), np.array(b, dtype=float)
+    assert ks_statistic(u, v) == pytest.approx(stats.ks_2samp(u, v).statistic, abs=1e-12)
