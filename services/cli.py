@@ -30,6 +30,8 @@ drift_app = typer.Typer(help="Drift between a reference and a current sample.", 
 app.add_typer(drift_app, name="drift")
 performance_app = typer.Typer(help="Subgroup performance: safety thresholds and equity.", no_args_is_help=True)
 app.add_typer(performance_app, name="performance")
+export_app = typer.Typer(help="Regulatory exports.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
 reference_app = typer.Typer(help="The reference a model version's drift is measured against.", no_args_is_help=True)
 drift_app.add_typer(reference_app, name="reference")
 
@@ -550,6 +552,30 @@ def performance_compute(
         f"unmatched: {unmatched['predictions_without_outcome']} predictions without outcome, "
         f"{unmatched['outcomes_without_prediction']} outcomes without prediction"
     )
+
+
+@export_app.command("quarterly")
+def export_quarterly(
+    quarter: Annotated[str | None, typer.Option(help="e.g. 2026Q4; default: the current quarter")] = None,
+    out: Annotated[Path, typer.Option(help="folder to write the export folder into")] = Path("out"),
+) -> None:
+    """The quarter's surveillance record for a regulator: events, signals, incidents, performance,
+    a PDF summary, and a manifest with each file's SHA-256 and the verified chain head."""
+    from datetime import UTC, datetime
+
+    from services.export import ChainBroken, run_export
+    from vigil.export import QuarterError, current_quarter
+    from vigil.policy import load_policy
+
+    settings = get_settings()
+    try:
+        folder = asyncio.run(
+            run_export(settings, load_policy(settings.policy_file), quarter or current_quarter(datetime.now(UTC)), out)
+        )
+    except (QuarterError, ChainBroken) as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2 if isinstance(error, QuarterError) else 1) from None
+    console.print(f"[green]export written to {folder}[/green]")
 
 
 def main() -> None:  # pragma: no cover

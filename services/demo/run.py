@@ -19,10 +19,13 @@ from services.demo.drift import drift_episode
 from services.demo.equity import equity_finding
 from services.demo.hospital import Hospital, malformed_records
 from services.demo.incidents import incident_scenario
+from services.export import run_export
 from services.progress import progress_bar
 from services.recorder.store import EventStore
 from services.recorder.tables import dead_letters, events
 from services.settings import Settings
+from vigil.export import current_quarter
+from vigil.policy import load_policy
 
 
 async def _wait_for_api(url: str, seconds: float = 60) -> None:
@@ -137,6 +140,11 @@ async def run_demo(
         written = await incident_scenario(settings, store.engine, emitter, tokens["safety_officer"], out, console)
     for path in written:
         console.print(f"[bold]\\[demo][/bold] incident report written: {path}")
+
+    folder = await run_export(settings, load_policy(settings.policy_file), current_quarter(datetime.now(UTC)), out)
+    console.print(
+        f"[bold]\\[demo][/bold] quarterly regulatory export written: {folder} (manifest.json lists its files)"
+    )
 
     checked, problem = await store.verify()
     await store.engine.dispose()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -51,6 +53,13 @@ def test_demo_streams_records_dead_letters_and_verifies(settings: Settings, tmp_
         equity = out[out.index("Equity signal of ed-triage") :]
         assert "resource_setting=low" in equity and "site=riverside-rural" in equity
         assert "confirmed breach: sensitivity for 'urgent' in site=riverside-rural" in equity
+        [export] = (tmp_path / "out").glob("vigil-export-*")
+        manifest = json.loads((export / "manifest.json").read_text())
+        for name, digest in manifest["files"].items():
+            assert hashlib.sha256((export / name).read_bytes()).hexdigest() == digest, name
+        assert manifest["events_in_quarter"] > 14_000 and manifest["chain"]["verified"] >= manifest["events_in_quarter"]
+        summary = subprocess.run(["pdftotext", str(export / "summary.pdf"), "-"], capture_output=True, text=True).stdout
+        assert "Quarterly surveillance report" in summary and "DisparityDetected" in summary
         [pdf] = (tmp_path / "out").glob("mir-initial-*.pdf")
         text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
         assert pdf.stem.removeprefix("mir-initial-") in text and "MDR Art. 87(5)" in text

@@ -1,0 +1,143 @@
+"""Writes the quarterly regulatory export (see vigil/export.py) from the event store."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.progress import TaskID
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.database import engine_for
+from services.models import performance
+from services.progress import progress_bar
+from services.recorder.store import EventStore
+from services.recorder.tables import dead_letters, events, incidents
+from services.settings import Settings
+from vigil.export import SIGNALS, counts_by_model, quarter_bounds, signal_row
+from vigil.policy import Policy
+from vigil.reports.quarterly import render_quarterly_pdf
+
+Progress = Callable[[str, int, int | None], None]  # step, done, total
+
+
+class ChainBroken(RuntimeError):
+    """The store's hash chain does not verify: an export would certify altered records."""
+
+
+async def write_export(engine: AsyncEngine, policy: Policy, quarter: str, out: Path, progress: Progress) -> Path:
+    start, end = quarter_bounds(quarter)
+    folder = out / f"vigil-export-{quarter.upper()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    store = EventStore(engine)
+
+    total = await store.head_seq()
+    checked, problem = await store.verify(
+        lambda n: progress("verifying the hash chain", n, total) if n % 500 == 0 else None
+    )
+    if problem is not None:
+        raise ChainBroken(f"the event store's chain is broken at {problem}; not exporting")
+    progress("verifying the hash chain", checked, total)
+
+    in_quarter = (events.c.occurred_at >= start) & (events.c.occurred_at < end)
+    async with engine.connect() as conn:
+        count = (await conn.execute(select(func.count()).select_from(events).where(in_quarter))).scalar_one()
+        head = (await conn.execute(select(events.c.seq, events.c.hash).order_by(events.c.seq.desc()).limit(1))).first()
+        written = 0
+        with open(folder / "events.jsonl", "w", encoding="utf-8") as f:
+            result = await conn.stream(
+                select(events.c.seq, events.c.recorded_at, events.c.prev_hash, events.c.hash, events.c.body)
+                .where(in_quarter)
+                .order_by(events.c.seq)
+            )
+            async for row in result:
+                line = {"seq": row.seq, "recorded_at": row.recorded_at.isoformat(), "prev_hash": row.prev_hash,
+                        "hash": row.hash, "event": json.loads(row.body)}  # fmt: skip
+                f.write(json.dumps(line) + "\n")
+                written += 1
+                if written % 1000 == 0:
+                    progress("writing events", written, count)
+        progress("writing events", written, count)
+        signal_bodies = (
+            await conn.execute(
+                select(events.c.body).where(in_quarter, events.c.event_type.in_(SIGNALS)).order_by(events.c.seq)
+            )
+        ).scalars()
+        signals = [signal_row(json.loads(b)) for b in signal_bodies]
+        by_model = counts_by_model(
+            (await conn.execute(select(events.c.model_id, events.c.event_type).where(in_quarter))).all()
+        )
+        incident_rows = [
+            dict(r._mapping)
+            for r in await conn.execute(
+                select(incidents.c.incident_id, incidents.c.model_id, incidents.c.status, incidents.c.harm,
+                       incidents.c.reportable, incidents.c.aware_at, incidents.c.next_due_at, incidents.c.overdue)
+                .where((incidents.c.aware_at >= start) & (incidents.c.aware_at < end))
+                .order_by(incidents.c.aware_at)
+            )
+        ]  # fmt: skip
+        letters = (
+            await conn.execute(
+                select(dead_letters.c.reason_kind, func.count())
+                .where((dead_letters.c.dead_lettered_at >= start) & (dead_letters.c.dead_lettered_at < end))
+                .group_by(dead_letters.c.reason_kind)
+            )
+        ).all()
+
+    _csv(
+        folder / "signals.csv",
+        signals,
+        ["occurred_at", "event_type", "model_id", "model_version", "detail", "event_id"],
+    )
+    _csv(folder / "incidents.csv", incident_rows, list(incident_rows[0]) if incident_rows else ["incident_id"])
+    performance_reports = {}
+    for model_id in sorted(m for m in by_model if m != "(none)" and "InferenceMade" in by_model[m]):
+        progress("subgroup performance", len(performance_reports), len(by_model))
+        report = await performance(engine, policy, model_id, None, [], None, end)
+        performance_reports[model_id] = report
+    (folder / "performance.json").write_text(json.dumps(performance_reports, indent=2, default=str) + "\n")
+    generated_at = datetime.now(UTC).isoformat()
+    chain = {"verified": checked, "head_seq": head.seq if head else 0, "head_hash": head.hash if head else ""}
+    pdf = render_quarterly_pdf(quarter.upper(), generated_at, by_model, signals, incident_rows, chain)
+    (folder / "summary.pdf").write_bytes(pdf)
+    files = ["events.jsonl", "signals.csv", "incidents.csv", "performance.json", "summary.pdf"]
+    manifest = {
+        "quarter": quarter.upper(),
+        "period": {"from": start.isoformat(), "to": end.isoformat()},
+        "generated_at": generated_at,
+        "chain": chain,
+        "events_in_quarter": written,
+        "dead_letters_by_reason": {kind: n for kind, n in letters},
+        "files": {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in files},
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return folder
+
+
+def _csv(path: Path, rows: list[dict], columns: list[str]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+async def run_export(settings: Settings, policy: Policy, quarter: str, out: Path) -> Path:
+    """`write_export` with a progress bar per step."""
+    engine = engine_for(settings)
+    tasks: dict[str, TaskID] = {}
+    try:
+        with progress_bar() as bar:
+
+            def progress(step: str, done: int, total: int | None) -> None:
+                if step not in tasks:
+                    tasks[step] = bar.add_task(step, total=total)
+                bar.update(tasks[step], completed=done, total=total)
+
+            return await write_export(engine, policy, quarter, out, progress)
+    finally:
+        await engine.dispose()

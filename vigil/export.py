@@ -1,0 +1,84 @@
+"""The quarterly regulatory export: which quarter, and what of the surveillance record goes in it.
+
+An export is a folder a regulator or notified body can check on its own: every event of the
+quarter as stored (with its chain hashes), the signals and incidents as tables, subgroup
+performance per model, a readable summary, and a manifest with each file's SHA-256 and the chain
+head, so a later change to the store or the files shows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+SIGNALS = (
+    "DriftDetected", "DriftResolved", "ThresholdBreached", "ThresholdRestored", "DisparityDetected",
+    "DisparityResolved", "TrendDetected", "IncidentCandidateRaised", "ReportOverdue",
+)  # fmt: skip
+
+
+class QuarterError(ValueError):
+    pass
+
+
+def quarter_bounds(quarter: str) -> tuple[datetime, datetime]:
+    """'2026Q4' -> [2026-10-01, 2027-01-01) in UTC."""
+    found = re.fullmatch(r"(\d{4})-?Q([1-4])", quarter.strip().upper())
+    if not found:
+        raise QuarterError(f"quarter must look like 2026Q4, not {quarter!r}")
+    year, q = int(found.group(1)), int(found.group(2))
+    start = datetime(year, 3 * q - 2, 1, tzinfo=UTC)
+    end = datetime(year + (q == 4), 1 if q == 4 else 3 * q + 1, 1, tzinfo=UTC)
+    return start, end
+
+
+def current_quarter(now: datetime) -> str:
+    return f"{now.year}Q{(now.month - 1) // 3 + 1}"
+
+
+def signal_row(event: dict) -> dict[str, str]:
+    """One line of signals.csv: when, what, which model, and the figures that matter."""
+    detail = {
+        "DriftDetected": lambda e: (
+            f"{e['feature']}: {e['method']} {e['score']:.4g} vs {e['threshold']:g} ({e['window']})"
+        ),
+        "DriftResolved": lambda e: f"{e['feature']}: {e['method']} {e['score']:.4g} ({e['window']})",
+        "ThresholdBreached": lambda e: (
+            f"{e['level']}: {e['metric']} {e['estimate']['value']:.3f} "
+            f"[{e['estimate']['ci_low']:.3f}, {e['estimate']['ci_high']:.3f}] < {e['threshold']:g} "
+            f"{_subgroup(e['estimate']['subgroup'])}"
+        ),
+        "DisparityDetected": lambda e: (
+            f"{e['metric']} gap {e['gap']:.3f} across {','.join(e['attributes'])}: "
+            f"{_subgroup(e['worst']['subgroup'])} {e['worst']['value']:.3f}, p={e['p_value']:.3g}"
+        ),
+        "TrendDetected": lambda e: (
+            f"{e['count']} incidents in week of {e['week_start']} vs {e['expected']:.2f}, p={e['p_value']:.3g}"
+        ),
+        "IncidentCandidateRaised": lambda e: f"{e['source']}: incident {e['incident_id']}",
+        "ReportOverdue": lambda e: f"{e['regime']} report of incident {e['incident_id']} due {e['due_at']}",
+    }
+    kind = event["event_type"]
+    describe = detail.get(kind) or detail.get(kind.replace("Restored", "Breached").replace("Resolved", "Detected"))
+    return {
+        "occurred_at": event["occurred_at"],
+        "event_type": kind,
+        "model_id": event.get("model_id", ""),
+        "model_version": event.get("model_version", ""),
+        "detail": describe(event) if describe else "",
+        "event_id": event["event_id"],
+    }
+
+
+def _subgroup(subgroup: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in subgroup.items()) or "everyone"
+
+
+def counts_by_model(rows: Iterable[tuple[str | None, str]]) -> dict[str, Counter]:
+    """(model_id, event_type) rows -> per model, events per type."""
+    out: dict[str, Counter] = {}
+    for model_id, event_type in rows:
+        out.setdefault(model_id or "(none)", Counter())[event_type] += 1
+    return out
