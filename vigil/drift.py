@@ -82,9 +82,12 @@ def kind_of(series: pd.Series) -> Kind:
 
 
 def default_method(kind: Kind, reference: pd.Series) -> Method:
+    return method_for(kind, len(reference), few_values=reference.nunique() <= 5)
+
+
+def method_for(kind: Kind, reference_size: int, few_values: bool = False) -> Method:
     """Evidently's choice for a feature (its z-test for two categories is chi-square here)."""
-    few_values = reference.nunique() <= 5
-    if len(reference) <= 1000:
+    if reference_size <= 1000:
         return "chisquare" if kind == "categorical" or few_values else "ks"
     return "jensenshannon" if kind == "categorical" or few_values else "wasserstein"
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from vigil.drift import ALLOWED, THRESHOLDS, Method
+from vigil.drift import ALLOWED, THRESHOLDS, Method, method_for
 from vigil.performance import Metric, Rules
 
 
@@ -47,17 +47,11 @@ class DriftPolicy(Strict):
     def rule(self, feature: str, kind: Literal["numeric", "categorical"], reference_size: int) -> tuple[Method, float]:
         """The method and threshold for a feature: its override, else Evidently's choice by size."""
         rule = self.features.get(feature, FeatureRule())
-        method = rule.method or _evidently_default(kind, reference_size)
+        method = rule.method or method_for(kind, reference_size)
         if method not in ALLOWED[kind]:
             raise ValueError(f"policy: method {method!r} does not apply to {kind} feature {feature!r}")
         default = self.thresholds.get(method, THRESHOLDS[method])
         return method, default if rule.threshold is None else rule.threshold
-
-
-def _evidently_default(kind: Literal["numeric", "categorical"], reference_size: int) -> Method:
-    if reference_size <= 1000:
-        return "ks" if kind == "numeric" else "chisquare"
-    return "wasserstein" if kind == "numeric" else "jensenshannon"
 
 
 RiskClass = Literal["high", "medium", "low"]
