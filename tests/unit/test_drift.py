@@ -158,11 +158,11 @@ def test_psi_is_nonnegative_zero_on_identical_data_and_ignores_row_order(a, b, r
     assert psi(ref, pd.Series(shuffled), "numeric") == pytest.approx(psi(ref, cur, "numeric"), abs=1e-9)
 
 
+SAMPLE_WITH_TIES = st.lists(st.integers(-5, 5) | st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=60)
+
+
 @settings(max_examples=100, deadline=None)
-@given(
-    st.lists(st.integers(-5, 5) | st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=60),
-    st.lists(st.integers(-5, 5) | st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=60),
-)
+@given(SAMPLE_WITH_TIES, SAMPLE_WITH_TIES)
 def test_wasserstein_equals_scipy_including_ties(a, b) -> None:
     from vigil.drift import wasserstein
 
@@ -184,10 +184,7 @@ def test_ks_beyond_scipys_exact_limit_equals_scipy(decimals: int | None) -> None
 
 
 @settings(max_examples=100, deadline=None)
-@given(
-    st.lists(st.integers(-5, 5) | st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=60),
-    st.lists(st.integers(-5, 5) | st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=60),
-)
+@given(SAMPLE_WITH_TIES, SAMPLE_WITH_TIES)
 def test_ks_statistic_equals_scipy_including_ties(a, b) -> None:
     from vigil.drift import ks_statistic
 
