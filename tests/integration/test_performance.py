@@ -124,7 +124,7 @@ async def test_late_outcomes_out_of_order_give_exact_counts_and_signals(pipeline
     for site, (tp, _) in SITES.items():
         assert f"{gauge('site=' + site)} {tp / 60}" in text
 
-    found = await wait_until(lambda: _with_disparity(db, version), 30, "DisparityDetected")
+    found = await wait_until(lambda: _with_disparity(db, version), 30, "DisparityDetected, breach and candidate")
     disparity = next(e for e in found if e["event_type"] == "DisparityDetected")
     assert disparity["worst"]["subgroup"] == {"site": "riverside-rural"} and disparity["attributes"] == ["site"]
     breaches = [e for e in found if e["event_type"] == "ThresholdBreached"]
@@ -164,8 +164,16 @@ async def test_late_outcomes_out_of_order_give_exact_counts_and_signals(pipeline
 
 
 async def _with_disparity(db, version: str) -> list[dict]:
+    """The signals, once the disparity, the rural site's confirmed breach and a candidate are all
+    recorded (they travel in different batches and partitions)."""
     found = await signals(db, version)
-    return found if any(e["event_type"] == "DisparityDetected" for e in found) else []
+    kinds = {e["event_type"] for e in found}
+    rural = [
+        e for e in found
+        if e["event_type"] == "ThresholdBreached" and e["estimate"]["subgroup"] == {"site": "riverside-rural"}
+    ]  # fmt: skip
+    complete = {"DisparityDetected", "IncidentCandidateRaised"} <= kinds and rural and rural[-1]["level"] == "confirmed"
+    return found if complete else []
 
 
 def test_performance_query_errors(pipeline: Pipeline) -> None:
