@@ -31,7 +31,7 @@ from vigil.policy import DriftPolicy
 
 NAMESPACE = uuid.UUID("8f2d6c1a-3b5e-4f7d-9a0c-2e4b6d8f1a3c")
 DATASET = "(dataset)"
-Value = float | str | None
+Value = float | int | str | None
 
 
 def signals(inference: InferenceMade) -> dict[str, Value]:

@@ -33,11 +33,12 @@ async def equity_finding(settings: Settings, engine: AsyncEngine, started: datet
                 .order_by(events.c.seq)
             )
             found = [json.loads(b) for (b,) in rows]
-        return [d for d in found if d["attributes"] == ["resource_setting"] and d["significant"]][-1:]
+        # Whether the gap is significant yet depends on how many outcomes have arrived: the latest says.
+        return [d for d in found if d["attributes"] == ["resource_setting"]][-1:]
 
     found = await wait_for(disparity, 90, "the worker to flag the low-resource gap")
     table = Table(title=f"Equity signal of {MODEL} raised by the worker (the latest DisparityDetected)")
-    for column in ("attributes", "best", "worst (95% CI)", "gap", "Fisher p"):
+    for column in ("attributes", "best", "worst (95% CI)", "gap", "Fisher p", "significant"):
         table.add_column(column)
     for d in found:
         best, worst = d["best"], d["worst"]
@@ -47,6 +48,7 @@ async def equity_finding(settings: Settings, engine: AsyncEngine, started: datet
             f"{_name(worst)} {worst['value']:.3f} ({worst['ci_low']:.3f}–{worst['ci_high']:.3f})",
             f"{d['gap']:.3f} > {d['limit']:g}",
             f"{d['p_value']:.3g}",
+            "yes" if d["significant"] else "not yet",
         )
     console.print(table)
     version = VERSIONS[MODEL]

@@ -230,8 +230,11 @@ async def test_a_missed_emergency_escalation_raises_a_candidate(pipeline: Pipeli
 
     found = await wait_until(candidate, 60, "an incident candidate")
     assert found[0]["status"] == "candidate"
-    alerts = await events_of_type(db, "AlertRaised", str(found[0]["incident_id"]))
-    assert alerts and alerts[0]["alert_name"] == "EscalationMissed"
+    # The alert travels on alert.v1: it may be recorded a moment after the candidate.
+    alerts = await wait_until(
+        lambda: events_of_type(db, "AlertRaised", str(found[0]["incident_id"])), 30, "the EscalationMissed alert"
+    )
+    assert alerts[0]["alert_name"] == "EscalationMissed"
 
 
 async def test_replay_rebuilds_an_identical_projection(pipeline: Pipeline, db) -> None:
