@@ -501,7 +501,7 @@ def _set_reference(event: DriftReferenceSet, states: dict[tuple[str, str], Monit
     for window_id in state.open:  # counts over the old bins cannot be compared with the new ones
         for feature in old:
             drift_windows.pop(_key(event.model_id, event.model_version, window_id, feature), None)
-    state.open, state.position, state.reference_rows, state.has_reference = {}, 0, [], True
+    state.open, state.position, state.reference_rows = {}, 0, []
     state.reference_id = event.event_id
     drift_references[version_key] = canonical_json(event).encode()
     log.info("worker.drift_reference", model_id=event.model_id, model_version=event.model_version, source=event.source)

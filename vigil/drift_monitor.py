@@ -59,7 +59,6 @@ class MonitorState(BaseModel):
     """What the worker remembers of one model version between events."""
 
     reference_rows: list[dict[str, Value]] = []
-    has_reference: bool = False
     reference_id: uuid.UUID | None = None  # part of event ids: windows of another reference are other windows
     position: int = 0  # events placed in windows since the reference
     watermark: datetime | None = None

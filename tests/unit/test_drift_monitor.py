@@ -75,7 +75,7 @@ def _fill(policy: DriftPolicy, state: MonitorState, profiles: dict, batch: list[
 
 def test_time_windows_close_on_a_later_event_and_refuse_late_ones() -> None:
     policy = DriftPolicy(window=DriftWindow(kind="time", seconds=3600), grace_seconds=300)
-    state = MonitorState(has_reference=True)
+    state = MonitorState()
     assert place(state, policy, T0 + timedelta(minutes=10)) == T0.isoformat()
     assert closable(state, policy) == []
     place(state, policy, T0 + timedelta(minutes=64))  # within the grace period of the first window
@@ -88,7 +88,7 @@ def test_time_windows_close_on_a_later_event_and_refuse_late_ones() -> None:
 
 def test_count_windows_close_when_full() -> None:
     policy = DriftPolicy(window=DriftWindow(kind="count", size=10))
-    state = MonitorState(has_reference=True)
+    state = MonitorState()
     for i in range(25):
         place(state, policy, T0 + timedelta(seconds=i))
     assert closable(state, policy) == ["count:0", "count:1"]
@@ -133,7 +133,7 @@ def test_detection_is_raised_once_while_it_persists_then_resolved() -> None:
     policy = DriftPolicy(
         min_sample=100, window=DriftWindow(kind="count", size=200), thresholds={"ks": 0.001, "chisquare": 0.001}
     )
-    state = MonitorState(has_reference=True)
+    state = MonitorState()
     raised = []
     episodes = [0.0, 0.05, 0.05, 0.0]
     for shift in episodes:
