@@ -106,7 +106,7 @@ async def performance(
     for inference_body, outcome_body in rows:
         outcome = OutcomeObserved.model_validate_json(outcome_body)
         # As the worker does: the first outcome that fits the model counts.
-        if outcome.inference_id in counted or refused(outcome, model):
+        if outcome.inference_id in counted or outcome.model_id != model_id or refused(outcome, model):
             continue
         counted.add(outcome.inference_id)
         inference = InferenceMade.model_validate_json(inference_body)
