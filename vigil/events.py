@@ -264,20 +264,21 @@ class IncidentClosed(Event, Actor):
     rationale: LongText
 
 
-class ReportDueSoon(Event):
+class ClockFlagged(Event):
+    """What a reporting clock says when it nears or passes its deadline (the two events below)."""
+
+    incident_id: UUID
+    regime: RegimeName
+    category: Text
+    due_at: AwareDatetime
+
+
+class ReportDueSoon(ClockFlagged):
     event_type: Literal["ReportDueSoon"] = "ReportDueSoon"
-    incident_id: UUID
-    regime: RegimeName
-    category: Text
-    due_at: AwareDatetime
 
 
-class ReportOverdue(Event):
+class ReportOverdue(ClockFlagged):
     event_type: Literal["ReportOverdue"] = "ReportOverdue"
-    incident_id: UUID
-    regime: RegimeName
-    category: Text
-    due_at: AwareDatetime
 
 
 class IncidentViewed(Event, Actor):
