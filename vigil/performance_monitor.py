@@ -208,11 +208,12 @@ def transitions(
         state.standing[key], state.levels[key] = event.event_id, level
         events.append(event)
     for key in sorted(set(state.standing) - set(now)):
-        if not _still_judged(key, table, rules):
+        members = _judged_estimates(key, table, rules)
+        if not members:
             continue  # no verdict without enough outcomes: the signal stands
         raised = state.standing.pop(key)
         del state.levels[key]
-        events.append(_ended(key, raised, table, rules, new_id(key), common))
+        events.append(_ended(key, raised, members, rules, new_id(key), common))
     return events
 
 
@@ -224,18 +225,17 @@ def _subgroups_of_key(key: str, table: Mapping[tuple[str, Subgroup], Counts]) ->
     return [(label, s) for (lab, s) in table if lab == label and [a for a, _ in s] == attributes]
 
 
-def _still_judged(key: str, table: Mapping[tuple[str, Subgroup], Counts], rules: Rules) -> bool:
-    return any(judged(table[k], rules) for k in _subgroups_of_key(key, table))
+def _judged_estimates(key: str, table: Mapping[tuple[str, Subgroup], Counts], rules: Rules) -> list[Estimate]:
+    """The estimates of the signal's subgroups that have enough outcomes to be judged."""
+    return [
+        e for k in _subgroups_of_key(key, table) if judged(table[k], rules) and (e := estimate(k[1], table[k], rules))
+    ]
 
 
 def _ended(
-    key: str, raised: uuid.UUID, table: Mapping[tuple[str, Subgroup], Counts], rules: Rules, event_id: uuid.UUID,
-    common: dict,
-) -> Signal:  # fmt: skip
+    key: str, raised: uuid.UUID, members: list[Estimate], rules: Rules, event_id: uuid.UUID, common: dict
+) -> Signal:
     label, metric = key.split("/")[1:3]
-    members = [
-        e for k in _subgroups_of_key(key, table) if judged(table[k], rules) and (e := estimate(k[1], table[k], rules))
-    ]
     best, worst = max(members, key=lambda e: e.value), min(members, key=lambda e: e.value)
     if key.startswith("breach/"):
         return ThresholdRestored(
