@@ -479,10 +479,6 @@ def reference_set(
     Console().print(table)
 
 
-def _by(by: str) -> list[str]:
-    return [a.strip() for a in by.split(",") if a.strip()]
-
-
 @performance_app.command("show")
 def performance_show(
     model: Annotated[str, typer.Option(help="model_id of a registered model")],
@@ -496,13 +492,16 @@ def performance_show(
 
     from services.models import ModelService, UnknownModel
     from services.performance_view import print_performance
+    from vigil.performance import attributes_of
     from vigil.policy import load_policy
 
     policy = load_policy(get_settings().policy_file)
     try:
         result = _with_service(
             ModelService,
-            lambda models: models.performance(policy, model, version, _by(by), window or None, datetime.now(UTC)),
+            lambda models: models.performance(
+                policy, model, version, attributes_of(by), window or None, datetime.now(UTC)
+            ),
         )
     except UnknownModel as error:
         console.print(f"[red]{error}[/red]")
@@ -529,10 +528,10 @@ def performance_compute(
 ) -> None:
     """Validate a model on your own population before go-live: the same core as the live monitoring."""
     from services.performance_view import print_performance
-    from vigil.performance import PerformanceInputError, pairs_from_files, report, tally
+    from vigil.performance import PerformanceInputError, attributes_of, pairs_from_files, report, tally
     from vigil.policy import PolicyError, load_policy
 
-    attributes = _by(by)
+    attributes = attributes_of(by)
     try:
         policy = load_policy(get_settings().policy_file).for_model(model or "*").performance
         rules = policy.rules(risk_class)  # type: ignore[arg-type]

@@ -103,6 +103,11 @@ def probability_of(positive: str, score: float | None, class_scores: Mapping[str
     return class_scores.get(positive, score)
 
 
+def attributes_of(by: str) -> list[str]:
+    """'sex, age_band' -> ['sex', 'age_band']: the `by` of the API and the CLI."""
+    return [a.strip() for a in by.split(",") if a.strip()]
+
+
 def subgroups_of(attributes: Mapping[str, str], by: Sequence[str], depth: int) -> list[Subgroup]:
     """Everyone, each attribute's group, and their intersections up to `depth` attributes."""
     present = sorted((name, attributes.get(name, UNKNOWN)) for name in by)

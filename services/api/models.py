@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from services.api.auth import Caller, require
 from services.models import ModelService
+from vigil.performance import attributes_of
 
 routes = APIRouter(prefix="/v1/models", tags=["models"])
 PARQUET_TYPES = {"application/vnd.apache.parquet", "application/x-parquet", "application/octet-stream"}
@@ -97,7 +98,7 @@ async def performance(
     window: Annotated[str, Query(description="'30d' (rolling days) or 'all' (since release)")] = "30d",
     version: Annotated[str | None, Query(description="one model version; all versions when absent")] = None,
 ) -> dict:
-    attributes = [a.strip() for a in by.split(",") if a.strip()]
+    attributes = attributes_of(by)
     if len(attributes) > 3:
         raise HTTPException(422, f"at most 3 attributes in `by`, got {len(attributes)}")
     return await models.performance(
