@@ -7,7 +7,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from uuid import UUID
+from typing import Any, TypeVar
 
 import faust
 import faust.streams as faust_streams
@@ -74,6 +74,7 @@ from vigil.validation import Rejected, canonical_json, dead_letter, decode
 
 settings = get_settings()
 log = structlog.get_logger("worker")
+T = TypeVar("T")
 
 monitoring = load_policy(settings.policy_file)
 app = faust.App(
@@ -101,11 +102,7 @@ async def each_record(stream: faust.StreamT, agent: str, handle: Callable[[Messa
         try:
             await handle(message)
         except Exception:
-            topic = settings.logical_topic(message.topic)
-            PROCESSING_ERRORS.labels(agent, topic).inc()
-            log.exception(
-                "worker.processing_error", agent=agent, topic=topic, partition=message.partition, offset=message.offset
-            )
+            _failed(agent, message)
 
 
 async def each_in_batch(
@@ -118,11 +115,15 @@ async def each_in_batch(
             _writing_for(record)
             await handle(record, _decoded(message.value, message.topic))
         except Exception:
-            topic = settings.logical_topic(message.topic)
-            PROCESSING_ERRORS.labels(agent, topic).inc()
-            log.exception(
-                "worker.processing_error", agent=agent, topic=topic, partition=message.partition, offset=message.offset
-            )
+            _failed(agent, message)
+
+
+def _failed(agent: str, message: Message) -> None:
+    topic = settings.logical_topic(message.topic)
+    PROCESSING_ERRORS.labels(agent, topic).inc()
+    log.exception(
+        "worker.processing_error", agent=agent, topic=topic, partition=message.partition, offset=message.offset
+    )
 
 
 @app.agent(inputs)
@@ -137,20 +138,7 @@ async def _validate(message: Message) -> None:
     try:
         decode(message.value, topic)
     except Rejected as rejected:
-        letter = dead_letter(
-            rejected, message.topic, message.partition, message.offset, message.value, datetime.now(UTC)
-        )
-        await deadletters.send(key=message.topic.encode(), value=letter.model_dump_json().encode())
-        DEAD_LETTERS.labels(topic, rejected.kind).inc()
-        EVENTS_OUT.labels("worker", DEADLETTER_TOPIC).inc()
-        log.info(
-            "worker.dead_lettered",
-            topic=topic,
-            partition=message.partition,
-            offset=message.offset,
-            reason_kind=rejected.kind,
-            path=rejected.path,
-        )
+        await _dead_letter(rejected, message.topic, message.partition, message.offset, message.value)
     LATENCY.labels("worker").observe(max(0.0, time.time() - message.timestamp))
 
 
@@ -265,7 +253,7 @@ async def _join_batch(records: list[faust.EventT]) -> None:
 
     await each_in_batch(records, "join_outcomes", handle)
     for key, bucket in batch.buckets.items():
-        _writing_for(batch.last_of[key.split(b"\x1f")[0].decode()])
+        _writing_for(batch.last_of[_model_of(key)])
         stored = decode_bucket(performance_days.get(key))
         for name, counts in bucket.items():
             stored[name] = stored.get(name, Counts()) + counts
@@ -277,8 +265,23 @@ async def _join_batch(records: list[faust.EventT]) -> None:
 
 
 def _registered(model_id: str) -> ModelRegistered | None:
-    stored = registry.get(model_id.encode())
-    return ModelRegistered.model_validate_json(stored) if stored else None
+    return _cached(registry, model_id.encode(), ModelRegistered.model_validate_json)
+
+
+_decoded_values: dict[tuple[str, bytes], tuple[bytes, Any]] = {}
+
+
+def _cached(table: faust.Table, key: bytes, decode_value: Callable[[bytes], T]) -> T | None:
+    """A table value decoded once, while the stored bytes stay the same object: these are read for
+    every event, and change only when a model registers or gets a new reference."""
+    raw = table.get(key)
+    if raw is None:
+        return None
+    hit = _decoded_values.get((table.name, key))
+    if hit is None or hit[0] is not raw:
+        hit = (raw, decode_value(raw))
+        _decoded_values[(table.name, key)] = hit
+    return hit[1]
 
 
 async def _join(event: InferenceMade | OutcomeObserved, message: Message, batch: _Batch) -> None:
@@ -391,6 +394,7 @@ async def _dead_letter(why: Rejected, topic: str, partition: int, offset: int, r
     await deadletters.send(key=topic.encode(), value=letter.model_dump_json().encode())
     logical = settings.logical_topic(topic)
     DEAD_LETTERS.labels(logical, why.kind).inc()
+    EVENTS_OUT.labels("worker", DEADLETTER_TOPIC).inc()
     log.info("worker.dead_lettered", topic=logical, partition=partition, offset=offset, reason_kind=why.kind,
              path=why.path)  # fmt: skip
 
@@ -426,23 +430,22 @@ drift_events = app.topic(*settings.topics(("inference.v1", "model.v1")), value_s
 drift_state = app.Table("drift-state", default=None, key_type=bytes, value_type=bytes)
 drift_references = app.Table("drift-references", default=None, key_type=bytes, value_type=bytes)
 drift_windows = app.Table("drift-windows", default=None, key_type=bytes, value_type=bytes)
-_profiles: dict[bytes, tuple[UUID, dict[str, Profile]]] = {}  # decoded references, by version key
 
 
 def _key(*parts: str) -> bytes:
     return "\x1f".join(parts).encode()
 
 
+def _model_of(key: bytes) -> str:
+    return key.split(b"\x1f")[0].decode()
+
+
 def profiles_for(version_key: bytes) -> dict[str, Profile] | None:
-    stored = drift_references.get(version_key)
-    if stored is None:
-        return None
-    reference = DriftReferenceSet.model_validate_json(stored)
-    cached = _profiles.get(version_key)
-    if cached is None or cached[0] != reference.event_id:
-        cached = (reference.event_id, {p.feature: from_record(p) for p in reference.profiles})
-        _profiles[version_key] = cached
-    return cached[1]
+    return _cached(
+        drift_references,
+        version_key,
+        lambda raw: {p.feature: from_record(p) for p in DriftReferenceSet.model_validate_json(raw).profiles},
+    )
 
 
 @app.agent(drift_events)
@@ -467,7 +470,7 @@ async def _drift_batch(batch: list[faust.EventT]) -> None:
 
     await each_in_batch(batch, "watch_drift", handle)
     for key, window in added.items():
-        _writing_for(last_of[key.split(b"\x1f")[0].decode()])
+        _writing_for(last_of[_model_of(key)])
         stored = drift_windows.get(key)
         merged = Window.from_dict(json.loads(stored)).merge(window) if stored else window
         drift_windows[key] = json.dumps(merged.to_dict()).encode()
