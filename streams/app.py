@@ -28,10 +28,21 @@ from services.observability import (
     PROCESSING_ERRORS,
 )
 from services.settings import get_settings
-from vigil.drift_monitor import MonitorState, closable, drift_alert, judge, place, reference_event, signals, transitions
+from vigil.drift_monitor import (
+    MonitorState,
+    closable,
+    drift_alert,
+    judge,
+    let_time_pass,
+    place,
+    reference_event,
+    signals,
+    transitions,
+)
 from vigil.drift_windows import Profile, Window, from_record, profiles_of
 from vigil.events import (
     ALERT_TOPIC,
+    CLOCK_TOPIC,
     DEADLETTER_TOPIC,
     EVENT_TYPES,
     INCIDENT_EVENTS,
@@ -152,6 +163,21 @@ async def report_lag() -> None:
             CONSUMER_LAG.labels("worker", settings.logical_topic(tp.topic), str(tp.partition)).set(lag)
 
 
+clock = app.topic(settings.topic(CLOCK_TOPIC), value_serializer="raw", key_serializer="raw")
+
+
+@app.timer(interval=settings.clock_interval, on_leader=True)
+async def tick() -> None:
+    """A tick on every partition: agents that wait on wall-clock time get it where their state lives."""
+    now = json.dumps({"at": datetime.now(UTC).isoformat()}).encode()
+    for partition in range(settings.topic_partitions):
+        await clock.send(value=now, partition=partition)
+
+
+def _is_tick(record: faust.EventT) -> bool:
+    return record.message.topic == clock.get_topic_name()
+
+
 # --- incidents: regulatory clocks ---------------------------------------------------------------
 # Incident events are keyed by incident_id on both topics, so the table is co-partitioned.
 incident_events = app.topic(
@@ -212,7 +238,9 @@ async def run_clocks() -> None:
 # --- outcomes: joined to their inferences, for oversight and subgroup performance ---------------
 # Inferences, outcomes and registry events are keyed by model_id, so the tables are co-partitioned.
 join_events = app.topic(
-    *settings.topics(("inference.v1", "outcome.v1", "model.v1")), value_serializer="raw", key_serializer="raw"
+    *settings.topics(("inference.v1", "outcome.v1", "model.v1", CLOCK_TOPIC)),
+    value_serializer="raw",
+    key_serializer="raw",
 )
 registry = app.Table("models", default=None, key_type=bytes, value_type=bytes)  # model_id -> ModelRegistered
 waiting = app.Table("outcome-join", default=None, key_type=bytes, value_type=bytes)  # inference_id -> one side
@@ -248,7 +276,9 @@ async def _join_batch(records: list[faust.EventT]) -> None:
         elif isinstance(event, InferenceMade | OutcomeObserved):
             batch.last_of[event.model_id] = record
             await _join(event, message, batch)
-        if time.monotonic() - _swept.get(message.partition, 0.0) > min(60.0, settings.registry_grace):
+        elif _is_tick(record) and time.monotonic() - _swept.get(message.partition, 0.0) > min(
+            60.0, settings.registry_grace
+        ):
             await _sweep(message.partition)
 
     await each_in_batch(records, "join_outcomes", handle)
@@ -426,7 +456,9 @@ async def _judge_performance(model_id: str, version: str, state: PerformanceStat
 
 # --- drift: windows per model version against its reference -------------------------------------
 # Inferences and references are keyed by model_id on both topics, so the tables are co-partitioned.
-drift_events = app.topic(*settings.topics(("inference.v1", "model.v1")), value_serializer="raw", key_serializer="raw")
+drift_events = app.topic(
+    *settings.topics(("inference.v1", "model.v1", CLOCK_TOPIC)), value_serializer="raw", key_serializer="raw"
+)
 drift_state = app.Table("drift-state", default=None, key_type=bytes, value_type=bytes)
 drift_references = app.Table("drift-references", default=None, key_type=bytes, value_type=bytes)
 drift_windows = app.Table("drift-windows", default=None, key_type=bytes, value_type=bytes)
@@ -460,11 +492,15 @@ async def _drift_batch(batch: list[faust.EventT]) -> None:
     added: dict[bytes, Window] = {}
     last_of: dict[str, faust.EventT] = {}  # model_id -> its latest record in the batch
 
+    ticks: list[faust.EventT] = []
+
     async def handle(record: faust.EventT, event: Event | None) -> None:
         if isinstance(event, DriftReferenceSet):
             _set_reference(event, states)
         elif isinstance(event, InferenceMade):
-            await _window_inference(event, states, added)
+            await _window_inference(event, record.message.partition, states, added)
+        elif _is_tick(record):
+            ticks.append(record)
         if isinstance(event, DriftReferenceSet | InferenceMade):
             last_of[event.model_id] = record
 
@@ -474,10 +510,27 @@ async def _drift_batch(batch: list[faust.EventT]) -> None:
         stored = drift_windows.get(key)
         merged = Window.from_dict(json.loads(stored)).merge(window) if stored else window
         drift_windows[key] = json.dumps(merged.to_dict()).encode()
+    for record in ticks:
+        _let_time_pass(record, states, last_of)
     for (model_id, version), state in states.items():
         _writing_for(last_of[model_id])
         await _close_windows(model_id, version, state)
         drift_state[_key(model_id, version)] = state.model_dump_json().encode()
+
+
+def _let_time_pass(tick: faust.EventT, states: dict[tuple[str, str], MonitorState], last_of: dict) -> None:
+    """Moves on the watermarks of the versions on the tick's partition. Those with a window to close
+    stay among the batch's states, to be closed and written as after an event."""
+    now = datetime.now(UTC)
+    for key in list(drift_state.keys()):
+        model_id, version = key.decode().split("\x1f")
+        state = _state(model_id, version, states)
+        if state.partition == tick.message.partition:
+            let_time_pass(state, now)
+            if closable(state, monitoring.for_model(model_id).drift):
+                last_of.setdefault(model_id, tick)
+        if model_id not in last_of:  # untouched: its watermark follows again from `heard` next time
+            del states[(model_id, version)]
 
 
 def _writing_for(record: faust.EventT) -> None:
@@ -511,10 +564,11 @@ def _set_reference(event: DriftReferenceSet, states: dict[tuple[str, str], Monit
 
 
 async def _window_inference(
-    event: InferenceMade, states: dict[tuple[str, str], MonitorState], added: dict[bytes, Window]
+    event: InferenceMade, partition: int, states: dict[tuple[str, str], MonitorState], added: dict[bytes, Window]
 ) -> None:
     model_id, version = event.model_id, event.model_version
     state = _state(model_id, version, states)
+    state.partition = partition
     values = signals(event)
     profiles = profiles_for(_key(model_id, version))
     if profiles is None:
@@ -526,7 +580,7 @@ async def _window_inference(
             _set_reference(reference, states)
             await emit(reference)
         return
-    window_id = place(state, monitoring.for_model(model_id).drift, event.occurred_at)
+    window_id = place(state, monitoring.for_model(model_id).drift, event.occurred_at, datetime.now(UTC))
     if window_id is None:
         DRIFT_SKIPPED.labels(model_id, "late").inc()
         return

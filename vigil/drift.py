@@ -81,10 +81,6 @@ def kind_of(series: pd.Series) -> Kind:
     )
 
 
-def default_method(kind: Kind, reference: pd.Series) -> Method:
-    return method_for(kind, len(reference), few_values=reference.nunique() <= 5)
-
-
 def method_for(kind: Kind, reference_size: int, few_values: bool = False) -> Method:
     """Evidently's choice for a feature (its z-test for two categories is chi-square here)."""
     if reference_size <= 1000:
@@ -92,20 +88,42 @@ def method_for(kind: Kind, reference_size: int, few_values: bool = False) -> Met
     return "jensenshannon" if kind == "categorical" or few_values else "wasserstein"
 
 
-def _present(series: pd.Series) -> pd.Series:
-    if kind_of(series) == "numeric":
-        values = series.to_numpy(dtype=float, na_value=np.nan)
-        return series[np.isfinite(values)]
-    return series.dropna()
+def _finite(series: pd.Series) -> np.ndarray:
+    values = series.to_numpy(dtype=float, na_value=np.nan)
+    return values[np.isfinite(values)]
 
 
-def _shares(reference: pd.Series, current: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Counts of every distinct value (seen in either sample) in reference and current, and shares."""
-    codes, _ = pd.factorize(pd.concat([reference, current], ignore_index=True), sort=False)
-    k = codes.max() + 1
-    ref_counts = np.bincount(codes[: len(reference)], minlength=k)
-    cur_counts = np.bincount(codes[len(reference) :], minlength=k)
-    return ref_counts, cur_counts, ref_counts / len(reference), cur_counts / len(current)
+def _more_distinct_than(values: np.ndarray, k: int) -> bool:
+    # A prefix with more than k distinct values settles it without hashing the whole column.
+    return len(pd.unique(values[:2000])) > k or len(pd.unique(values)) > k
+
+
+def distinct_counts(
+    reference: pd.Series | np.ndarray, current: pd.Series | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of every distinct value seen in either sample, in reference and current; missing
+    values (None, NaN) are left out. Each sample is hashed once, without copying it."""
+    ref_codes, ref_values = pd.factorize(reference)
+    cur_codes, cur_values = pd.factorize(current)
+    position = pd.Index(ref_values).get_indexer(cur_values)
+    unseen = position < 0
+    position[unseen] = len(ref_values) + np.arange(unseen.sum())
+    k = len(ref_values) + int(unseen.sum())
+    return np.bincount(ref_codes[ref_codes >= 0], minlength=k), np.bincount(
+        position[cur_codes[cur_codes >= 0]], minlength=k
+    )
+
+
+def binned_counts(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of numeric values in Evidently's bins (get_binned_data): Sturges bins over both
+    samples when the reference has more than 20 distinct values, else one bin per value."""
+    if not _more_distinct_than(reference, 20):
+        return distinct_counts(reference, current)
+    edges = np.histogram_bin_edges(np.concatenate([reference, current]), bins="sturges")
+    # Sturges edges are uniform: given as count and range, np.histogram takes its fast path
+    # (no sort) and puts values on an edge in the same bin as with the explicit edges.
+    bins, span = len(edges) - 1, (edges[0], edges[-1])
+    return np.histogram(reference, bins, span)[0], np.histogram(current, bins, span)[0]
 
 
 def _fill_zeroes(percents: np.ndarray) -> np.ndarray:
@@ -115,31 +133,10 @@ def _fill_zeroes(percents: np.ndarray) -> np.ndarray:
     return out
 
 
-def _more_than_20_values(series: pd.Series) -> bool:
-    # A prefix with more than 20 distinct values settles it without hashing the whole column.
-    return series.iloc[:2000].nunique() > 20 or series.nunique() > 20
-
-
-def binned(reference: pd.Series, current: pd.Series, kind: Kind) -> tuple[np.ndarray, np.ndarray]:
-    """Shares of reference and current in each bin (Evidently's get_binned_data)."""
-    if kind == "numeric" and _more_than_20_values(reference):
-        ref, cur = reference.to_numpy(dtype=float), current.to_numpy(dtype=float)
-        edges = np.histogram_bin_edges(np.concatenate([ref, cur]), bins="sturges")
-        # Sturges edges are uniform: given as count and range, np.histogram takes its fast path
-        # (no sort) and puts values on an edge in the same bin as with the explicit edges.
-        bins, span = len(edges) - 1, (edges[0], edges[-1])
-        return np.histogram(ref, bins, span)[0] / len(ref), np.histogram(cur, bins, span)[0] / len(cur)
-    return _shares(reference, current)[2:]
-
-
 def psi_of_shares(reference: np.ndarray, current: np.ndarray) -> float:
     """PSI over bin shares; batch and streaming mode both use it."""
     ref, cur = _fill_zeroes(reference), _fill_zeroes(current)
     return float(np.sum((ref - cur) * np.log(ref / cur)))
-
-
-def psi(reference: pd.Series, current: pd.Series, kind: Kind) -> float:
-    return psi_of_shares(*binned(reference, current, kind))
 
 
 def drifted(method: Method, score: float, threshold: float | None = None) -> bool:
@@ -152,87 +149,118 @@ def drifted(method: Method, score: float, threshold: float | None = None) -> boo
     return score >= threshold
 
 
-def jensen_shannon(reference: pd.Series, current: pd.Series, kind: Kind) -> float:
-    ref, cur = binned(reference, current, kind)
-    return float(distance.jensenshannon(ref, cur))
+def score_of_counts(method: Method, reference: np.ndarray, current: np.ndarray) -> float:
+    """PSI, Jensen-Shannon distance or chi-square p-value of two samples counted in the same bins."""
+    ref_size, cur_size = reference.sum(), current.sum()
+    if method == "psi":
+        return psi_of_shares(reference / ref_size, current / cur_size)
+    if method == "jensenshannon":
+        return float(distance.jensenshannon(reference / ref_size, current / cur_size))
+    expected = reference * (cur_size / ref_size)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(stats.chisquare(current, expected).pvalue)
 
 
 def wasserstein(u: np.ndarray, v: np.ndarray) -> float:
-    """First Wasserstein distance: the area between the two empirical CDFs (scipy's algorithm with
-    plain sorts, a linear merge and one search instead of argsorts; several times faster)."""
+    """First Wasserstein distance, as the area between the two quantile functions (equal to the
+    area between the CDFs, which scipy sums). On [0, 1] scaled by n * m, u's quantile function
+    steps at multiples of m and v's at multiples of n; between two steps both are constant."""
     u, v = np.sort(u), np.sort(v)
-    merged = np.sort(np.concatenate([u, v]), kind="stable")  # timsort merges the two sorted runs
-    below_u = np.searchsorted(u, merged[:-1], side="right")
-    # At the last of a run of equal values, u's and v's counts add up to its position + 1; at the
-    # other positions of the run the step width is 0, so v's count there does not matter.
-    below_v = np.arange(1, len(merged)) - below_u
-    return float(np.sum(np.abs(below_u / len(u) - below_v / len(v)) * np.diff(merged)))
+    n, m = len(u), len(v)
+    steps = np.sort(np.concatenate([np.arange(0, n * m, m), np.arange(0, n * m, n)]), kind="stable")  # a merge
+    widths = np.diff(steps, append=n * m)
+    return float(np.sum(np.abs(u[steps // m] - v[steps // n]) * widths) / (n * m))
 
 
-def wasserstein_normed(reference: pd.Series, current: pd.Series) -> float:
-    ref = reference.to_numpy(dtype=float)
-    return wasserstein(ref, current.to_numpy(dtype=float)) / max(float(np.std(ref)), 0.001)
+def wasserstein_normed(reference: np.ndarray, current: np.ndarray) -> float:
+    return wasserstein(reference, current) / max(float(np.std(reference)), 0.001)
 
 
 SCIPY_EXACT_LIMIT = 10_000  # ks_2samp computes an exact p-value up to this many values per sample
 
 
-def ks_p_value(reference: pd.Series, current: pd.Series) -> float:
+def ks_p_value(reference: np.ndarray, current: np.ndarray) -> float:
     """scipy's ks_2samp p-value. Beyond scipy's exact limit it uses the asymptotic distribution
-    itself; there the statistic comes from each sorted sample's positions in the other, the same
-    statistic without sorting the pooled sample."""
-    ref, cur = reference.to_numpy(dtype=float), current.to_numpy(dtype=float)
-    if max(len(ref), len(cur)) <= SCIPY_EXACT_LIMIT:
-        return float(stats.ks_2samp(ref, cur).pvalue)
-    d = ks_statistic(ref, cur)
-    larger, smaller = max(len(ref), len(cur)), min(len(ref), len(cur))
+    itself, on the statistic from `ks_statistic`."""
+    if max(len(reference), len(current)) <= SCIPY_EXACT_LIMIT:
+        return float(stats.ks_2samp(reference, current).pvalue)
+    d = ks_statistic(reference, current)
+    larger, smaller = max(len(reference), len(current)), min(len(reference), len(current))
     return float(np.clip(stats.kstwo.sf(d, np.round(larger * smaller / (larger + smaller))), 0, 1))
 
 
-def ks_statistic(u: np.ndarray, v: np.ndarray) -> float:
-    """The largest gap between the two empirical CDFs. The gap can only peak at a sample value; at
-    the last of a run of equal values a sample's own CDF is its position + 1 over its size."""
-    u, v = np.sort(u), np.sort(v)
+def ks_statistic(u: np.ndarray, v: np.ndarray, bins: int | None = None) -> float:
+    """The largest gap between the two empirical CDFs, exactly, with little sorting.
+
+    The values are counted in equal-width bins. At the end of each bin the gap is known exactly;
+    inside a bin it stays within the gap at its start widened by the bin's counts. Only the bins
+    that could hold a larger gap than the largest at any bin end are sorted and searched. Gaps
+    are whole numbers (scaled by n * m) until the end, to stay exact.
+    """
     n, m = len(u), len(v)
-    gaps = []
-    for own, other in ((u, v), (v, u)):
-        last = np.flatnonzero(np.append(own[:-1] != own[1:], True))  # index of each run's last value
-        below = np.searchsorted(other, own[last], side="right")
-        # In whole numbers (scaled by n * m) until the end, to stay exact.
-        scaled = (last + 1) * (n * m // len(own)) - below * (n * m // len(other))
-        gaps.append(int(np.max(np.abs(scaled))))
-    return max(gaps) / (n * m)
+    low, high = min(u.min(), v.min()), max(u.max(), v.max())
+    if low == high:
+        return 0.0
+    bins = bins or max(1, (n + m) // 32)
+    scale = bins / (high - low)
 
+    def bin_of(x: np.ndarray) -> np.ndarray:  # monotone in x, so each bin holds a range of values
+        return np.minimum(((x - low) * scale).astype(np.intp), bins - 1)
 
-def chi_square_p_value(reference: pd.Series, current: pd.Series) -> float:
-    ref_counts, cur_counts, _, _ = _shares(reference, current)
-    expected = ref_counts * (len(current) / len(reference))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return float(stats.chisquare(cur_counts, expected).pvalue)
+    in_u, in_v = bin_of(u), bin_of(v)
+    count_u, count_v = np.bincount(in_u, minlength=bins), np.bincount(in_v, minlength=bins)
+    end_u, end_v = np.cumsum(count_u), np.cumsum(count_v)
+    gap_at_end = end_u * m - end_v * n
+    largest = int(np.max(np.abs(gap_at_end)))
+    gap_at_start = gap_at_end - count_u * m + count_v * n
+    reach = np.maximum(np.abs(gap_at_start + count_u * m), np.abs(gap_at_start - count_v * n))
+    open_bins = reach > largest
+    if not open_bins.any():
+        return largest / (n * m)
+    su, sv = np.sort(u[open_bins[in_u]]), np.sort(v[open_bins[in_v]])
+    su_bins, sv_bins = bin_of(su), bin_of(sv)
+    for own in (su, sv):
+        if not len(own):
+            continue
+        at = own[np.append(own[:-1] != own[1:], True)]  # the last of each run of equal values
+        b = bin_of(at)
+        # Below x: all values in earlier bins, plus those up to x among its bin's sorted values.
+        below_u = end_u[b] - count_u[b] + np.searchsorted(su, at, "right") - np.searchsorted(su_bins, b, "left")
+        below_v = end_v[b] - count_v[b] + np.searchsorted(sv, at, "right") - np.searchsorted(sv_bins, b, "left")
+        largest = max(largest, int(np.max(np.abs(below_u * m - below_v * n))))
+    return largest / (n * m)
 
 
 def feature_drift(
     name: str, reference: pd.Series, current: pd.Series, method: Method | None = None, threshold: float | None = None
 ) -> FeatureDrift:
     kind = kind_of(reference)
-    if kind != kind_of(current) and len(_present(current)):
+    if kind != kind_of(current) and current.notna().any():
         raise DriftInputError(f"feature {name!r} is {kind} in the reference but not in the current data")
-    ref, cur = _present(reference), _present(current)
-    if ref.empty or cur.empty:
-        which = "reference" if ref.empty else "current"
+    if kind == "numeric":
+        ref, cur = _finite(reference), _finite(current)
+        sizes = len(ref), len(cur)
+    else:  # every categorical method compares counts, which leave missing values out
+        counts = distinct_counts(reference, current)
+        sizes = int(counts[0].sum()), int(counts[1].sum())
+    if 0 in sizes:
+        which = "reference" if sizes[0] == 0 else "current"
         raise DriftInputError(f"feature {name!r} has no values in the {which} data (all missing)")
-    method = method or default_method(kind, ref)
+    method = method or method_for(kind, sizes[0], few_values=kind == "numeric" and not _more_distinct_than(ref, 5))
     if method not in ALLOWED[kind]:
         raise DriftInputError(f"method {method!r} does not apply to {kind} feature {name!r}")
     threshold = THRESHOLDS[method] if threshold is None else threshold
-    score = {
-        "psi": lambda: psi(ref, cur, kind),
-        "jensenshannon": lambda: jensen_shannon(ref, cur, kind),
-        "wasserstein": lambda: wasserstein_normed(ref, cur),
-        "ks": lambda: ks_p_value(ref, cur),
-        "chisquare": lambda: chi_square_p_value(ref, cur),
-    }[method]()
-    return FeatureDrift(name, kind, method, score, threshold, drifted(method, score, threshold), len(ref), len(cur))
+    if method == "wasserstein":
+        score = wasserstein_normed(ref, cur)
+    elif method == "ks":
+        score = ks_p_value(ref, cur)
+    elif kind == "categorical":
+        score = score_of_counts(method, *counts)
+    else:  # Evidently's chi-square on a numeric feature counts each distinct value
+        score = score_of_counts(
+            method, *(distinct_counts(ref, cur) if method == "chisquare" else binned_counts(ref, cur))
+        )
+    return FeatureDrift(name, kind, method, score, threshold, drifted(method, score, threshold), *sizes)
 
 
 def feature_drifts(
@@ -240,9 +268,10 @@ def feature_drifts(
     current: pd.DataFrame,
     methods: Mapping[str, Method | None],
     thresholds: Mapping[str, float] | None = None,
+    workers: int | None = None,
 ) -> list[FeatureDrift]:
-    """`feature_drift` of each named column, in threads: numpy and scipy sort and search without
-    the GIL, so numeric columns run in parallel on the machine's cores. Categorical columns hash
+    """`feature_drift` of each named column, in `workers` threads (default: one per core): numpy
+    sorts and counts without the GIL, so numeric columns run in parallel. Categorical columns hash
     Python strings under the GIL, so they start first, beside the numeric ones."""
     thresholds = thresholds or {}
     names = sorted(methods, key=lambda c: kind_of(reference[c]) == "numeric")
@@ -250,7 +279,7 @@ def feature_drifts(
     def one(c: str) -> FeatureDrift:
         return feature_drift(c, reference[c], current[c], methods[c], thresholds.get(c))
 
-    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
         done = dict(zip(names, pool.map(one, names), strict=True))
     return [done[c] for c in methods]
 

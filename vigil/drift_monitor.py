@@ -61,14 +61,17 @@ class MonitorState(BaseModel):
     reference_rows: list[dict[str, Value]] = []
     reference_id: uuid.UUID | None = None  # part of event ids: windows of another reference are other windows
     position: int = 0  # events placed in windows since the reference
-    watermark: datetime | None = None
+    watermark: datetime | None = None  # event time: how far the version's stream has come
+    heard: datetime | None = None  # wall-clock time of its last event, or of the last tick that moved the watermark
+    partition: int | None = None  # the Kafka partition its events arrive on, where the worker's ticks reach it
     open: dict[str, Span] = {}
     drifting: dict[str, uuid.UUID] = {}  # feature -> the DriftDetected that stands
     late: int = 0
 
 
-def place(state: MonitorState, policy: DriftPolicy, at: datetime) -> str | None:
-    """The id of the window the event at `at` falls in, updating the state; None when it is late."""
+def place(state: MonitorState, policy: DriftPolicy, at: datetime, now: datetime) -> str | None:
+    """The id of the window the event at `at` (received `now`) falls in, updating the state; None
+    when it is late."""
     window = policy.window
     if window.kind == "count":
         window_id = f"count:{state.position // window.size}"
@@ -87,7 +90,18 @@ def place(state: MonitorState, policy: DriftPolicy, at: datetime) -> str | None:
             state.open[window_id] = Span(start=start, end=start + timedelta(seconds=window.seconds))
     state.position += 1
     state.watermark = max(state.watermark or at, at)
+    state.heard = now
     return window_id
+
+
+def let_time_pass(state: MonitorState, now: datetime) -> None:
+    """Event time is taken to pass as wall-clock time does while no events come: the watermark moves
+    on by the time since the version was last heard from. So the last windows of a stream that
+    stops still close, an hour and the grace period after they end, as if traffic had gone on.
+    A replay, whose events come faster than wall-clock time, is not overtaken."""
+    if state.watermark is not None and state.heard is not None and now > state.heard:
+        state.watermark += now - state.heard
+        state.heard = now
 
 
 def closable(state: MonitorState, policy: DriftPolicy) -> list[str]:

@@ -441,7 +441,10 @@ INPUT_TOPICS: tuple[str, ...] = ("inference.v1", "outcome.v1", "review.v1", "inc
 ALERT_TOPIC = "alert.v1"
 SURVEILLANCE_TOPIC = "surveillance.v1"
 DEADLETTER_TOPIC = "deadletter.v1"
-ALL_TOPICS: tuple[str, ...] = (*INPUT_TOPICS, ALERT_TOPIC, SURVEILLANCE_TOPIC, DEADLETTER_TOPIC)
+# Ticks of wall-clock time, one per partition, from the worker to itself: a partition without
+# traffic still closes its drift windows and expires its outcome joins. Not events; not recorded.
+CLOCK_TOPIC = "clock.v1"
+ALL_TOPICS: tuple[str, ...] = (*INPUT_TOPICS, ALERT_TOPIC, SURVEILLANCE_TOPIC, DEADLETTER_TOPIC, CLOCK_TOPIC)
 RECORDED_TOPICS: tuple[str, ...] = (*INPUT_TOPICS, ALERT_TOPIC, SURVEILLANCE_TOPIC)
 
 

@@ -22,24 +22,27 @@ from tests.integration.helpers import emit_all, wait_recorded, wait_until
 
 pytestmark = pytest.mark.integration
 MODEL = "drift-probe"  # tests/policy.yml: reference of 300 events, count windows of 200, judged from 150
+IDLE = "drift-idle"  # the same, but time windows of one minute and no grace period
 T0 = datetime(2026, 10, 1, 8, 0, tzinfo=UTC)
 
 
-def registry(version: str) -> list[dict]:
+def registry(version: str, model: str = MODEL) -> list[dict]:
     return [
         {
             "event_type": "ModelRegistered", "event_id": str(uuid.uuid4()), "occurred_at": T0.isoformat(),
-            "model_id": MODEL, "name": "Drift probe", "manufacturer": "Vigil tests", "use_case": "imaging",
+            "model_id": model, "name": "Drift probe", "manufacturer": "Vigil tests", "use_case": "imaging",
             "risk_class": "medium", "intended_use": "Exercises drift monitoring.",
         },
         {
             "event_type": "ModelVersionReleased", "event_id": str(uuid.uuid4()), "occurred_at": T0.isoformat(),
-            "model_id": MODEL, "model_version": version, "released_at": T0.isoformat(),
+            "model_id": model, "model_version": version, "released_at": T0.isoformat(),
         },
     ]  # fmt: skip
 
 
-def inferences(rng: np.random.Generator, version: str, n: int, start: int, shifted: bool = False) -> list[dict]:
+def inferences(
+    rng: np.random.Generator, version: str, n: int, start: int, shifted: bool = False, model: str = MODEL
+) -> list[dict]:
     """Image contrast from a new scanner is higher; its language mix is unseen before."""
     out = []
     for i in range(n):
@@ -47,7 +50,7 @@ def inferences(rng: np.random.Generator, version: str, n: int, start: int, shift
         out.append(
             {
                 "event_type": "InferenceMade", "event_id": str(uuid.uuid4()),
-                "occurred_at": (T0 + timedelta(minutes=start + i)).isoformat(), "model_id": MODEL,
+                "occurred_at": (T0 + timedelta(minutes=start + i)).isoformat(), "model_id": model,
                 "model_version": version, "deployment": "site-a", "use_case": "imaging",
                 "patient_ref": "pt_" + uuid.uuid4().hex[:24],
                 "features": {"image_contrast": round(float(contrast), 4), "scanner": "vendor_c" if shifted else
@@ -136,6 +139,34 @@ async def test_a_shift_is_detected_alerted_and_resolved(pipeline: Pipeline, db, 
         f'vigil_drift_score{{feature="scanner",method="chisquare",model_id="{MODEL}",model_version="{version}"}}'
         in metrics
     )
+
+
+async def test_the_last_window_of_a_stream_that_stops_is_judged_when_its_time_is_up(
+    pipeline: Pipeline, db, tmp_path: Path
+) -> None:
+    """No event follows the shifted window, yet the worker's clock closes it once its minute is over."""
+    version = f"idle-{RUN}"
+    rng = np.random.default_rng(9)
+    stream = [
+        *inferences(rng, version, 300, 0, model=IDLE),
+        *inferences(rng, version, 200, 0, shifted=True, model=IDLE),
+    ]
+    now = datetime.now(UTC)
+    for event in stream:
+        event["occurred_at"] = now.isoformat()  # all in one window, which ends within a minute
+    s = pipeline.settings
+    async with AsyncEmitter(kafka=s.kafka_bootstrap, topic_prefix=s.topic_prefix, spool_dir=tmp_path) as emitter:
+        await emit_all(emitter, [*registry(version, IDLE), *stream])
+
+    async def detected() -> list[dict]:
+        found = [e for e in await drift_events(db, version) if e["event_type"] == "DriftDetected"]
+        return found if {e["feature"] for e in found} >= {"image_contrast", "scanner"} else []
+
+    found = await wait_until(detected, 150, "DriftDetected in the last window, with no event after it")
+    minute = now.replace(second=0, microsecond=0)
+    judged = {(e["window"], e["current_size"]) for e in found if e["feature"] in ("image_contrast", "scanner")}
+    assert judged == {(minute.isoformat(), 200)}
+    assert datetime.now(UTC) >= minute + timedelta(minutes=1)  # not before the window's end
 
 
 async def test_an_uploaded_reference_replaces_the_first_events(pipeline: Pipeline, db, tmp_path: Path) -> None:

@@ -9,7 +9,17 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from vigil.drift_monitor import DATASET, MonitorState, Span, closable, judge, place, signals, transitions
+from vigil.drift_monitor import (
+    DATASET,
+    MonitorState,
+    Span,
+    closable,
+    judge,
+    let_time_pass,
+    place,
+    signals,
+    transitions,
+)
 from vigil.drift_windows import from_record, profiles_of, to_record
 from vigil.events import InferenceMade
 from vigil.policy import DriftPolicy, DriftWindow, Policy, PolicyError, load_policy
@@ -68,29 +78,54 @@ def test_profiles_are_capped_and_typed() -> None:
 
 def _fill(policy: DriftPolicy, state: MonitorState, profiles: dict, batch: list[dict], at: datetime, windows: dict):
     for row in batch:
-        window_id = place(state, policy, at)
+        window_id = place(state, policy, at, at)
         for name, value in row.items():
             windows.setdefault(window_id, {}).setdefault(name, profiles[name].window()).add(profiles[name], value)
+
+
+def _at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
 
 
 def test_time_windows_close_on_a_later_event_and_refuse_late_ones() -> None:
     policy = DriftPolicy(window=DriftWindow(kind="time", seconds=3600), grace_seconds=300)
     state = MonitorState()
-    assert place(state, policy, T0 + timedelta(minutes=10)) == T0.isoformat()
+    assert place(state, policy, _at(10), _at(10)) == T0.isoformat()
     assert closable(state, policy) == []
-    place(state, policy, T0 + timedelta(minutes=64))  # within the grace period of the first window
+    place(state, policy, _at(64), _at(64))  # within the grace period of the first window
     assert closable(state, policy) == []
-    place(state, policy, T0 + timedelta(minutes=65))
+    place(state, policy, _at(65), _at(65))
     assert closable(state, policy) == [T0.isoformat()]
     state.open.pop(T0.isoformat())
-    assert place(state, policy, T0 + timedelta(minutes=20)) is None and state.late == 1
+    assert place(state, policy, _at(20), _at(66)) is None and state.late == 1
+
+
+def test_time_windows_of_a_stream_that_stops_close_as_wall_clock_time_passes() -> None:
+    policy = DriftPolicy(window=DriftWindow(kind="time", seconds=3600), grace_seconds=300)
+    state = MonitorState()
+    place(state, policy, _at(50), _at(50.5))  # received half a minute after it happened
+    let_time_pass(state, _at(64))
+    assert closable(state, policy) == []
+    let_time_pass(state, _at(65.5))  # event time has gone on to 65 minutes
+    assert closable(state, policy) == [T0.isoformat()]
+
+
+def test_a_replay_is_not_overtaken_by_wall_clock_time() -> None:
+    policy = DriftPolicy(window=DriftWindow(kind="time", seconds=3600), grace_seconds=300)
+    state = MonitorState()
+    now = datetime(2027, 1, 1, tzinfo=UTC)  # a year after the events, replayed one a second
+    for i in range(60):
+        place(state, policy, _at(i), now + timedelta(seconds=i))
+    let_time_pass(state, now + timedelta(seconds=70))
+    assert closable(state, policy) == []
+    assert state.watermark == _at(59) + timedelta(seconds=11)
 
 
 def test_count_windows_close_when_full() -> None:
     policy = DriftPolicy(window=DriftWindow(kind="count", size=10))
     state = MonitorState()
     for i in range(25):
-        place(state, policy, T0 + timedelta(seconds=i))
+        place(state, policy, T0 + timedelta(seconds=i), T0 + timedelta(seconds=i))
     assert closable(state, policy) == ["count:0", "count:1"]
     assert state.open["count:1"].start == T0 + timedelta(seconds=10)
     assert state.open["count:1"].end == T0 + timedelta(seconds=19)
