@@ -25,7 +25,7 @@ class Settings(BaseSettings):
 
     worker_id: str = "vigil-worker"
     worker_metrics_port: int = 9101
-    clock_interval: float = 10.0  # seconds between checks of the incident reporting clocks
+    clock_interval: float = 10.0  # seconds between checks of the reporting clocks, and between ticks on clock.v1
     registry_grace: float = 300.0  # seconds an outcome's model may take to appear registered before a dead letter
     policy_file: Path | None = None  # the monitoring policy (YAML, see vigil/policy.py); None: the defaults
     recorder_metrics_port: int = 9102
