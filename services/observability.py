@@ -81,3 +81,19 @@ JOIN_EXPIRED = Counter(
     "Sides of the outcome join that waited past the horizon: inferences never followed up, outcomes never matched",
     ["model_id", "side"],
 )
+OVERSIGHT = Gauge(
+    "vigil_oversight_value",
+    "Oversight over the rolling window: review coverage and override share (0-1), or counts of outputs "
+    "acted on before review and of autonomous actions",
+    ["model_id", "model_version", "kind"],
+)
+OVERSIGHT_ACTIVE = Gauge(
+    "vigil_oversight_violation_active",
+    "1 while an OversightViolation of the kind stands",
+    ["model_id", "model_version", "kind"],
+)
+REVIEWS_UNMATCHED = Counter(
+    "vigil_reviews_unmatched_total",
+    "Reviews whose inference never came (patient-facing, already counted unreviewed, or never sent)",
+    ["model_id"],
+)

@@ -377,6 +377,32 @@ class DisparityResolved(DisparityDetected):
     detected_event_id: UUID
 
 
+OversightKind = Literal["review_coverage", "acted_before_review", "autonomous_action", "override_rate"]
+
+
+class OversightViolation(Event):
+    """Human oversight of a model version fell short of the policy over its rolling window: too few
+    outputs reviewed in time, outputs acted on before review, autonomous actions where only
+    suggestions are allowed, or clinicians overriding more outputs than the policy tolerates."""
+
+    event_type: Literal["OversightViolation"] = "OversightViolation"
+    model_id: Text
+    model_version: Text
+    kind: OversightKind
+    value: float = Field(description="coverage or override share (0-1), or a count of cases")
+    limit: float = Field(description="the policy's bound the value is on the wrong side of")
+    cases: int = Field(ge=0, description="outputs behind it: unreviewed or late, acted on, autonomous, overridden")
+    of: int = Field(ge=0, description="outputs it is a share of: due for review, reviewed, or made")
+    inference_ids: list[UUID] = Field(default_factory=list, max_length=100, description="examples, for the audit")
+    window_days: int
+    window_end: AwareDatetime
+
+
+class OversightRestored(OversightViolation):
+    event_type: Literal["OversightRestored"] = "OversightRestored"  # type: ignore[assignment]
+    violation_event_id: UUID
+
+
 INCIDENT_EVENTS: tuple[type[Event], ...] = (
     IncidentReported,
     IncidentCandidateRaised,
@@ -420,6 +446,8 @@ DERIVED_EVENTS: dict[str, type[Event]] = {
         ThresholdRestored,
         DisparityDetected,
         DisparityResolved,
+        OversightViolation,
+        OversightRestored,
     )
 }
 EVENT_TYPES: dict[str, type[Event]] = {**INPUT_EVENTS, **DERIVED_EVENTS}

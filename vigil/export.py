@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 
 SIGNALS = (
     "DriftDetected", "DriftResolved", "ThresholdBreached", "ThresholdRestored", "DisparityDetected",
-    "DisparityResolved", "TrendDetected", "IncidentCandidateRaised", "ReportOverdue",
+    "DisparityResolved", "OversightViolation", "OversightRestored", "TrendDetected", "IncidentCandidateRaised",
+    "ReportOverdue",
 )  # fmt: skip
 
 
@@ -54,12 +55,17 @@ def signal_row(event: dict) -> dict[str, str]:
             f"{e['metric']} gap {e['gap']:.3f} across {','.join(e['attributes'])}: "
             f"{_subgroup(e['worst']['subgroup'])} {e['worst']['value']:.3f}, p={e['p_value']:.3g}"
         ),
+        "OversightViolation": lambda e: (
+            f"{e['kind']}: {e['value']:.4g} vs limit {e['limit']:g} ({e['cases']} of {e['of']} outputs, "
+            f"{e['window_days']} days)"
+        ),
         "TrendDetected": lambda e: (
             f"{e['count']} incidents in week of {e['week_start']} vs {e['expected']:.2f}, p={e['p_value']:.3g}"
         ),
         "IncidentCandidateRaised": lambda e: f"{e['source']}: incident {e['incident_id']}",
         "ReportOverdue": lambda e: f"{e['regime']} report of incident {e['incident_id']} due {e['due_at']}",
     }
+    detail["OversightRestored"] = detail["OversightViolation"]
     kind = event["event_type"]
     describe = detail.get(kind) or detail.get(kind.replace("Restored", "Breached").replace("Resolved", "Detected"))
     return {

@@ -1,13 +1,318 @@
-"""Human oversight of clinical outputs: did a patient-facing bot escalate an emergency?"""
+"""Human oversight of clinical outputs: is every output a clinician should review reviewed in time
+and before it is acted on, does any model act autonomously where only suggestions are allowed, how
+often do clinicians override it, and did a patient-facing bot escalate an emergency?
+
+The worker pairs each ReviewRecorded with its InferenceMade by inference id, in either order, and
+counts both in the bucket of the inference's day; a version's rolling window is the sum of its
+buckets over the last `window_days` days. An output due for review that has none when the model's
+oversight clock passes its deadline (plus the grace) counts as unreviewed. That clock is event
+time: the earlier of how far the model's inferences and its reviews have come, so reviews read
+after their inferences (in a catch-up or a replay) are not taken for missing. While one of the two
+streams is silent, its side moves on with the wall clock, so outputs nobody reviews are still found.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import NamedTuple
 
-from vigil.events import AlertRaised, IncidentCandidateRaised, InferenceMade, OutcomeObserved
+from pydantic import BaseModel, Field
+
+from vigil.events import (
+    AlertRaised,
+    IncidentCandidateRaised,
+    InferenceMade,
+    OutcomeObserved,
+    OversightKind,
+    OversightRestored,
+    OversightViolation,
+    ReviewRecorded,
+)
+from vigil.policy import OversightPolicy
+from vigil.rolling import RollingState
 
 NAMESPACE = uuid.UUID("0c3d5a7e-2b4f-4e1a-9d8c-6f5b3a2e1d40")
 UNKNOWN_COUNTRY = "ZZ"  # ISO 3166 user-assigned: no regime applies until someone says where
+EXAMPLES = 20  # inference ids kept per kind and day, for the audit trail of a violation
+OVERRIDES = ("overridden", "rejected")
+
+
+# --- counting ----------------------------------------------------------------------------------
+
+
+class Tally(BaseModel):
+    """Oversight counts of one model version's outputs (of a day, or of a window): they add up."""
+
+    outputs: int = 0
+    in_time: int = 0  # due for review, reviewed within the policy's time
+    late: int = 0  # due for review, reviewed after it
+    unreviewed: int = 0  # due for review, never reviewed
+    acted_before_review: int = 0
+    autonomous: int = 0  # autonomous actions where the policy allows only suggestions
+    decisions: dict[str, int] = Field(default_factory=dict)
+    examples: dict[str, list[str]] = Field(default_factory=dict)  # kind -> inference ids
+
+    @property
+    def due(self) -> int:
+        return self.in_time + self.late + self.unreviewed
+
+    @property
+    def reviews(self) -> int:
+        return sum(self.decisions.values())
+
+    @property
+    def overridden(self) -> int:
+        return sum(self.decisions.get(d, 0) for d in OVERRIDES)
+
+    def __add__(self, other: Tally) -> Tally:
+        decisions = dict(Counter(self.decisions) + Counter(other.decisions))
+        examples = {
+            kind: (self.examples.get(kind, []) + other.examples.get(kind, []))[:EXAMPLES]
+            for kind in {*self.examples, *other.examples}
+        }
+        counts = {name: getattr(self, name) + getattr(other, name) for name in COUNTS}
+        return Tally(**counts, decisions=decisions, examples=examples)
+
+    def note(self, kind: OversightKind, inference_id: uuid.UUID) -> None:
+        ids = self.examples.setdefault(kind, [])
+        if len(ids) < EXAMPLES:
+            ids.append(str(inference_id))
+
+
+COUNTS = ("outputs", "in_time", "late", "unreviewed", "acted_before_review", "autonomous")
+
+
+class Awaiting(BaseModel):
+    """What the worker keeps of an inference while its review may still come."""
+
+    inference_id: uuid.UUID
+    model_version: str
+    made_at: datetime
+    due: bool  # a review in time is required
+    reviewed: bool = False  # kept after its review until the deadline passes, so repeats are not counted again
+
+
+def awaiting(inference: InferenceMade, policy: OversightPolicy) -> Awaiting | None:
+    """None for patient-facing outputs: they reach the patient unreviewed, by design."""
+    if inference.patient_facing is not None:
+        return None
+    due = policy.review_required and inference.output_kind == "suggestion"
+    return Awaiting(
+        inference_id=inference.event_id, model_version=inference.model_version, made_at=inference.occurred_at, due=due
+    )
+
+
+def count_inference(tally: Tally, inference: InferenceMade, policy: OversightPolicy) -> None:
+    tally.outputs += 1
+    if inference.output_kind == "autonomous_action" and not policy.autonomous_allowed:
+        tally.autonomous += 1
+        tally.note("autonomous_action", inference.event_id)
+
+
+def count_review(tally: Tally, output: Awaiting, review: ReviewRecorded, policy: OversightPolicy) -> None:
+    tally.decisions[review.decision] = tally.decisions.get(review.decision, 0) + 1
+    if review.decision in OVERRIDES:
+        tally.note("override_rate", output.inference_id)
+    if review.acted_before_review:
+        tally.acted_before_review += 1
+        tally.note("acted_before_review", output.inference_id)
+    if output.due:
+        if review.reviewed_at - output.made_at <= timedelta(minutes=policy.review_within_minutes):
+            tally.in_time += 1
+        else:
+            tally.late += 1
+            tally.note("review_coverage", output.inference_id)
+
+
+def count_unreviewed(tally: Tally, output: Awaiting) -> None:
+    tally.unreviewed += 1
+    tally.note("review_coverage", output.inference_id)
+
+
+# --- the oversight clock -----------------------------------------------------------------------
+
+
+class Watermark(BaseModel):
+    at: datetime  # event time: how far a stream has come
+    heard: datetime  # wall-clock time `at` was last moved
+
+    def advance(self, at: datetime, now: datetime) -> None:
+        self.at, self.heard = max(self.at, at), now
+
+    def let_time_pass(self, now: datetime) -> None:
+        """While the stream is silent, event time passes as wall-clock time does. A replay, whose
+        events come faster than wall-clock time, is not overtaken."""
+        if now > self.heard:
+            self.at += now - self.heard
+            self.heard = now
+
+
+class OversightClock(BaseModel):
+    """How far one model's inferences and reviews have come; the earlier decides what is overdue."""
+
+    made: Watermark | None = None
+    reviewed: Watermark | None = None
+    partition: int | None = None  # where the model's events arrive, and the worker's ticks reach it
+
+    def saw_inference(self, inference: InferenceMade, now: datetime) -> None:
+        at = inference.occurred_at
+        if self.made is None:
+            self.made = Watermark(at=at, heard=now)
+        self.made.advance(at, now)
+        if self.reviewed is None:  # no review is due before the first output
+            self.reviewed = Watermark(at=at, heard=now)
+
+    def saw_review(self, review: ReviewRecorded, now: datetime) -> None:
+        if self.reviewed is None:
+            self.reviewed = Watermark(at=review.reviewed_at, heard=now)
+        self.reviewed.advance(review.reviewed_at, now)
+
+    def let_time_pass(self, now: datetime) -> None:
+        for mark in (self.made, self.reviewed):
+            if mark is not None:
+                mark.let_time_pass(now)
+
+    def time(self) -> datetime | None:
+        if self.made is None or self.reviewed is None:
+            return None
+        return min(self.made.at, self.reviewed.at)
+
+
+class ModelOversight(BaseModel):
+    """What the worker remembers of one model: its clock, and each version's rolling window."""
+
+    clock: OversightClock = Field(default_factory=OversightClock)
+    versions: dict[str, RollingState] = Field(default_factory=dict)
+
+
+def overdue(output: Awaiting, clock: OversightClock, policy: OversightPolicy) -> bool:
+    """Past the review deadline and its grace: a review still to come would not count."""
+    time = clock.time()
+    wait = timedelta(minutes=policy.review_within_minutes + policy.grace_minutes)
+    return time is not None and time >= output.made_at + wait
+
+
+def unmatched(review: ReviewRecorded, clock: OversightClock, policy: OversightPolicy) -> bool:
+    """A review whose inference has not come although the inferences have passed it by the grace:
+    a review of a patient-facing output, of an output already counted unreviewed, or of one never sent."""
+    time = clock.time()
+    return time is not None and time >= review.reviewed_at + timedelta(minutes=policy.grace_minutes)
+
+
+# --- judging ----------------------------------------------------------------------------------
+
+
+class Finding(NamedTuple):
+    kind: OversightKind
+    value: float
+    limit: float
+    cases: int
+    of: int
+    violated: bool
+
+
+def assess(tally: Tally, policy: OversightPolicy) -> list[Finding]:
+    """The policy's verdicts on a window. Shares are judged from `min_due` outputs on; a single
+    action before review, or autonomous one, is a finding whatever the numbers."""
+    found = [
+        Finding(
+            "acted_before_review", tally.acted_before_review, policy.max_acted_before_review,
+            tally.acted_before_review, tally.reviews, tally.acted_before_review > policy.max_acted_before_review,
+        )
+    ]  # fmt: skip
+    if policy.review_required and tally.due >= policy.min_due:
+        coverage = tally.in_time / tally.due
+        found.append(
+            Finding("review_coverage", coverage, policy.min_coverage, tally.due - tally.in_time, tally.due,
+                    coverage < policy.min_coverage)
+        )  # fmt: skip
+    if not policy.autonomous_allowed:
+        found.append(
+            Finding("autonomous_action", tally.autonomous, 0, tally.autonomous, tally.outputs, tally.autonomous > 0)
+        )
+    if tally.reviews >= policy.min_due:
+        share = tally.overridden / tally.reviews
+        found.append(
+            Finding("override_rate", share, policy.max_override_share, tally.overridden, tally.reviews,
+                    share > policy.max_override_share)
+        )  # fmt: skip
+    return found
+
+
+OversightSignal = OversightViolation | OversightRestored
+
+
+def transitions(
+    state: RollingState, model_id: str, version: str, window: Tally, findings: list[Finding], window_days: int
+) -> list[OversightSignal]:
+    """A violation when a finding appears, a restoration when a judged finding is back within the
+    policy; nothing while it persists. Updates the state's standing signals."""
+    assert state.latest is not None
+    events: list[OversightSignal] = []
+    for f in findings:
+        common = {
+            "occurred_at": state.latest, "model_id": model_id, "model_version": version, "kind": f.kind,
+            "value": f.value, "limit": f.limit, "cases": f.cases, "of": f.of, "window_days": window_days,
+            "window_end": state.latest,
+        }  # fmt: skip
+        if f.violated and f.kind not in state.standing:
+            ids = [uuid.UUID(i) for i in window.examples.get(f.kind, [])]
+            violation = OversightViolation(
+                event_id=state.next_id(NAMESPACE, model_id, version, f.kind), inference_ids=ids, **common
+            )
+            state.standing[f.kind] = violation.event_id
+            events.append(violation)
+        elif not f.violated and f.kind in state.standing:
+            raised = state.standing.pop(f.kind)
+            events.append(
+                OversightRestored(
+                    event_id=state.next_id(NAMESPACE, model_id, version, f.kind), violation_event_id=raised, **common
+                )
+            )
+    return events
+
+
+def describe(event: OversightViolation) -> str:
+    """The finding in a sentence, for an alert or a report."""
+    ended = isinstance(event, OversightRestored)
+    days = f"{event.window_days} days"
+    if event.kind == "review_coverage":
+        return (
+            f"{event.value:.1%} of {event.of} outputs due for review were reviewed in time "
+            f"({'back at or above' if ended else 'below'} {event.limit:.1%}; {event.cases} late or never, {days})"
+        )
+    if event.kind == "override_rate":
+        return (
+            f"clinicians overrode or rejected {event.value:.1%} of {event.of} reviewed outputs "
+            f"({'back within' if ended else 'above'} {event.limit:.1%}, {days})"
+        )
+    what = "outputs acted on before review" if event.kind == "acted_before_review" else "autonomous actions"
+    if ended:
+        return f"no more {what} than the policy allows in the last {days}"
+    return f"{event.cases} {what} in the last {days} (the policy allows {event.limit:g})"
+
+
+def oversight_alert(event: OversightSignal) -> AlertRaised:
+    # Acting without a clinician is the harm oversight exists to prevent; thin coverage and
+    # frequent overrides are warnings that it may be happening.
+    severity = "critical" if event.kind in ("acted_before_review", "autonomous_action") else "warning"
+    return AlertRaised(
+        event_id=uuid.uuid5(NAMESPACE, f"alert/{event.event_id}"),
+        occurred_at=event.occurred_at,
+        alert_name="OversightViolation",
+        severity=severity,
+        model_id=event.model_id,
+        model_version=event.model_version,
+        summary=f"{event.model_id} {event.model_version}: {describe(event)}",
+        labels={"kind": event.kind},
+        caused_by=event.event_id,
+        resolved=isinstance(event, OversightRestored),
+    )
+
+
+# --- missed escalations -------------------------------------------------------------------------
 
 
 def needs_escalation_watch(inference: InferenceMade) -> bool:

@@ -13,9 +13,8 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, timedelta
 
-from pydantic import BaseModel
+from pydantic import Field
 
 from vigil.events import (
     AlertRaised,
@@ -47,6 +46,7 @@ from vigil.performance import (
     positive_labels,
     tally,
 )
+from vigil.rolling import RollingState
 from vigil.validation import Rejected
 
 NAMESPACE = uuid.UUID("3a9c7e51-6d2b-4f08-b1e4-7c5a2d9f0b63")
@@ -138,27 +138,14 @@ def window_table(buckets: Iterable[Bucket]) -> dict[tuple[str, Subgroup], Counts
     return table
 
 
-class PerformanceState(BaseModel):
+class PerformanceState(RollingState):
     """What the worker remembers of one model version."""
 
-    origin: uuid.UUID | None = None  # the first inference counted: part of event ids, so another stream's differ
-    seen: dict[str, list[str]] = {}  # attribute values admitted so far (the rest are 'other')
-    days: list[date] = []  # days with a bucket
-    latest: datetime | None = None  # latest inference time among joined pairs
-    standing: dict[str, uuid.UUID] = {}  # signal key -> the event that raised it
-    levels: dict[str, str] = {}  # signal key -> its level (warning / confirmed) or significance
-    raised: dict[str, int] = {}  # signal key -> times raised, for deterministic ids
+    seen: dict[str, list[str]] = Field(default_factory=dict)  # attribute values admitted (the rest are 'other')
+    levels: dict[str, str] = Field(default_factory=dict)  # signal key -> warning / confirmed, or significance
 
     def capped(self, limit: int) -> Capped:
         return Capped(limit, self.seen)
-
-    def window(self, window_days: int) -> list[date]:
-        """Days in the rolling window; older days are forgotten."""
-        if self.latest is None:
-            return []
-        first = (self.latest - timedelta(days=window_days)).date()
-        self.days = sorted(d for d in self.days if d >= first)
-        return self.days
 
 
 def _estimate(e: Estimate) -> SubgroupEstimate:
@@ -187,8 +174,7 @@ def transitions(
         now[f"disparity/{d.label}/{d.metric}/{','.join(d.attributes)}"] = (str(d.significant), d)
 
     def new_id(key: str) -> uuid.UUID:
-        state.raised[key] = state.raised.get(key, 0) + 1
-        return uuid.uuid5(NAMESPACE, f"{model_id}/{version}/{state.origin}/{key}/{state.raised[key]}")
+        return state.next_id(NAMESPACE, model_id, version, key)
 
     events: list[Signal] = []
     for key, (level, found) in sorted(now.items()):

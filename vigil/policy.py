@@ -91,9 +91,27 @@ class PerformancePolicy(Strict):
         )
 
 
+class OversightPolicy(Strict):
+    """WHO: a clinician reviews every clinical output before it is acted on; no autonomous diagnosis.
+    Patient-facing outputs reach the patient unreviewed by design: their safeguard is escalation."""
+
+    review_required: bool = Field(default=True, description="suggestions that are not patient-facing need a review")
+    review_within_minutes: int = Field(default=1440, ge=1, description="a review later than this does not count")
+    min_coverage: float = Field(default=0.99, gt=0, le=1, description="share of due outputs reviewed in time")
+    autonomous_allowed: bool = Field(default=False, description="whether output_kind autonomous_action is allowed")
+    max_acted_before_review: int = Field(default=0, ge=0, description="outputs acted on before their review")
+    max_override_share: float = Field(default=0.2, gt=0, le=1, description="overridden or rejected share of reviews")
+    window_days: int = Field(default=7, ge=1, le=365)
+    min_due: int = Field(default=50, ge=1, description="decided outputs (or reviews) before shares are judged")
+    grace_minutes: int = Field(
+        default=60, ge=0, description="how long after a deadline a review, or after a review its inference, may arrive"
+    )
+
+
 class ModelPolicy(Strict):
     drift: DriftPolicy = DriftPolicy()
     performance: PerformancePolicy = PerformancePolicy()
+    oversight: OversightPolicy = OversightPolicy()
 
 
 class PolicyError(ValueError):
