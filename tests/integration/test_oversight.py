@@ -1,0 +1,130 @@
+"""Oversight on the real broker: outputs nobody reviewed, one acted on before review and one
+autonomous action raise OversightViolation events with alerts and gauges; a later day reviewed in
+full restores them. Reviews arrive before and after their inferences."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+from vigil_sdk import AsyncEmitter
+
+from services.recorder.tables import events
+from tests.conftest import RUN, Pipeline
+from tests.integration.helpers import emit_all, wait_recorded, wait_until
+
+pytestmark = pytest.mark.integration
+MODEL = "oversight-probe"  # tests/policy.yml: reviews within 30 min (10 min grace), judged from 20, 1-day window
+T0 = datetime(2026, 11, 9, 8, 0, tzinfo=UTC)
+NOBODY = range(40, 60)  # outputs of the first day nobody reviews
+
+
+def day(version: str, start: datetime, n: int, skip: range = range(0)) -> tuple[list[dict], list[dict]]:
+    """n inferences a minute apart, each reviewed five minutes later except those in `skip`."""
+    inferences, reviews = [], []
+    for i in range(n):
+        at = start + timedelta(minutes=i)
+        inference_id = str(uuid.uuid4())
+        inferences.append(
+            {
+                "event_type": "InferenceMade", "event_id": inference_id, "occurred_at": at.isoformat(),
+                "model_id": MODEL, "model_version": version, "deployment": "st-mary", "use_case": "ed_triage",
+                "patient_ref": "pt_" + uuid.uuid4().hex[:24], "output": {"label": "urgent", "score": 0.8},
+            }
+        )  # fmt: skip
+        if i not in skip:
+            seen = (at + timedelta(minutes=5)).isoformat()
+            reviews.append(
+                {
+                    "event_type": "ReviewRecorded", "event_id": str(uuid.uuid4()), "occurred_at": seen,
+                    "inference_id": inference_id, "model_id": MODEL, "reviewer_role": "triage_nurse",
+                    "decision": "accepted", "reviewed_at": seen,
+                }
+            )  # fmt: skip
+    return inferences, reviews
+
+
+async def signals(db, version: str) -> list[dict]:
+    async with db.connect() as conn:
+        rows = await conn.execute(
+            select(events.c.body)
+            .where(events.c.model_id == MODEL)
+            .where(events.c.payload["model_version"].astext == version)
+            .where(events.c.event_type.in_(["OversightViolation", "OversightRestored", "AlertRaised"]))
+            .order_by(events.c.seq)
+        )
+        return [json.loads(b) for (b,) in rows]
+
+
+async def test_unreviewed_and_autonomous_outputs_raise_violations_that_a_reviewed_day_restores(
+    pipeline: Pipeline, db, tmp_path: Path
+):
+    version = f"v-{RUN}"
+    inferences, reviews = day(version, T0, 100, skip=NOBODY)
+    inferences[10]["output_kind"] = "autonomous_action"  # not allowed by default: WHO, no autonomous diagnosis
+    acted = next(r for r in reviews if r["inference_id"] == inferences[20]["event_id"])
+    acted["acted_before_review"] = True
+    s = pipeline.settings
+    async with AsyncEmitter(kafka=s.kafka_bootstrap, topic_prefix=s.topic_prefix, spool_dir=tmp_path) as emitter:
+        # A third of the reviews is sent before its inference: the join works in either order.
+        await emit_all(emitter, [*reviews[:30], *inferences, *reviews[30:]])
+    await wait_recorded(db, [e["event_id"] for e in [*inferences, *reviews]], 60)
+
+    async def raised() -> list[dict]:
+        found = await signals(db, version)
+        return found if len([e for e in found if e["event_type"] == "OversightViolation"]) >= 3 else []
+
+    found = await wait_until(raised, 60, "three OversightViolation events")
+    violations = {e["kind"]: e for e in found if e["event_type"] == "OversightViolation"}
+    assert set(violations) == {"review_coverage", "acted_before_review", "autonomous_action"}
+    # Raised when the first outputs passed their review time; which ones, depends on when ticks came.
+    coverage = violations["review_coverage"]
+    unreviewed = {inferences[i]["event_id"] for i in NOBODY}
+    assert 1 <= coverage["cases"] <= 20 and coverage["value"] < coverage["limit"] == 0.99
+    assert coverage["inference_ids"] and set(coverage["inference_ids"]) <= unreviewed
+    assert violations["autonomous_action"]["inference_ids"] == [inferences[10]["event_id"]]
+    assert violations["acted_before_review"]["inference_ids"] == [inferences[20]["event_id"]]
+    alerts = {e["caused_by"]: e for e in found if e["event_type"] == "AlertRaised"}
+    severity = {kind: alerts[v["event_id"]]["severity"] for kind, v in violations.items()}
+    assert severity == {
+        "review_coverage": "warning",
+        "acted_before_review": "critical",
+        "autonomous_action": "critical",
+    }
+    assert not any("pt_" in a["summary"] for a in alerts.values())
+
+    # In the end: 100 outputs, one autonomous (not due), so 99 due, 20 of them never reviewed.
+    labels = f'kind="review_coverage",model_id="{MODEL}",model_version="{version}"'
+
+    async def all_expired() -> bool:
+        metrics = httpx.get(f"http://127.0.0.1:{s.worker_metrics_port}/metrics").text
+        return f"vigil_oversight_value{{{labels}}} {79 / 99}" in metrics
+
+    await wait_until(all_expired, 30, "coverage 79/99 on the worker's gauge")
+    metrics = httpx.get(f"http://127.0.0.1:{s.worker_metrics_port}/metrics").text
+    assert f"vigil_oversight_violation_active{{{labels}}} 1.0" in metrics
+
+    # Three days later every output is reviewed in time: the one-day window holds only that day.
+    later, later_reviews = day(version, T0 + timedelta(days=3), 60)
+    async with AsyncEmitter(kafka=s.kafka_bootstrap, topic_prefix=s.topic_prefix, spool_dir=tmp_path) as emitter:
+        await emit_all(emitter, [*later, *later_reviews])
+
+    async def restored() -> list[dict]:
+        found = await signals(db, version)
+        return (
+            [e for e in found if e["event_type"] == "OversightRestored"]
+            if len([e for e in found if e["event_type"] == "OversightRestored"]) >= 3
+            else []
+        )
+
+    ended = {e["kind"]: e for e in await wait_until(restored, 60, "three OversightRestored events")}
+    assert {k: e["violation_event_id"] for k, e in ended.items()} == {k: v["event_id"] for k, v in violations.items()}
+    assert ended["review_coverage"]["value"] == 1.0
+    found = await signals(db, version)
+    resolved = [e for e in found if e["event_type"] == "AlertRaised" and e["resolved"]]
+    assert {a["labels"]["kind"] for a in resolved} == set(violations)
