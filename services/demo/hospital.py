@@ -109,16 +109,30 @@ class Hospital:
         # A drift episode: from 45 % to 75 % of the stream, the rural site's new mammography
         # scanner (an unseen vendor) produces images of higher contrast, until it is recalibrated.
         new_scanner = range(int(n * 0.45), int(n * 0.75))
+        # An oversight episode: from 55 % to 65 % of the stream the rural ED's night shift reviews
+        # no triage suggestion, and its first three reviews after that record that the acuity was
+        # acted on before review. From 80 %, an update of the imaging vendor switches on
+        # auto-reporting at the rural site: three screens are reported without a radiologist.
+        unreviewed, acted, autonomous = range(int(n * 0.55), int(n * 0.65)), 3, 3
         for i in range(n):
             at = self.start + every * i
             inference = makers[i % 3](at)
-            if inference["model_id"] == "mammo-screen" and i in new_scanner and inference["deployment"] == RURAL:
+            model_id, rural = inference["model_id"], inference["deployment"] == RURAL
+            if model_id == "mammo-screen" and i in new_scanner and rural:
                 inference["features"] |= {
                     "scanner_vendor": "vendor_c",
                     "image_contrast": round(inference["features"]["image_contrast"] + 0.12, 4),
                 }
+            if model_id == "mammo-screen" and rural and i >= n * 0.8 and autonomous:
+                inference["output_kind"], autonomous = "autonomous_action", autonomous - 1
             yield inference
-            yield from self._follow_ups(inference, at)
+            for event in self._follow_ups(inference, at):  # made whole, so the random draws stay the same
+                if event["event_type"] == "ReviewRecorded" and model_id == "ed-triage" and rural:
+                    if i in unreviewed:
+                        continue
+                    if i >= unreviewed.stop and acted:
+                        event["acted_before_review"], acted = True, acted - 1
+                yield event
 
     def _base(self, model_id: str, at: datetime, subgroup: dict[str, str], site: str) -> Event:
         return {

@@ -19,6 +19,7 @@ from services.demo.drift import drift_episode
 from services.demo.equity import equity_finding
 from services.demo.hospital import Hospital, malformed_records
 from services.demo.incidents import incident_scenario
+from services.demo.oversight import oversight_episode
 from services.export import run_export
 from services.progress import progress_bar
 from services.recorder.store import EventStore
@@ -135,6 +136,7 @@ async def run_demo(
 
     await drift_episode(store.engine, started, console)
     await equity_finding(settings, store.engine, started, console)
+    await oversight_episode(store.engine, started, console)
 
     async with AsyncEmitter(api_url=api_url, token=tokens["emitter"], spool_dir=spool / "incident") as emitter:
         written = await incident_scenario(settings, store.engine, emitter, tokens["safety_officer"], out, console)

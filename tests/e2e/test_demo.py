@@ -53,6 +53,9 @@ def test_demo_streams_records_dead_letters_and_verifies(settings: Settings, tmp_
         equity = out[out.index("Equity signal of ed-triage") :]
         assert "resource_setting=low" in equity and "site=riverside-rural" in equity
         assert "confirmed breach: sensitivity for 'urgent' in site=riverside-rural" in equity
+        oversight = out[out.index("Human oversight: violations") :]
+        for kind in ("review_coverage", "acted_before_review", "autonomous_action"):
+            assert kind in oversight
         [export] = (tmp_path / "out").glob("vigil-export-*")
         manifest = json.loads((export / "manifest.json").read_text())
         for name, digest in manifest["files"].items():

@@ -9,6 +9,7 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,8 @@ from aiokafka import AIOKafkaProducer
 from tests.conftest import RUN, TOKENS, Pipeline
 from tests.integration.helpers import hospital_events, wait_until
 from tests.integration.test_drift import shift_stream
+from tests.integration.test_oversight import NOBODY
+from tests.integration.test_oversight import day as oversight_day
 
 pytestmark = pytest.mark.integration
 
@@ -91,6 +94,11 @@ async def test_every_dashboard_query_returns_data(pipeline: Pipeline, prometheus
     for start in range(0, len(shift), 500):
         batch = shift[start : start + 500]
         assert httpx.post(pipeline.api_url + "/v1/events", json=batch, headers=headers).status_code == 202
+
+    # Outputs nobody reviewed, one of them autonomous, for the safety dashboard.
+    inferences, reviews = oversight_day(f"dashboard-{RUN}", datetime(2026, 11, 9, 8, tzinfo=UTC), 100, NOBODY)
+    inferences[10]["output_kind"] = "autonomous_action"
+    assert httpx.post(pipeline.api_url + "/v1/events", json=[*inferences, *reviews], headers=headers).status_code == 202
 
     queries = dashboard_queries()
     assert queries, "no dashboards found"

@@ -1,0 +1,50 @@
+"""The demo's oversight episode: the rural ED's night shift stops reviewing triage suggestions and
+then acts before review; the imaging vendor's update reports screens on its own. The worker's
+OversightViolation events as recorded, with the alert each raised."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.demo.incidents import wait_for
+from services.recorder.tables import events
+
+EXPECTED = {
+    ("ed-triage", "review_coverage"),
+    ("ed-triage", "acted_before_review"),
+    ("mammo-screen", "autonomous_action"),
+}
+
+
+async def oversight_episode(engine: AsyncEngine, started: datetime, console: Console) -> list[dict]:
+    async def recorded() -> list[dict]:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                select(events.c.body)
+                .where(events.c.event_type == "OversightViolation")
+                .where(events.c.recorded_at >= started)
+                .order_by(events.c.seq)
+            )
+            found = [json.loads(b) for (b,) in rows]
+        return found if {(e["model_id"], e["kind"]) for e in found} >= EXPECTED else []
+
+    found = await wait_for(recorded, 90, "the oversight violations of the rural ED and the imaging update")
+    table = Table(title="Human oversight: violations raised by the worker (each also an alert)")
+    for column in ("model", "kind", "value", "policy", "cases / outputs", "example inference"):
+        table.add_column(column)
+    for e in found:
+        share = e["kind"] in ("review_coverage", "override_rate")
+        table.add_row(
+            f"{e['model_id']} {e['model_version']}", e["kind"],
+            f"{e['value']:.1%}" if share else f"{e['value']:g}",
+            f"{'≥' if e['kind'] == 'review_coverage' else '≤'} {e['limit']:.0%}" if share else f"≤ {e['limit']:g}",
+            f"{e['cases']} / {e['of']}", (e["inference_ids"] or ["-"])[0],
+        )  # fmt: skip
+    console.print(table)
+    return found
