@@ -30,6 +30,9 @@ drift_app = typer.Typer(help="Drift between a reference and a current sample.", 
 app.add_typer(drift_app, name="drift")
 performance_app = typer.Typer(help="Subgroup performance: safety thresholds and equity.", no_args_is_help=True)
 app.add_typer(performance_app, name="performance")
+oversight_app = typer.Typer(help="Human oversight: reviews in time, before action, no autonomous actions.",
+                            no_args_is_help=True)  # fmt: skip
+app.add_typer(oversight_app, name="oversight")
 export_app = typer.Typer(help="Regulatory exports.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
 reference_app = typer.Typer(help="The reference a model version's drift is measured against.", no_args_is_help=True)
@@ -514,6 +517,41 @@ def performance_show(
         Console(), result, f"{model} {version or '(all versions)'}: {result['outcomes']} outcomes, {span}"
     )
     Console().print(f"outcomes without a recorded inference: {result['outcomes_without_inference']}")
+
+
+@oversight_app.command("show")
+def oversight_show(
+    model: Annotated[str, typer.Option(help="model_id of a registered model")],
+    by: Annotated[str, typer.Option(help="one attribute: deployment, or a subgroup attribute such as site")] = "",
+    window: Annotated[int, typer.Option(help="rolling window in days; 0 for since release")] = 7,
+    version: Annotated[str | None, typer.Option(help="one model version")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Human oversight from the event store (as GET /v1/models/{id}/oversight)."""
+    from datetime import UTC, datetime
+
+    from services.models import ModelService, UnknownModel
+    from services.oversight_view import print_oversight
+    from vigil.policy import load_policy
+
+    policy = load_policy(get_settings().policy_file)
+    try:
+        result = _with_service(
+            ModelService,
+            lambda models: models.oversight(policy, model, version, by.strip() or None, window or None,
+                                            datetime.now(UTC)),
+        )  # fmt: skip
+    except UnknownModel as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from None
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    span = f"last {window} days" if window else "since release"
+    print_oversight(
+        Console(), result, f"{model} {version or '(all versions)'}: oversight, {span} "
+        f"(reviews due within {result['review_within_minutes']} min)",
+    )  # fmt: skip
 
 
 @performance_app.command("compute")

@@ -1,4 +1,4 @@
-"""Per-model operations over the event store: drift references and subgroup performance."""
+"""Per-model operations over the event store: drift references, subgroup performance, oversight."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from services.recorder.tables import events
 from vigil.drift import DriftInputError
 from vigil.drift_monitor import reference_event, rows_of
 from vigil.drift_windows import profiles_of
-from vigil.events import DriftReferenceSet, InferenceMade, ModelRegistered, OutcomeObserved
+from vigil.events import DriftReferenceSet, InferenceMade, ModelRegistered, OutcomeObserved, ReviewRecorded
 from vigil.incidents import InvalidInput
+from vigil.oversight import report as oversight_report
+from vigil.oversight import tallies_of
 from vigil.performance import Capped, positive_labels, report, tally
 from vigil.performance_monitor import pair_of, refused
 from vigil.policy import Policy
@@ -39,6 +41,11 @@ class ModelService(EventService):
         self, policy: Policy, model_id: str, version: str | None, by: list[str], window_days: int | None, now: datetime
     ) -> dict:
         return await performance(self.engine, policy, model_id, version, by, window_days, now)
+
+    async def oversight(
+        self, policy: Policy, model_id: str, version: str | None, by: str | None, window_days: int | None, now: datetime
+    ) -> dict:
+        return await oversight(self.engine, policy, model_id, version, by, window_days, now)
 
 
 class UnknownModel(InvalidInput):
@@ -75,6 +82,20 @@ def _unmatched(model_id: str):
     )
 
 
+async def _registered(conn, model_id: str) -> ModelRegistered:
+    registered = (
+        await conn.execute(
+            select(events.c.body)
+            .where(events.c.event_type == "ModelRegistered", events.c.model_id == model_id)
+            .order_by(events.c.seq.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    if registered is None:
+        raise UnknownModel(f"no model {model_id!r} is registered")
+    return ModelRegistered.model_validate_json(registered)
+
+
 async def performance(
     engine: AsyncEngine,
     policy: Policy,
@@ -87,17 +108,7 @@ async def performance(
     """Subgroup performance from the event store: recorded outcomes joined to their inferences,
     over the last `window_days` or since release."""
     async with engine.connect() as conn:
-        registered = (
-            await conn.execute(
-                select(events.c.body)
-                .where(events.c.event_type == "ModelRegistered", events.c.model_id == model_id)
-                .order_by(events.c.seq.desc())
-                .limit(1)
-            )
-        ).scalar_one_or_none()
-        if registered is None:
-            raise UnknownModel(f"no model {model_id!r} is registered")
-        model = ModelRegistered.model_validate_json(registered)
+        model = await _registered(conn, model_id)
         rows = (await conn.execute(_joined(model_id, version, window_days and now - timedelta(days=window_days)))).all()
         unmatched = (await conn.execute(_unmatched(model_id))).scalar_one()
     settings = policy.for_model(model_id).performance
@@ -119,4 +130,39 @@ async def performance(
         "window_days": window_days,
         "outcomes": len(pairs),
         "outcomes_without_inference": unmatched,
+    }
+
+
+async def oversight(
+    engine: AsyncEngine,
+    policy: Policy,
+    model_id: str,
+    version: str | None,
+    by: str | None,
+    window_days: int | None,
+    now: datetime,
+) -> dict:
+    """Human oversight from the event store: the model's inferences over the last `window_days` (or
+    since release), each with its first recorded review."""
+    since = window_days and now - timedelta(days=window_days)
+    inferences = select(events.c.body).where(events.c.event_type == "InferenceMade", events.c.model_id == model_id)
+    reviews = select(events.c.body).where(events.c.event_type == "ReviewRecorded", events.c.model_id == model_id)
+    if version is not None:
+        inferences = inferences.where(events.c.payload["model_version"].astext == version)
+    if since:  # a review comes after its inference, so no review of the window's outputs is left out
+        inferences = inferences.where(events.c.occurred_at >= since)
+        reviews = reviews.where(events.c.occurred_at >= since)
+    async with engine.connect() as conn:
+        await _registered(conn, model_id)
+        made = [InferenceMade.model_validate_json(b) for (b,) in await conn.execute(inferences.order_by(events.c.seq))]
+        seen = [ReviewRecorded.model_validate_json(b) for (b,) in await conn.execute(reviews.order_by(events.c.seq))]
+    settings = policy.for_model(model_id).oversight
+    tallies, pending = tallies_of(made, seen, settings, now, by)
+    span = f"last {window_days} days" if window_days else "since release"
+    return oversight_report(tallies, pending, settings, span) | {
+        "model_id": model_id,
+        "model_version": version,
+        "window_days": window_days,
+        "by": by,
+        "review_within_minutes": settings.review_within_minutes,
     }

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from pydantic import BaseModel, Field
+from scipy import stats
 
 from vigil.events import (
     AlertRaised,
@@ -274,24 +276,23 @@ def transitions(
     return events
 
 
-def describe(event: OversightViolation) -> str:
-    """The finding in a sentence, for an alert or a report."""
-    ended = isinstance(event, OversightRestored)
-    days = f"{event.window_days} days"
-    if event.kind == "review_coverage":
+def describe(finding: Finding | OversightViolation, span: str, ended: bool = False) -> str:
+    """The finding in a sentence, for an alert or a report; `span` says over what, e.g. '7 days'."""
+    f = finding
+    if f.kind == "review_coverage":
         return (
-            f"{event.value:.1%} of {event.of} outputs due for review were reviewed in time "
-            f"({'back at or above' if ended else 'below'} {event.limit:.1%}; {event.cases} late or never, {days})"
+            f"{f.value:.1%} of {f.of} outputs due for review were reviewed in time "
+            f"({'back at or above' if ended else 'below'} {f.limit:.1%}; {f.cases} late or never, {span})"
         )
-    if event.kind == "override_rate":
+    if f.kind == "override_rate":
         return (
-            f"clinicians overrode or rejected {event.value:.1%} of {event.of} reviewed outputs "
-            f"({'back within' if ended else 'above'} {event.limit:.1%}, {days})"
+            f"clinicians overrode or rejected {f.value:.1%} of {f.of} reviewed outputs "
+            f"({'back within' if ended else 'above'} {f.limit:.1%}, {span})"
         )
-    what = "outputs acted on before review" if event.kind == "acted_before_review" else "autonomous actions"
+    what = "outputs acted on before review" if f.kind == "acted_before_review" else "autonomous actions"
     if ended:
-        return f"no more {what} than the policy allows in the last {days}"
-    return f"{event.cases} {what} in the last {days} (the policy allows {event.limit:g})"
+        return f"no more {what} than the policy allows ({span})"
+    return f"{f.cases} {what} ({span}; the policy allows {f.limit:g})"
 
 
 def oversight_alert(event: OversightSignal) -> AlertRaised:
@@ -305,11 +306,88 @@ def oversight_alert(event: OversightSignal) -> AlertRaised:
         severity=severity,
         model_id=event.model_id,
         model_version=event.model_version,
-        summary=f"{event.model_id} {event.model_version}: {describe(event)}",
+        summary=f"{event.model_id} {event.model_version}: "
+        f"{describe(event, f'{event.window_days} days', isinstance(event, OversightRestored))}",
         labels={"kind": event.kind},
         caused_by=event.event_id,
         resolved=isinstance(event, OversightRestored),
     )
+
+
+# --- the same counts from the event store, at once ----------------------------------------------
+
+EVERYONE = "everyone"
+
+
+def group_of(inference: InferenceMade, by: str) -> str:
+    """`deployment`, or an attribute of the inference's subgroup."""
+    return inference.deployment if by == "deployment" else inference.subgroup.get(by, "unknown")
+
+
+def tallies_of(
+    inferences: Iterable[InferenceMade],
+    reviews: Iterable[ReviewRecorded],
+    policy: OversightPolicy,
+    now: datetime,
+    by: str | None = None,
+) -> tuple[dict[str, Tally], Counter[str]]:
+    """The worker's counts for everyone (and each group of `by`), from every review recorded so far:
+    each inference with its first review. An output due for review without one counts as never
+    reviewed once `now` is past its deadline and the grace, and as pending before that."""
+    first: dict[uuid.UUID, ReviewRecorded] = {}
+    for review in reviews:
+        first.setdefault(review.inference_id, review)
+    wait = timedelta(minutes=policy.review_within_minutes + policy.grace_minutes)
+    tallies: dict[str, Tally] = {EVERYONE: Tally()}
+    pending: Counter[str] = Counter()
+    for inference in inferences:
+        output, review = awaiting(inference, policy), first.get(inference.event_id)
+        for group in {EVERYONE, group_of(inference, by)} if by else (EVERYONE,):
+            tally = tallies.setdefault(group, Tally())
+            count_inference(tally, inference, policy)
+            if output is None:
+                continue
+            if review is not None:
+                count_review(tally, output, review, policy)
+            elif output.due and now >= output.made_at + wait:
+                count_unreviewed(tally, output)
+            elif output.due:
+                pending[group] += 1
+    return tallies, pending
+
+
+def _share(k: int, n: int) -> tuple[float | None, list[float] | None]:
+    """A proportion with its 95 % Wilson interval (scipy)."""
+    if not n:
+        return None, None
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return k / n, [float(ci.low), float(ci.high)]
+
+
+def report(tallies: dict[str, Tally], pending: Counter[str], policy: OversightPolicy, span: str) -> dict:
+    """Rows per group (everyone first) with coverage and override share and their intervals; the
+    policy's findings on everyone, and the verdict in words."""
+    rows = []
+    for group in sorted(tallies, key=lambda g: (g != EVERYONE, g)):
+        t = tallies[group]
+        coverage, coverage_ci = _share(t.in_time, t.due)
+        overrides, overrides_ci = _share(t.overridden, t.reviews)
+        rows.append(
+            {
+                "group": group, "outputs": t.outputs, "in_time": t.in_time, "late": t.late,
+                "unreviewed": t.unreviewed, "pending": pending[group], "coverage": coverage,
+                "coverage_ci": coverage_ci, "reviews": t.reviews, "decisions": dict(sorted(t.decisions.items())),
+                "override_share": overrides, "override_share_ci": overrides_ci,
+                "acted_before_review": t.acted_before_review, "autonomous": t.autonomous,
+            }
+        )  # fmt: skip
+    findings = assess(tallies[EVERYONE], policy)
+    verdict = [f"{f.kind}: {describe(f, span)}" for f in findings if f.violated]
+    return {
+        "rows": rows,
+        "findings": [f._asdict() for f in findings],
+        "verdict": verdict or ["within policy"],
+    }
 
 
 # --- missed escalations -------------------------------------------------------------------------

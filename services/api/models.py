@@ -1,4 +1,4 @@
-"""Model routes: a drift reference, subgroup performance."""
+"""Model routes: a drift reference, subgroup performance, human oversight."""
 
 from __future__ import annotations
 
@@ -103,4 +103,27 @@ async def performance(
         raise HTTPException(422, f"at most 3 attributes in `by`, got {len(attributes)}")
     return await models.performance(
         request.app.state.policy, model_id, version, attributes, window_days(window), datetime.now(UTC)
+    )
+
+
+@routes.get(
+    "/{model_id}/oversight",
+    summary="Human oversight: outputs reviewed in time, acted on before review, autonomous, overridden",
+    description="Every recorded inference of the window with its first recorded review, for everyone and "
+    "each group of `by` (`deployment` or a subgroup attribute), with 95% intervals and the policy's findings.",
+    responses={404: {"description": "unknown model"}, 422: {"description": "bad window or attribute"}},
+)
+async def oversight(
+    model_id: str,
+    request: Request,
+    models: Annotated[ModelService, Depends(service)],
+    _: Annotated[Caller, Depends(require("safety_officer", "auditor"))],
+    by: Annotated[str, Query(description="one attribute: deployment, site, sex, ...")] = "",
+    window: Annotated[str, Query(description="'7d' (rolling days) or 'all' (since release)")] = "7d",
+    version: Annotated[str | None, Query(description="one model version; all versions when absent")] = None,
+) -> dict:
+    if len(attributes := attributes_of(by)) > 1:
+        raise HTTPException(422, f"oversight is grouped by one attribute at a time, got {', '.join(attributes)}")
+    return await models.oversight(
+        request.app.state.policy, model_id, version, by.strip() or None, window_days(window), datetime.now(UTC)
     )

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from vigil_sdk import AsyncEmitter
 
 from services.recorder.tables import events
-from tests.conftest import RUN, Pipeline
+from tests.conftest import RUN, TOKENS, Pipeline
 from tests.integration.helpers import emit_all, wait_recorded, wait_until
 
 pytestmark = pytest.mark.integration
@@ -49,6 +49,14 @@ def day(version: str, start: datetime, n: int, skip: range = range(0)) -> tuple[
     return inferences, reviews
 
 
+def registry() -> dict:
+    return {
+        "event_type": "ModelRegistered", "event_id": str(uuid.uuid4()), "occurred_at": T0.isoformat(),
+        "model_id": MODEL, "name": "Oversight probe", "manufacturer": "Vigil tests", "use_case": "ed_triage",
+        "risk_class": "medium", "intended_use": "Exercises oversight monitoring.",
+    }  # fmt: skip
+
+
 async def signals(db, version: str) -> list[dict]:
     async with db.connect() as conn:
         rows = await conn.execute(
@@ -72,7 +80,7 @@ async def test_unreviewed_and_autonomous_outputs_raise_violations_that_a_reviewe
     s = pipeline.settings
     async with AsyncEmitter(kafka=s.kafka_bootstrap, topic_prefix=s.topic_prefix, spool_dir=tmp_path) as emitter:
         # A third of the reviews is sent before its inference: the join works in either order.
-        await emit_all(emitter, [*reviews[:30], *inferences, *reviews[30:]])
+        await emit_all(emitter, [registry(), *reviews[:30], *inferences, *reviews[30:]])
     await wait_recorded(db, [e["event_id"] for e in [*inferences, *reviews]], 60)
 
     async def raised() -> list[dict]:
@@ -108,6 +116,35 @@ async def test_unreviewed_and_autonomous_outputs_raise_violations_that_a_reviewe
     await wait_until(all_expired, 30, "coverage 79/99 on the worker's gauge")
     metrics = httpx.get(f"http://127.0.0.1:{s.worker_metrics_port}/metrics").text
     assert f"vigil_oversight_violation_active{{{labels}}} 1.0" in metrics
+
+    # The event store's view, by the same core: long past its review time, every output is decided.
+    answer = httpx.get(
+        f"{pipeline.api_url}/v1/models/{MODEL}/oversight",
+        params={"by": "deployment", "window": "all", "version": version},
+        headers={"Authorization": f"Bearer {TOKENS['auditor']}"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    everyone = body["rows"][0]
+    assert (everyone["group"], everyone["outputs"], everyone["in_time"], everyone["unreviewed"]) == (
+        "everyone",
+        100,
+        79,
+        20,
+    )
+    assert (everyone["acted_before_review"], everyone["autonomous"], everyone["reviews"]) == (1, 1, 80)
+    assert [r["group"] for r in body["rows"]] == ["everyone", "st-mary"]
+    assert {f["kind"] for f in body["findings"] if f["violated"]} == set(violations)
+    bad = httpx.get(
+        f"{pipeline.api_url}/v1/models/{MODEL}/oversight", params={"by": "site,sex"},
+        headers={"Authorization": f"Bearer {TOKENS['auditor']}"},
+    )  # fmt: skip
+    assert bad.status_code == 422 and "one attribute at a time" in bad.text
+    unknown = httpx.get(
+        f"{pipeline.api_url}/v1/models/nobody/oversight", headers={"Authorization": f"Bearer {TOKENS['auditor']}"}
+    )
+    assert unknown.status_code == 404
 
     # Three days later every output is reviewed in time: the one-day window holds only that day.
     later, later_reviews = day(version, T0 + timedelta(days=3), 60)

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from statsmodels.stats.proportion import proportion_confint
 
 from vigil.events import InferenceMade, OutcomeObserved, OversightRestored, OversightViolation, ReviewRecorded
 from vigil.oversight import (
@@ -25,6 +26,8 @@ from vigil.oversight import (
     missed_escalation,
     overdue,
     oversight_alert,
+    report,
+    tallies_of,
     transitions,
     unmatched,
 )
@@ -107,6 +110,40 @@ def test_days_merged_in_any_order_equal_one_tally(rows: list[Case], parts: int, 
     assert merged.model_dump(exclude={"examples"}) == whole.model_dump(exclude={"examples"})
     for kind, ids in merged.examples.items():
         assert len(ids) <= 20 and len(ids) == min(20, sum(len(p.examples.get(kind, [])) for p in pieces))
+
+
+@settings(max_examples=60, deadline=None)
+@given(cases)
+def test_the_store_query_counts_as_the_stream_does(rows: list[Case]) -> None:
+    made, reviews = [], []
+    for i, (delay, decision, acted, autonomous) in enumerate(rows):
+        made.append(inference(T0 + timedelta(minutes=i), "autonomous_action" if autonomous else "suggestion"))
+        made[-1] = made[-1].model_copy(update={"deployment": "rural" if i % 3 else "city"})
+        if delay is not None:
+            reviews.append(review(made[-1], timedelta(minutes=delay), decision, acted))
+            reviews.append(review(made[-1], timedelta(minutes=1), "rejected"))  # a second opinion: not counted
+    tallies, pending = tallies_of(made, reviews, POLICY, T0 + timedelta(days=1), by="deployment")
+    streamed = tally_of(rows)
+    assert tallies["everyone"].model_dump(exclude={"examples"}) == streamed.model_dump(exclude={"examples"})
+    assert sum((t for g, t in tallies.items() if g != "everyone"), Tally()).outputs == len(rows)
+    assert not pending
+    result = report(tallies, pending, POLICY, "since release")
+    everyone = result["rows"][0]
+    assert everyone["group"] == "everyone"
+    if streamed.due:
+        low, high = proportion_confint(streamed.in_time, streamed.due, alpha=0.05, method="wilson")
+        assert everyone["coverage"] == streamed.in_time / streamed.due
+        assert everyone["coverage_ci"] == pytest.approx([low, high], abs=1e-9)
+
+
+def test_outputs_still_within_their_review_time_are_pending_not_unreviewed() -> None:
+    made = [inference(T0), inference(T0 + timedelta(minutes=50))]
+    tallies, pending = tallies_of(made, [], POLICY, T0 + timedelta(minutes=60))
+    assert (tallies["everyone"].unreviewed, pending["everyone"]) == (1, 1)
+    result = report(tallies, pending, POLICY.model_copy(update={"min_due": 1}), "7 days")
+    assert result["verdict"] == [
+        "review_coverage: 0.0% of 1 outputs due for review were reviewed in time (below 99.0%; 1 late or never, 7 days)"
+    ]
 
 
 def test_patient_facing_outputs_are_not_due_and_autonomous_ones_are_not_reviews_in_time() -> None:
@@ -194,12 +231,12 @@ def test_alerts_are_critical_for_actions_without_a_clinician_and_name_no_patient
         "autonomous_action": "critical",
     }
     assert all(a.labels == {"kind": k} and "pt_" not in a.summary for k, a in alerts.items())
-    assert "2 outputs acted on before review" in alerts["acted_before_review"].summary
+    assert "2 outputs acted on before review (7 days; the policy allows 0)" in alerts["acted_before_review"].summary
     coverage = transitions(
         RollingState(latest=T0), "m", "1", window(50, late=50), assess(window(50, late=50), POLICY), 7
     )
     assert oversight_alert(coverage[0]).severity == "warning"
-    assert describe(coverage[0]).startswith("50.0% of 100 outputs due for review were reviewed in time")
+    assert describe(coverage[0], "7 days").startswith("50.0% of 100 outputs due for review were reviewed in time")
 
 
 def test_the_oversight_policy_is_part_of_the_policy_file() -> None:
