@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.database import engine_for
-from services.models import performance
+from services.models import oversight, performance
 from services.progress import progress_bar
 from services.recorder.store import EventStore
 from services.recorder.tables import dead_letters, events, incidents
@@ -101,11 +101,20 @@ async def write_export(engine: AsyncEngine, policy: Policy, quarter: str, out: P
         report = await performance(engine, policy, model_id, None, [], None, end)
         performance_reports[model_id] = report
     (folder / "performance.json").write_text(json.dumps(performance_reports, indent=2, default=str) + "\n")
+    oversight_reports = {}
+    quarter_days = (end - start).days
+    for model_id in performance_reports:
+        progress("human oversight", len(oversight_reports), len(performance_reports))
+        oversight_reports[model_id] = await oversight(engine, policy, model_id, None, "deployment", quarter_days, end)
+    progress("human oversight", len(oversight_reports), len(performance_reports))
+    (folder / "oversight.json").write_text(json.dumps(oversight_reports, indent=2) + "\n")
     generated_at = datetime.now(UTC).isoformat()
     chain = {"verified": checked, "head_seq": head.seq if head else 0, "head_hash": head.hash if head else ""}
-    pdf = render_quarterly_pdf(quarter.upper(), generated_at, by_model, signals, incident_rows, chain)
+    pdf = render_quarterly_pdf(
+        quarter.upper(), generated_at, by_model, signals, incident_rows, chain, oversight_reports
+    )
     (folder / "summary.pdf").write_bytes(pdf)
-    files = ["events.jsonl", "signals.csv", "incidents.csv", "performance.json", "summary.pdf"]
+    files = ["events.jsonl", "signals.csv", "incidents.csv", "performance.json", "oversight.json", "summary.pdf"]
     manifest = {
         "quarter": quarter.upper(),
         "period": {"from": start.isoformat(), "to": end.isoformat()},

@@ -142,10 +142,12 @@ async def oversight(
     window_days: int | None,
     now: datetime,
 ) -> dict:
-    """Human oversight from the event store: the model's inferences over the last `window_days` (or
-    since release), each with its first recorded review."""
+    """Human oversight from the event store: the model's inferences over the `window_days` before
+    `now` (or since release), each with its first recorded review."""
     since = window_days and now - timedelta(days=window_days)
-    inferences = select(events.c.body).where(events.c.event_type == "InferenceMade", events.c.model_id == model_id)
+    inferences = select(events.c.body).where(
+        events.c.event_type == "InferenceMade", events.c.model_id == model_id, events.c.occurred_at < now
+    )
     reviews = select(events.c.body).where(events.c.event_type == "ReviewRecorded", events.c.model_id == model_id)
     if version is not None:
         inferences = inferences.where(events.c.payload["model_version"].astext == version)

@@ -63,6 +63,10 @@ def test_demo_streams_records_dead_letters_and_verifies(settings: Settings, tmp_
         assert manifest["events_in_quarter"] > 14_000 and manifest["chain"]["verified"] >= manifest["events_in_quarter"]
         summary = subprocess.run(["pdftotext", str(export / "summary.pdf"), "-"], capture_output=True, text=True).stdout
         assert "Quarterly surveillance report" in summary and "DisparityDetected" in summary
+        assert "Human oversight of the quarter" in summary and "OversightViolation" in summary
+        triage = json.loads((export / "oversight.json").read_text())["ed-triage"]
+        rural = next(r for r in triage["rows"] if r["group"] == "riverside-rural")
+        assert rural["unreviewed"] == triage["rows"][0]["unreviewed"] > 0 and rural["acted_before_review"] == 3
         [pdf] = (tmp_path / "out").glob("mir-initial-*.pdf")
         text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
         assert pdf.stem.removeprefix("mir-initial-") in text and "MDR Art. 87(5)" in text

@@ -45,6 +45,20 @@ def _table(header: list[str], rows: list[list[object]], widths: list[float]) -> 
     return table
 
 
+def _oversight_row(model_id: str, report: dict) -> list[object]:
+    everyone = report["rows"][0]
+
+    def share(value: float | None) -> str:
+        return "—" if value is None else f"{value:.1%}"
+
+    return [
+        model_id, everyone["outputs"], share(everyone["coverage"]),
+        f"{everyone['late']} / {everyone['unreviewed']} / {everyone['pending']}", everyone["acted_before_review"],
+        everyone["autonomous"], share(everyone["override_share"]),
+        "within" if report["verdict"] == ["within policy"] else "violated",
+    ]  # fmt: skip
+
+
 def render_quarterly_pdf(
     quarter: str,
     generated_at: str,
@@ -52,6 +66,7 @@ def render_quarterly_pdf(
     signals: list[dict[str, str]],
     incidents: list[dict[str, object]],
     chain: dict[str, object],
+    oversight: dict[str, dict],
 ) -> bytes:
     out = io.BytesIO()
     doc = SimpleDocTemplate(out, pagesize=A4, title=f"Vigil quarterly surveillance report {quarter}")
@@ -85,6 +100,11 @@ def render_quarterly_pdf(
             [3 * cm, 3.5 * cm, 3 * cm, 7.5 * cm],
         )
     )
+    story += [Paragraph("Human oversight of the quarter's outputs, per model", STYLES["Heading3"])]
+    header = ["model", "outputs", "reviewed in time", "late / never / pending", "acted before review", "autonomous",
+              "overridden", "policy"]  # fmt: skip
+    rows = [_oversight_row(model_id, report) for model_id, report in sorted(oversight.items())]
+    story.append(_table(header, rows, [2.8 * cm, 1.5 * cm, 2.2 * cm, 2.4 * cm, 2 * cm, 2.1 * cm, 2.1 * cm, 1.9 * cm]))
     story += [Paragraph("Incidents", STYLES["Heading3"])]
     story.append(
         _table(
