@@ -150,6 +150,23 @@ async def each_in_batch(
             _failed(agent, message)
 
 
+async def each_batch(
+    stream: faust.StreamT, agent: str, process: Callable[[list[faust.EventT]], Awaitable[None]]
+) -> None:
+    """Batches of up to 500 records, so that each table key is written once per batch. `process`
+    handles the records one by one (`each_in_batch`), then writes and judges what they changed; an
+    error there is logged with the batch's positions and counted, and the agent goes on, as after a
+    bad record, instead of crashing and being restarted over and over by Faust."""
+    async for batch in stream.take_events(500, within=1.0):
+        try:
+            await process(batch)
+        except Exception:
+            PROCESSING_ERRORS.labels(agent, "batch").inc()
+            positions = sorted({(settings.logical_topic(r.message.topic), r.message.partition) for r in batch})
+            log.exception("worker.batch_error", agent=agent, records=len(batch), partitions=positions,
+                          first_offset=batch[0].message.offset, last_offset=batch[-1].message.offset)  # fmt: skip
+
+
 def _failed(agent: str, message: Message) -> None:
     topic = settings.logical_topic(message.topic)
     PROCESSING_ERRORS.labels(agent, topic).inc()
@@ -272,10 +289,8 @@ _swept: dict[int, float] = {}  # partition -> when its waiting entries were last
 
 @app.agent(join_events)
 async def join_outcomes(stream: faust.StreamT) -> None:
-    """Outcome joined to inference in either order; then the escalation check and the performance
-    buckets. Batches of up to 500 records, so that each bucket is written once per batch."""
-    async for batch in stream.take_events(500, within=1.0):
-        await _join_batch(batch)
+    """Outcome joined to inference in either order; then the escalation check and the performance buckets."""
+    await each_batch(stream, "join_outcomes", _join_batch)
 
 
 class _Batch:
@@ -500,9 +515,8 @@ def profiles_for(version_key: bytes) -> dict[str, Profile] | None:
 
 @app.agent(drift_events)
 async def watch_drift(stream: faust.StreamT) -> None:
-    """Batches of up to 500 records, so that each window is written to its table once per batch."""
-    async for batch in stream.take_events(500, within=1.0):
-        await _drift_batch(batch)
+    """Inferences into windows against their version's reference; closed windows judged."""
+    await each_batch(stream, "watch_drift", _drift_batch)
 
 
 async def _drift_batch(batch: list[faust.EventT]) -> None:
@@ -651,9 +665,8 @@ oversight_days = app.Table("oversight-days", default=None, key_type=bytes, value
 
 @app.agent(oversight_events)
 async def watch_oversight(stream: faust.StreamT) -> None:
-    """Batches of up to 500 records, so that each day's tally is written once per batch."""
-    async for batch in stream.take_events(500, within=1.0):
-        await _oversight_batch(batch)
+    """Reviews joined to their inferences, outputs past their review time counted; windows judged."""
+    await each_batch(stream, "watch_oversight", _oversight_batch)
 
 
 class _Oversight:
