@@ -68,6 +68,7 @@ from vigil.incidents import Incident, clock_alert, clock_events, evolve
 from vigil.oversight import (
     Awaiting,
     ModelOversight,
+    OversightClock,
     Tally,
     assess,
     awaiting,
@@ -776,30 +777,27 @@ async def _oversee_review(review: ReviewRecorded, message: Message, batch: _Over
 
 
 def _expire_reviews(tick: faust.EventT, batch: _Oversight, now: datetime) -> None:
-    """On the tick's partition: moves the models' clocks on, counts outputs past their review time
-    unreviewed and forgets reviews whose inference did not come."""
+    """On the tick's partition: counts outputs past their review time as unreviewed and forgets
+    reviews whose inference did not come."""
     partition = tick.message.partition
-    for key in list(oversight_state.keys()):
-        model_id = key.decode()
-        model = batch.models.get(model_id) or _stored_oversight(model_id)
-        if model.clock.partition == partition:
-            model.clock.let_time_pass(now)
-            batch.models[model_id] = model
-            batch.last_of.setdefault(model_id, tick)
+    clocks: dict[str, OversightClock] = {}
     for key, raw in list(oversight_join.items()):
         entry = json.loads(raw)
-        if entry["partition"] != partition or entry["model_id"] not in batch.models:
+        if entry["partition"] != partition:
             continue
         model_id = entry["model_id"]
-        clock, policy = batch.models[model_id].clock, monitoring.for_model(model_id).oversight
+        if model_id not in clocks:
+            clocks[model_id] = (batch.models.get(model_id) or _stored_oversight(model_id)).clock
+        clock, policy = clocks[model_id], monitoring.for_model(model_id).oversight
         if entry["side"] == "inference":
             output = Awaiting.model_validate_json(entry["body"])
-            if overdue(output, clock, policy):
+            if overdue(output, clock, policy, now):
                 del oversight_join[key]
                 if output.due and not output.reviewed:
+                    batch.last_of.setdefault(model_id, tick)
                     count_unreviewed(batch.tally(model_id, output.model_version, output.made_at, output.inference_id),
                                      output)  # fmt: skip
-        elif unmatched(ReviewRecorded.model_validate_json(entry["body"]), clock, policy):
+        elif unmatched(ReviewRecorded.model_validate_json(entry["body"]), clock, policy, now):
             del oversight_join[key]
             REVIEWS_UNMATCHED.labels(model_id).inc()
 

@@ -7,8 +7,8 @@ counts both in the bucket of the inference's day; a version's rolling window is 
 buckets over the last `window_days` days. An output due for review that has none when the model's
 oversight clock passes its deadline (plus the grace) counts as unreviewed. That clock is event
 time: the earlier of how far the model's inferences and its reviews have come, so reviews read
-after their inferences (in a catch-up or a replay) are not taken for missing. While one of the two
-streams is silent, its side moves on with the wall clock, so outputs nobody reviews are still found.
+after their inferences (in a catch-up or a replay) are not taken for missing; a stream that has
+gone silent no longer holds it back, so outputs nobody reviews are still found.
 """
 
 from __future__ import annotations
@@ -138,21 +138,17 @@ def count_unreviewed(tally: Tally, output: Awaiting) -> None:
 
 class Watermark(BaseModel):
     at: datetime  # event time: how far a stream has come
-    heard: datetime  # wall-clock time `at` was last moved
+    heard: datetime  # wall-clock time of its last event
 
     def advance(self, at: datetime, now: datetime) -> None:
         self.at, self.heard = max(self.at, at), now
 
-    def let_time_pass(self, now: datetime) -> None:
-        """While the stream is silent, event time passes as wall-clock time does. A replay, whose
-        events come faster than wall-clock time, is not overtaken."""
-        if now > self.heard:
-            self.at += now - self.heard
-            self.heard = now
-
 
 class OversightClock(BaseModel):
-    """How far one model's inferences and reviews have come; the earlier decides what is overdue."""
+    """How far one model's inferences and reviews have come. While both are heard from, the earlier
+    decides what is overdue, so a stream read behind the other (a catch-up, a replay) holds the
+    clock back. A stream silent for longer than `idle` no longer does: when nobody reviews, the
+    inferences alone move the clock; when all is silent, event time passes as wall-clock time does."""
 
     made: Watermark | None = None
     reviewed: Watermark | None = None
@@ -171,15 +167,14 @@ class OversightClock(BaseModel):
             self.reviewed = Watermark(at=review.reviewed_at, heard=now)
         self.reviewed.advance(review.reviewed_at, now)
 
-    def let_time_pass(self, now: datetime) -> None:
-        for mark in (self.made, self.reviewed):
-            if mark is not None:
-                mark.let_time_pass(now)
-
-    def time(self) -> datetime | None:
+    def time(self, now: datetime, idle: timedelta) -> datetime | None:
+        """None until the first inference: reviews read before any inference wait for them."""
         if self.made is None or self.reviewed is None:
             return None
-        return min(self.made.at, self.reviewed.at)
+        marks = (self.made, self.reviewed)
+        if active := [m.at for m in marks if now - m.heard < idle]:
+            return min(active)
+        return max(m.at + (now - m.heard) for m in marks)
 
 
 class ModelOversight(BaseModel):
@@ -189,17 +184,22 @@ class ModelOversight(BaseModel):
     versions: dict[str, RollingState] = Field(default_factory=dict)
 
 
-def overdue(output: Awaiting, clock: OversightClock, policy: OversightPolicy) -> bool:
+def _clock_time(clock: OversightClock, policy: OversightPolicy, now: datetime) -> datetime | None:
+    # A stream silent for as long as the grace it would be given has stopped, not fallen behind.
+    return clock.time(now, idle=timedelta(minutes=max(1, policy.grace_minutes)))
+
+
+def overdue(output: Awaiting, clock: OversightClock, policy: OversightPolicy, now: datetime) -> bool:
     """Past the review deadline and its grace: a review still to come would not count."""
-    time = clock.time()
+    time = _clock_time(clock, policy, now)
     wait = timedelta(minutes=policy.review_within_minutes + policy.grace_minutes)
     return time is not None and time >= output.made_at + wait
 
 
-def unmatched(review: ReviewRecorded, clock: OversightClock, policy: OversightPolicy) -> bool:
+def unmatched(review: ReviewRecorded, clock: OversightClock, policy: OversightPolicy, now: datetime) -> bool:
     """A review whose inference has not come although the inferences have passed it by the grace:
     a review of a patient-facing output, of an output already counted unreviewed, or of one never sent."""
-    time = clock.time()
+    time = _clock_time(clock, policy, now)
     return time is not None and time >= review.reviewed_at + timedelta(minutes=policy.grace_minutes)
 
 

@@ -161,29 +161,44 @@ def test_reviews_read_after_their_inferences_are_not_taken_for_missing() -> None
     for m in made:  # a catch-up: ten hours of inferences read before any review
         clock.saw_inference(m, now)
     first = Awaiting(inference_id=made[0].event_id, model_version="1", made_at=made[0].occurred_at, due=True)
-    assert not overdue(first, clock, POLICY)
-    clock.saw_review(review(made[100], timedelta(minutes=5)), now)  # reviews reach 100 min in
-    assert overdue(first, clock, POLICY)  # 40 min of review time and grace have passed
+    assert not overdue(first, clock, POLICY, now + timedelta(seconds=5))
+    clock.saw_review(review(made[100], timedelta(minutes=5)), now)  # reviews reach 105 min in
+    assert overdue(first, clock, POLICY, now)  # 40 min of review time and grace have passed
     late = Awaiting(inference_id=made[70].event_id, model_version="1", made_at=made[70].occurred_at, due=True)
-    assert not overdue(late, clock, POLICY)
+    assert not overdue(late, clock, POLICY, now)
 
 
-def test_a_silent_review_stream_moves_on_with_the_wall_clock_but_a_replay_is_not_overtaken() -> None:
-    clock = OversightClock()
+def test_a_review_stream_gone_silent_no_longer_holds_the_clock_back() -> None:
     started = datetime(2026, 11, 25, 9, tzinfo=UTC)
+    clock = OversightClock()
+    made = [inference(T0 + timedelta(minutes=i)) for i in range(600)]  # ten hours; nobody reviews any
+    for i, m in enumerate(made):
+        clock.saw_inference(m, started + timedelta(seconds=i))
+    output = awaiting(made[0], POLICY)
+    assert output is not None
+    assert not overdue(output, clock, POLICY, started + timedelta(minutes=9))  # reviews may still be read
+    assert overdue(output, clock, POLICY, started + timedelta(minutes=11))  # silent for longer than the grace
+    stray = review(inference(T0 + timedelta(hours=20)), timedelta(0))
+    clock.saw_review(stray, started + timedelta(minutes=11))
+    assert not unmatched(stray, clock, POLICY, started + timedelta(minutes=11))
+
+
+def test_when_all_is_silent_event_time_passes_as_wall_clock_time_but_a_replay_is_not_overtaken() -> None:
+    started = datetime(2026, 11, 25, 9, tzinfo=UTC)
+    clock = OversightClock()
     made = inference(T0)
     clock.saw_inference(made, started)
     output = awaiting(made, POLICY)
     assert output is not None
-    clock.let_time_pass(started + timedelta(seconds=30))  # a replay: much event time in little wall time
-    assert not overdue(output, clock, POLICY)
-    clock.let_time_pass(started + timedelta(minutes=41))  # nobody reviewed it for 41 minutes
-    assert overdue(output, clock, POLICY)
-    stray = review(inference(T0 + timedelta(hours=2)), timedelta(0))
-    clock.saw_review(stray, started + timedelta(minutes=41))
-    assert not unmatched(stray, clock, POLICY)
-    clock.let_time_pass(started + timedelta(hours=3))
-    assert unmatched(stray, clock, POLICY)
+    assert not overdue(output, clock, POLICY, started + timedelta(seconds=30))
+    assert not overdue(output, clock, POLICY, started + timedelta(minutes=39))
+    assert overdue(output, clock, POLICY, started + timedelta(minutes=41))  # nobody reviewed it for 41 minutes
+    replayed = OversightClock()
+    for i in range(3000):  # a replay: a day of events in 50 wall-clock minutes, the reviews five behind
+        replayed.saw_inference(inference(T0 + timedelta(minutes=i)), started + timedelta(seconds=i))
+        if i >= 5:
+            replayed.saw_review(review(made, timedelta(minutes=i - 5)), started + timedelta(seconds=i))
+    assert replayed.time(started + timedelta(seconds=3000), timedelta(minutes=10)) == T0 + timedelta(minutes=2994)
 
 
 def window(in_time: int, late: int = 0, unreviewed: int = 0, **more: int) -> Tally:
