@@ -482,6 +482,21 @@ def reference_set(
     Console().print(table)
 
 
+def _ask_model(ask):
+    """`ask(models, policy, now)` of a ModelService query; an unknown model exits 1 with its message."""
+    from datetime import UTC, datetime
+
+    from services.models import ModelService, UnknownModel
+    from vigil.policy import load_policy
+
+    policy = load_policy(get_settings().policy_file)
+    try:
+        return _with_service(ModelService, lambda models: ask(models, policy, datetime.now(UTC)))
+    except UnknownModel as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from None
+
+
 @performance_app.command("show")
 def performance_show(
     model: Annotated[str, typer.Option(help="model_id of a registered model")],
@@ -491,24 +506,12 @@ def performance_show(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Live subgroup performance from the event store (as GET /v1/models/{id}/performance)."""
-    from datetime import UTC, datetime
-
-    from services.models import ModelService, UnknownModel
     from services.performance_view import print_performance
     from vigil.performance import attributes_of
-    from vigil.policy import load_policy
 
-    policy = load_policy(get_settings().policy_file)
-    try:
-        result = _with_service(
-            ModelService,
-            lambda models: models.performance(
-                policy, model, version, attributes_of(by), window or None, datetime.now(UTC)
-            ),
-        )
-    except UnknownModel as error:
-        console.print(f"[red]{error}[/red]")
-        raise typer.Exit(1) from None
+    result = _ask_model(
+        lambda models, policy, now: models.performance(policy, model, version, attributes_of(by), window or None, now)
+    )
     if as_json:
         print(json.dumps(result, indent=2))
         return
@@ -528,22 +531,11 @@ def oversight_show(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Human oversight from the event store (as GET /v1/models/{id}/oversight)."""
-    from datetime import UTC, datetime
-
-    from services.models import ModelService, UnknownModel
     from services.oversight_view import print_oversight
-    from vigil.policy import load_policy
 
-    policy = load_policy(get_settings().policy_file)
-    try:
-        result = _with_service(
-            ModelService,
-            lambda models: models.oversight(policy, model, version, by.strip() or None, window or None,
-                                            datetime.now(UTC)),
-        )  # fmt: skip
-    except UnknownModel as error:
-        console.print(f"[red]{error}[/red]")
-        raise typer.Exit(1) from None
+    result = _ask_model(
+        lambda models, policy, now: models.oversight(policy, model, version, by.strip() or None, window or None, now)
+    )
     if as_json:
         print(json.dumps(result, indent=2))
         return

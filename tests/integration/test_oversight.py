@@ -5,6 +5,9 @@ full restores them. Reviews arrive before and after their inferences."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -136,6 +139,10 @@ async def test_unreviewed_and_autonomous_outputs_raise_violations_that_a_reviewe
     assert (everyone["acted_before_review"], everyone["autonomous"], everyone["reviews"]) == (1, 1, 80)
     assert [r["group"] for r in body["rows"]] == ["everyone", "st-mary"]
     assert {f["kind"] for f in body["findings"] if f["violated"]} == set(violations)
+    command = ["oversight", "show", "--model", MODEL, "--version", version, "--by", "deployment", "--window", "0"]
+    cli = subprocess.run([sys.executable, "-m", "services.cli", *command, "--json"], capture_output=True, text=True,
+                         env=os.environ, check=True)  # fmt: skip
+    assert json.loads(cli.stdout)["rows"] == body["rows"]
     bad = httpx.get(
         f"{pipeline.api_url}/v1/models/{MODEL}/oversight", params={"by": "site,sex"},
         headers={"Authorization": f"Bearer {TOKENS['auditor']}"},
