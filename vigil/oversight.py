@@ -37,8 +37,9 @@ from vigil.rolling import RollingState
 
 NAMESPACE = uuid.UUID("0c3d5a7e-2b4f-4e1a-9d8c-6f5b3a2e1d40")
 UNKNOWN_COUNTRY = "ZZ"  # ISO 3166 user-assigned: no regime applies until someone says where
-EXAMPLES = 20  # inference ids kept per kind and day, for the audit trail of a violation
+EXAMPLES = 20  # inference ids a tally keeps per kind, for the audit trail of a violation
 OVERRIDES = ("overridden", "rejected")
+COUNTS = ("outputs", "in_time", "late", "unreviewed", "acted_before_review", "autonomous")
 
 
 # --- counting ----------------------------------------------------------------------------------
@@ -81,9 +82,6 @@ class Tally(BaseModel):
         ids = self.examples.setdefault(kind, [])
         if len(ids) < EXAMPLES:
             ids.append(str(inference_id))
-
-
-COUNTS = ("outputs", "in_time", "late", "unreviewed", "acted_before_review", "autonomous")
 
 
 class Awaiting(BaseModel):
