@@ -30,6 +30,9 @@ drift_app = typer.Typer(help="Drift between a reference and a current sample.", 
 app.add_typer(drift_app, name="drift")
 performance_app = typer.Typer(help="Subgroup performance: safety thresholds and equity.", no_args_is_help=True)
 app.add_typer(performance_app, name="performance")
+guideline_app = typer.Typer(help="Clinical guideline changes: which recommendations need a second look.",
+                            no_args_is_help=True)  # fmt: skip
+app.add_typer(guideline_app, name="guideline")
 oversight_app = typer.Typer(help="Human oversight: reviews in time, before action, no autonomous actions.",
                             no_args_is_help=True)  # fmt: skip
 app.add_typer(oversight_app, name="oversight")
@@ -544,6 +547,33 @@ def oversight_show(
         Console(), result, f"{model} {version or '(all versions)'}: oversight, {span} "
         f"(reviews due within {result['review_within_minutes']} min)",
     )  # fmt: skip
+
+
+@guideline_app.command("audit")
+def guideline_audit_command(
+    guideline_id: Annotated[str, typer.Argument(help="the guideline_id of a recorded GuidelineChanged event")],
+    lookback: Annotated[int, typer.Option(help="days before the change whose open recommendations count")] = 30,
+    cases: Annotated[Path | None, typer.Option(help="write the recommendations to re-review to this CSV")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Recommendations to re-review after a guideline change (as GET /v1/guidelines/{id}/audit)."""
+    from services.guidelines import UnknownGuideline
+    from services.guidelines_view import print_audit, write_cases
+    from services.models import ModelService
+
+    try:
+        result = _with_service(ModelService, lambda models: models.guideline_audit(guideline_id, lookback))
+    except UnknownGuideline as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from None
+    if cases is not None:
+        write_cases(cases, result["cases"])
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    print_audit(Console(), result)
+    if cases is not None:
+        Console().print(f"{len(result['cases'])} recommendations to re-review written to {cases}")
 
 
 @performance_app.command("compute")

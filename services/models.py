@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.event_service import EventService
+from services.guidelines import guideline_audit
 from services.recorder.tables import events
 from vigil.drift import DriftInputError
 from vigil.drift_monitor import reference_event, rows_of
@@ -46,6 +47,9 @@ class ModelService(EventService):
         self, policy: Policy, model_id: str, version: str | None, by: str | None, window_days: int | None, now: datetime
     ) -> dict:
         return await oversight(self.engine, policy, model_id, version, by, window_days, now)
+
+    async def guideline_audit(self, guideline_id: str, lookback_days: int) -> dict:
+        return await guideline_audit(self.engine, guideline_id, lookback_days)
 
 
 class UnknownModel(InvalidInput):

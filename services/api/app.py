@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from services.api.auth import Caller, require
 from services.api.errors import install_error_handlers
 from services.api.incidents import routes as incident_routes
+from services.api.models import guideline_routes
 from services.api.models import routes as model_routes
 from services.database import engine_for
 from services.incidents import IncidentService
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/metrics", make_asgi_app())
     app.include_router(incident_routes)
     app.include_router(model_routes)
+    app.include_router(guideline_routes)
     install_error_handlers(app)
 
     @app.get("/healthz", include_in_schema=False)

@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from services.event_service import NotYetRecorded
+from services.guidelines import UnknownGuideline
 from services.incidents import UnknownIncident
 from services.models import UnknownModel
 from vigil.drift import DriftInputError
@@ -15,6 +16,7 @@ from vigil.policy import PolicyError
 ERROR_STATUS: dict[type[Exception], int] = {
     UnknownIncident: 404,
     UnknownModel: 404,
+    UnknownGuideline: 404,
     InvalidInput: 422,
     DomainError: 409,  # a transition the incident's state does not allow
     NotYetRecorded: 503,

@@ -1,4 +1,4 @@
-"""Model routes: a drift reference, subgroup performance, human oversight."""
+"""Model routes: a drift reference, subgroup performance, human oversight; the guideline audit."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from services.models import ModelService
 from vigil.performance import attributes_of
 
 routes = APIRouter(prefix="/v1/models", tags=["models"])
+guideline_routes = APIRouter(prefix="/v1/guidelines", tags=["models"])
 PARQUET_TYPES = {"application/vnd.apache.parquet", "application/x-parquet", "application/octet-stream"}
 
 
@@ -127,3 +128,23 @@ async def oversight(
     return await models.oversight(
         request.app.state.policy, model_id, version, by.strip() or None, window_days(window), datetime.now(UTC)
     )
+
+
+@guideline_routes.get(
+    "/{guideline_id}/audit",
+    summary="Recommendations to re-review after a guideline change, per affected model",
+    description="For every registered model whose use case the latest GuidelineChanged of this id names: the "
+    "recommendations made in the lookback before it took effect that have no outcome yet, and those made since "
+    "by a version released before it. `cases` lists each with its pseudonymous patient token for the care team.",
+    responses={404: {"description": "unknown guideline"}, 422: {"description": "bad lookback"}},
+)
+async def audit_guideline(
+    guideline_id: str,
+    models: Annotated[ModelService, Depends(service)],
+    _: Annotated[Caller, Depends(require("safety_officer", "auditor"))],
+    lookback: Annotated[str, Query(description="days before the change to look back, e.g. '30d'")] = "30d",
+) -> dict:
+    days = window_days(lookback)
+    if days is None:
+        raise HTTPException(422, "lookback must be like '30d'")
+    return await models.guideline_audit(guideline_id, days)

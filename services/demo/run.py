@@ -17,6 +17,7 @@ from vigil_sdk import AsyncEmitter
 from services.database import engine_for
 from services.demo.drift import drift_episode
 from services.demo.equity import equity_finding
+from services.demo.guideline import guideline_change
 from services.demo.hospital import Hospital, malformed_records
 from services.demo.incidents import incident_scenario
 from services.demo.oversight import oversight_episode
@@ -139,6 +140,10 @@ async def run_demo(
     await oversight_episode(store.engine, started, console)
 
     async with AsyncEmitter(api_url=api_url, token=tokens["emitter"], spool_dir=spool / "incident") as emitter:
+        cases = await guideline_change(
+            settings, store.engine, emitter, tokens["safety_officer"], hospital.start, out, console
+        )
+        console.print(f"[bold]\\[demo][/bold] recommendations to re-review after the guideline change: {cases}")
         written = await incident_scenario(settings, store.engine, emitter, tokens["safety_officer"], out, console)
     for path in written:
         console.print(f"[bold]\\[demo][/bold] incident report written: {path}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -56,6 +57,13 @@ def test_demo_streams_records_dead_letters_and_verifies(settings: Settings, tmp_
         oversight = out[out.index("Human oversight: violations") :]
         for kind in ("review_coverage", "acted_before_review", "autonomous_action"):
             assert kind in oversight
+        audit = out[out.index("Guideline triage-protocol-2026-2") :]
+        assert "made under the old guideline are still open" in audit
+        with open(tmp_path / "out" / "guideline-triage-protocol-2026-2-cases.csv", encoding="utf-8") as f:
+            cases = list(csv.DictReader(f))
+        reasons = {c["reason"] for c in cases}
+        assert reasons == {"open_under_old_guideline", "made_since_by_unrevalidated_version"}
+        assert {c["model_id"] for c in cases} == {"ed-triage"}
         [export] = (tmp_path / "out").glob("vigil-export-*")
         manifest = json.loads((export / "manifest.json").read_text())
         for name, digest in manifest["files"].items():

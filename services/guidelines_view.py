@@ -1,0 +1,44 @@
+"""The guideline audit as people read it, and the care team's list of cases as CSV."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from vigil.guidelines import OPEN, UNREVALIDATED
+
+CASE_COLUMNS = ["inference_id", "model_id", "model_version", "deployment", "occurred_at", "label", "patient_ref",
+                "reason"]  # fmt: skip
+
+
+def print_audit(out: Console, result: dict) -> None:
+    table = Table(
+        title=f"Guideline {result['guideline_id']} ({result['title']}), effective {result['effective_at'][:16]}: "
+        f"recommendations to re-review"
+    )
+    for column in ("model", "risk", "revalidated versions", f"open, last {result['lookback_days']} days before",
+                   "made since, unrevalidated", "labels", "deployments"):  # fmt: skip
+        table.add_column(column)
+    for row in result["models"]:
+        table.add_row(
+            row["model_id"], row["risk_class"], ", ".join(row["revalidated_versions"]) or "none",
+            str(row[OPEN]), str(row[UNREVALIDATED]), _counts(row["labels"]), _counts(row["deployments"]),
+        )  # fmt: skip
+    out.print(table)
+    for line in result["verdict"]:
+        out.print(escape(line), style="green" if line.startswith("no recommendation") else "red")
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {n}" for k, n in counts.items()) or "—"
+
+
+def write_cases(path: Path, cases: list[dict]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, CASE_COLUMNS)
+        writer.writeheader()
+        writer.writerows(cases)
