@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.progress import TaskID
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, Float, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.database import engine_for
@@ -20,6 +20,7 @@ from services.recorder.store import EventStore
 from services.recorder.tables import dead_letters, events, incidents
 from services.settings import Settings
 from vigil.export import SIGNALS, counts_by_model, quarter_bounds, signal_row
+from vigil.footprint import footprint
 from vigil.policy import Policy
 from vigil.reports.quarterly import render_quarterly_pdf
 
@@ -81,6 +82,19 @@ async def write_export(engine: AsyncEngine, policy: Policy, quarter: str, out: P
                 .order_by(incidents.c.aware_at)
             )
         ]  # fmt: skip
+        resources = events.c.payload["resources"]
+        energy = resources["energy_wh"].astext.cast(Float)
+        usage = (
+            await conn.execute(
+                select(
+                    events.c.model_id, func.count(), func.count(energy), func.coalesce(func.sum(energy), 0.0),
+                    func.coalesce(func.sum(resources["tokens_in"].astext.cast(BigInteger)), 0),
+                    func.coalesce(func.sum(resources["tokens_out"].astext.cast(BigInteger)), 0),
+                )
+                .where(in_quarter, events.c.event_type == "InferenceMade")
+                .group_by(events.c.model_id)
+            )
+        ).all()  # fmt: skip
         letters = (
             await conn.execute(
                 select(dead_letters.c.reason_kind, func.count())
@@ -108,13 +122,19 @@ async def write_export(engine: AsyncEngine, policy: Policy, quarter: str, out: P
         oversight_reports[model_id] = await oversight(engine, policy, model_id, None, "deployment", quarter_days, end)
     progress("human oversight", len(oversight_reports), len(performance_reports))
     (folder / "oversight.json").write_text(json.dumps(oversight_reports, indent=2) + "\n")
+    footprints = {}
+    for model_id, n, reported, wh, tokens_in, tokens_out in sorted(usage):  # PostgreSQL sums bigints as numeric
+        grid = policy.for_model(model_id).footprint.grid_g_co2e_per_kwh
+        footprints[model_id] = footprint(n, reported, float(wh), int(tokens_in), int(tokens_out), grid)
+    (folder / "footprint.json").write_text(json.dumps(footprints, indent=2) + "\n")
     generated_at = datetime.now(UTC).isoformat()
     chain = {"verified": checked, "head_seq": head.seq if head else 0, "head_hash": head.hash if head else ""}
     pdf = render_quarterly_pdf(
-        quarter.upper(), generated_at, by_model, signals, incident_rows, chain, oversight_reports
+        quarter.upper(), generated_at, by_model, signals, incident_rows, chain, oversight_reports, footprints
     )
     (folder / "summary.pdf").write_bytes(pdf)
-    files = ["events.jsonl", "signals.csv", "incidents.csv", "performance.json", "oversight.json", "summary.pdf"]
+    files = ["events.jsonl", "signals.csv", "incidents.csv", "performance.json", "oversight.json", "footprint.json",
+             "summary.pdf"]  # fmt: skip
     manifest = {
         "quarter": quarter.upper(),
         "period": {"from": start.isoformat(), "to": end.isoformat()},

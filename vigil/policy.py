@@ -108,10 +108,16 @@ class OversightPolicy(Strict):
     )
 
 
+class FootprintPolicy(Strict):
+    # Around the EU-27 average of recent years (EEA); set the grid the model runs on.
+    grid_g_co2e_per_kwh: float = Field(default=250.0, ge=0, description="carbon intensity of the deployment's grid")
+
+
 class ModelPolicy(Strict):
     drift: DriftPolicy = DriftPolicy()
     performance: PerformancePolicy = PerformancePolicy()
     oversight: OversightPolicy = OversightPolicy()
+    footprint: FootprintPolicy = FootprintPolicy()
 
 
 class PolicyError(ValueError):

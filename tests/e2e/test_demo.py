@@ -72,6 +72,18 @@ def test_demo_streams_records_dead_letters_and_verifies(settings: Settings, tmp_
         summary = subprocess.run(["pdftotext", str(export / "summary.pdf"), "-"], capture_output=True, text=True).stdout
         assert "Quarterly surveillance report" in summary and "DisparityDetected" in summary
         assert "Human oversight of the quarter" in summary and "OversightViolation" in summary
+        # The footprint equals the energy and tokens summed from the exported events themselves.
+        lines = (json.loads(line)["event"] for line in (export / "events.jsonl").open(encoding="utf-8"))
+        made = [e for e in lines if e["event_type"] == "InferenceMade"]
+        footprints = json.loads((export / "footprint.json").read_text())
+        for model_id, f in footprints.items():
+            used = [e["resources"] for e in made if e["model_id"] == model_id]
+            energy = sum(r["energy_wh"] for r in used if r.get("energy_wh") is not None)
+            assert f["inferences"] == len(used) and f["energy_kwh"] == pytest.approx(energy / 1000)
+            assert f["tokens_out"] == sum(r.get("tokens_out") or 0 for r in used)
+            assert f["co2e_kg"] == pytest.approx(energy / 1000 * 0.25)
+        assert footprints["mammo-screen"]["energy_kwh"] > 0 and footprints["symptom-chat"]["tokens_out"] > 0
+        assert "carbon footprint" in summary
         triage = json.loads((export / "oversight.json").read_text())["ed-triage"]
         rural = next(r for r in triage["rows"] if r["group"] == "riverside-rural")
         assert rural["unreviewed"] == triage["rows"][0]["unreviewed"] > 0 and rural["acted_before_review"] == 3

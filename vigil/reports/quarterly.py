@@ -67,6 +67,7 @@ def render_quarterly_pdf(
     incidents: list[dict[str, object]],
     chain: dict[str, object],
     oversight: dict[str, dict],
+    footprints: dict[str, dict],
 ) -> bytes:
     out = io.BytesIO()
     doc = SimpleDocTemplate(out, pagesize=A4, title=f"Vigil quarterly surveillance report {quarter}")
@@ -105,6 +106,15 @@ def render_quarterly_pdf(
               "overridden", "policy"]  # fmt: skip
     rows = [_oversight_row(model_id, report) for model_id, report in sorted(oversight.items())]
     story.append(_table(header, rows, [2.8 * cm, 1.5 * cm, 2.2 * cm, 2.4 * cm, 2 * cm, 2.1 * cm, 2.1 * cm, 1.9 * cm]))
+    story += [Paragraph("Energy and carbon footprint of the quarter's inferences", STYLES["Heading3"])]
+    rows = [
+        [model_id, f["inferences"], "—" if f["energy_reported_share"] is None else f"{f['energy_reported_share']:.0%}",
+         f"{f['energy_kwh']:.3f}", f"{f['grid_g_co2e_per_kwh']:g}", f"{f['co2e_kg']:.3f}", f["tokens_in"],
+         f["tokens_out"]]
+        for model_id, f in sorted(footprints.items())
+    ]  # fmt: skip
+    header = ["model", "inferences", "energy reported", "kWh", "g CO2e / kWh", "kg CO2e", "tokens in", "tokens out"]
+    story.append(_table(header, rows, [2.8 * cm, 1.9 * cm, 2 * cm, 1.8 * cm, 2 * cm, 1.8 * cm, 2.3 * cm, 2.4 * cm]))
     story += [Paragraph("Incidents", STYLES["Heading3"])]
     story.append(
         _table(
