@@ -97,3 +97,8 @@ REVIEWS_UNMATCHED = Counter(
     "Reviews whose inference never came (patient-facing, already counted unreviewed, or never sent)",
     ["model_id"],
 )
+INCIDENTS = Gauge("vigil_incidents", "Incidents by model and status", ["model_id", "status"])
+REPORTS_OVERDUE = Gauge("vigil_reports_overdue", "Open reporting clocks past their deadline", ["regime"])
+REPORT_NEXT_DUE = Gauge(
+    "vigil_report_next_due_seconds", "Seconds to the nearest open reporting deadline (negative: overdue)", ["regime"]
+)

@@ -23,12 +23,15 @@ from services.observability import (
     DRIFT_SKIPPED,
     EVENTS_IN,
     EVENTS_OUT,
+    INCIDENTS,
     JOIN_EXPIRED,
     LATENCY,
     OVERSIGHT,
     OVERSIGHT_ACTIVE,
     PERFORMANCE,
     PROCESSING_ERRORS,
+    REPORT_NEXT_DUE,
+    REPORTS_OVERDUE,
     REVIEWS_UNMATCHED,
 )
 from services.settings import get_settings
@@ -64,7 +67,7 @@ from vigil.events import (
     ThresholdBreached,
     partition_key,
 )
-from vigil.incidents import Incident, clock_alert, clock_events, evolve
+from vigil.incidents import Inbox, Incident, clock_alert, clock_events, evolve, inbox
 from vigil.oversight import (
     Awaiting,
     ModelOversight,
@@ -260,11 +263,13 @@ async def _track_incident(message: Message) -> None:
 
 @app.timer(interval=settings.clock_interval)
 async def run_clocks() -> None:
-    """Raise ReportDueSoon / ReportOverdue (and an alert) for every open clock that is due."""
+    """Raise ReportDueSoon / ReportOverdue (and an alert) for every open clock that is due; show the inbox."""
     now = datetime.now(UTC)
+    states = []
     for key, value in list(incident_table.items()):
         try:
             state = Incident.model_validate_json(value)
+            states.append(state)
             for event in clock_events(state, now):
                 await emit(event)
                 await emit(clock_alert(event, state.model_id))  # type: ignore[arg-type]
@@ -272,6 +277,17 @@ async def run_clocks() -> None:
         except Exception:
             PROCESSING_ERRORS.labels("run_clocks", SURVEILLANCE_TOPIC).inc()
             log.exception("worker.clock_error", incident_id=key.decode())
+    _show_inbox(inbox(states, now))
+
+
+def _show_inbox(summary: Inbox) -> None:
+    for (model_id, status), n in summary.by_status.items():
+        INCIDENTS.labels(model_id, status).set(n)
+    for regime, n in summary.overdue.items():
+        REPORTS_OVERDUE.labels(regime).set(n)
+    REPORT_NEXT_DUE.clear()
+    for regime, seconds in summary.next_due.items():
+        REPORT_NEXT_DUE.labels(regime).set(seconds)
 
 
 # --- outcomes: joined to their inferences, for oversight and subgroup performance ---------------

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, get_args
 from uuid import UUID
 
 from pydantic import AwareDatetime, Field
@@ -31,6 +31,7 @@ from vigil.events import (
     IncidentReported,
     IncidentTriaged,
     Record,
+    RegimeName,
     ReportabilityDecided,
     ReportDueSoon,
     ReportOverdue,
@@ -384,3 +385,29 @@ def clock_alert(event: ReportDueSoon | ReportOverdue, model_id: str) -> AlertRai
         labels={"incident_id": str(event.incident_id), "regime": event.regime},
         caused_by=event.event_id,
     )
+
+
+@dataclass
+class Inbox:
+    """Incidents as on-call and the safety team watch them: how many, how close the deadlines are."""
+
+    by_status: dict[tuple[str, str], int]  # (model_id, status) -> incidents
+    overdue: dict[str, int]  # regime -> open clocks past their deadline
+    next_due: dict[str, float]  # regime -> seconds to its nearest open deadline (negative when overdue)
+
+
+def inbox(states: Iterable[Incident], now: datetime) -> Inbox:
+    """Every status of every model and every regime is present, zero when nothing is there, so a
+    count that drops to zero shows as zero rather than vanishing."""
+    states = list(states)
+    models = {s.model_id for s in states}
+    by_status = {(m, status): 0 for m in models for status in get_args(Status)}
+    overdue = dict.fromkeys(get_args(RegimeName), 0)
+    next_due: dict[str, float] = {}
+    for state in states:
+        by_status[(state.model_id, state.status)] += 1
+        for clock in state.open_clocks():
+            left = (clock.due_at - now).total_seconds()
+            overdue[clock.regime] += left <= 0
+            next_due[clock.regime] = min(next_due.get(clock.regime, left), left)
+    return Inbox(by_status, overdue, next_due)

@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,7 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
 
+from services.demo.hospital import Hospital, missed_chest_pain
 from tests.conftest import RUN, TOKENS, Pipeline
 from tests.integration.helpers import hospital_events, wait_until
 from tests.integration.test_drift import shift_stream
@@ -99,6 +101,18 @@ async def test_every_dashboard_query_returns_data(pipeline: Pipeline, prometheus
     inferences, reviews = oversight_day(f"dashboard-{RUN}", datetime(2026, 11, 9, 8, tzinfo=UTC), 100, NOBODY)
     inferences[10]["output_kind"] = "autonomous_action"
     assert httpx.post(pipeline.api_url + "/v1/events", json=[*inferences, *reviews], headers=headers).status_code == 202
+
+    # A radiologist's report from three days ago that nobody triages, and a missed escalation that
+    # raises a candidate, for the incidents dashboard.
+    aware = datetime.now(UTC) - timedelta(days=3)
+    report = {
+        "event_type": "IncidentReported", "event_id": str(uuid.uuid4()), "occurred_at": aware.isoformat(),
+        "incident_id": str(uuid.uuid4()), "reporter_role": "radiologist", "model_id": "mammo-screen",
+        "model_version": "2.3.0", "harm": "temporary", "description": "Missed lesion found at follow-up.",
+        "country": "DE", "aware_at": aware.isoformat(),
+    }  # fmt: skip
+    missed = list(missed_chest_pain(Hospital(seed=5, start=aware), aware))
+    assert httpx.post(pipeline.api_url + "/v1/events", json=[report, *missed], headers=headers).status_code == 202
 
     queries = dashboard_queries()
     assert queries, "no dashboards found"

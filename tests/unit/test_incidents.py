@@ -22,6 +22,7 @@ from vigil.incidents import (
     decide,
     evolve,
     fold,
+    inbox,
 )
 
 AWARE = datetime(2026, 3, 6, 9, 0, tzinfo=UTC)
@@ -117,6 +118,22 @@ def test_an_untriaged_incident_runs_provisional_worst_case_clocks_and_goes_overd
     for e in late:
         state = evolve(state, e)
     assert clock_events(state, datetime(2026, 3, 12, tzinfo=UTC)) == []
+
+
+def test_the_inbox_counts_every_status_and_the_nearest_deadline_per_regime() -> None:
+    open_one, _ = run([])
+    other = reported().model_copy(update={"incident_id": uuid.UUID(int=43), "aware_at": AWARE - timedelta(days=1)})
+    older, _ = run([], start=other)
+    closed, _ = run([Triage(**OFFICER, harm="none", causality="not_related", expected=True, rationale="r"),
+                     DecideReportability(**OFFICER, reportable=False, rationale="r"),
+                     Close(**OFFICER, rationale="r")])  # fmt: skip
+    now = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)  # past the older one's deadline, before the other's
+    summary = inbox([open_one, older, closed], now)
+    assert summary.by_status[("symptom-chat", "reported")] == 2 and summary.by_status[("symptom-chat", "closed")] == 1
+    assert summary.by_status[("symptom-chat", "triaged")] == 0
+    # The older one's provisional clocks ended at midnight in Berlin, 13 hours before `now`.
+    assert summary.overdue == {"eu-mdr": 1, "eu-ai-act": 1, "fda-803": 0}
+    assert summary.next_due == {"eu-mdr": -13 * 3600, "eu-ai-act": -13 * 3600}
 
 
 def test_triage_replaces_the_provisional_clock() -> None:
