@@ -116,6 +116,8 @@ def pipeline(settings: Settings) -> Iterator[Pipeline]:
     # A fixed place for pid files, so that processes orphaned by an interrupted session are found.
     p = Pipeline(settings, settings.home / "test-processes")
     p.stop()
+    for process in p.processes.values():  # each session's logs, not every session's since the first
+        process.logfile.unlink(missing_ok=True)
     p.start()
     p.wait_for_api()
     yield p
