@@ -6,8 +6,10 @@ patient identifier: events are logged by id, not by content.
 
 from __future__ import annotations
 
+import collections
 import logging
 import sys
+import time
 
 import structlog
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
@@ -35,6 +37,39 @@ def configure_logging(settings: Settings) -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    quiet_repeats("aiokafka")
+
+
+class RepeatFilter(logging.Filter):
+    """Lets a message through once per `every` seconds (per logger and message template), and says
+    how many repeats it held back. While a broker is down, the Kafka client logs the same
+    connection error dozens of times a second per component; the first one says it all."""
+
+    def __init__(self, every: float = 30.0) -> None:
+        super().__init__()
+        self.every = every
+        self.last: dict[tuple[str, str], float] = {}
+        self.held: collections.Counter[tuple[str, str]] = collections.Counter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, str(record.msg))
+        now = time.monotonic()
+        if now - self.last.get(key, -self.every) < self.every:
+            self.held[key] += 1
+            return False
+        self.last[key] = now
+        if held := self.held.pop(key, 0):
+            record.msg = f"{record.msg} (and {held} more like it in the last {self.every:g} s)"
+        return True
+
+
+def quiet_repeats(package: str, every: float = 30.0) -> None:
+    """A RepeatFilter on every logger of the package (filters on a logger do not reach its children)."""
+    __import__(package)  # its modules create their loggers on import
+    repeats = RepeatFilter(every)
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if (name == package or name.startswith(package + ".")) and isinstance(logger, logging.Logger):
+            logger.addFilter(repeats)
 
 
 def serve_metrics(port: int) -> None:
