@@ -45,6 +45,7 @@ from vigil.drift_monitor import (
     reference_event,
     signals,
     transitions,
+    woke,
 )
 from vigil.drift_windows import Profile, Window, from_record, profiles_of
 from vigil.events import (
@@ -110,6 +111,7 @@ from vigil.validation import Rejected, canonical_json, dead_letter, decode
 
 settings = get_settings()
 log = structlog.get_logger("worker")
+STARTED = datetime.now(UTC)  # streams silent since before this were not heard because the worker was down
 T = TypeVar("T")
 
 monitoring = load_policy(settings.policy_file)
@@ -593,6 +595,7 @@ def _state(model_id: str, version: str, states: dict[tuple[str, str], MonitorSta
     if (model_id, version) not in states:
         stored = drift_state.get(_key(model_id, version))
         states[(model_id, version)] = MonitorState.model_validate_json(stored) if stored else MonitorState()
+        woke(states[(model_id, version)], STARTED)
     return states[(model_id, version)]
 
 
@@ -704,7 +707,9 @@ class _Oversight:
 
 def _stored_oversight(model_id: str) -> ModelOversight:
     stored = oversight_state.get(model_id.encode())
-    return ModelOversight.model_validate_json(stored) if stored else ModelOversight()
+    model = ModelOversight.model_validate_json(stored) if stored else ModelOversight()
+    model.clock.woke(STARTED)
+    return model
 
 
 async def _oversight_batch(records: list[faust.EventT]) -> None:

@@ -104,6 +104,13 @@ def let_time_pass(state: MonitorState, now: datetime) -> None:
         state.heard = now
 
 
+def woke(state: MonitorState, at: datetime) -> None:
+    """The worker started at `at`: what the stream sent while it was down is still to be read, so
+    its silence counts from then, not from its last event before the worker stopped."""
+    if state.heard is not None and state.heard < at:
+        state.heard = at
+
+
 def closable(state: MonitorState, policy: DriftPolicy) -> list[str]:
     """Windows that take no more events, oldest first."""
     window = policy.window

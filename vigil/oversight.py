@@ -165,6 +165,13 @@ class OversightClock(BaseModel):
             self.reviewed = Watermark(at=review.reviewed_at, heard=now)
         self.reviewed.advance(review.reviewed_at, now)
 
+    def woke(self, at: datetime) -> None:
+        """The worker started at `at`: what the streams sent while it was down is still to be read,
+        so their silence counts from then, not from their last events before it stopped."""
+        for mark in (self.made, self.reviewed):
+            if mark is not None and mark.heard < at:
+                mark.heard = at
+
     def time(self, now: datetime, idle: timedelta) -> datetime | None:
         """None until the first inference: reviews read before any inference wait for them."""
         if self.made is None or self.reviewed is None:

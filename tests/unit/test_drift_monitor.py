@@ -19,6 +19,7 @@ from vigil.drift_monitor import (
     place,
     signals,
     transitions,
+    woke,
 )
 from vigil.drift_windows import from_record, profiles_of, to_record
 from vigil.events import InferenceMade
@@ -108,6 +109,16 @@ def test_time_windows_of_a_stream_that_stops_close_as_wall_clock_time_passes() -
     assert closable(state, policy) == []
     let_time_pass(state, _at(65.5))  # event time has gone on to 65 minutes
     assert closable(state, policy) == [T0.isoformat()]
+
+
+def test_a_restarted_worker_gives_the_backlog_time_before_silence_counts() -> None:
+    policy = DriftPolicy(window=DriftWindow(kind="time", seconds=3600), grace_seconds=300)
+    state = MonitorState()
+    place(state, policy, _at(50), _at(50))
+    restarted = _at(50) + timedelta(hours=3)  # the worker was down for three hours
+    woke(state, restarted)
+    let_time_pass(state, restarted + timedelta(seconds=10))
+    assert closable(state, policy) == [] and state.watermark == _at(50) + timedelta(seconds=10)
 
 
 def test_a_replay_is_not_overtaken_by_wall_clock_time() -> None:

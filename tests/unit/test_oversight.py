@@ -183,6 +183,19 @@ def test_a_review_stream_gone_silent_no_longer_holds_the_clock_back() -> None:
     assert not unmatched(stray, clock, POLICY, started + timedelta(minutes=11))
 
 
+def test_a_restarted_worker_gives_the_backlog_time_before_silence_counts() -> None:
+    stopped = datetime(2026, 11, 25, 9, tzinfo=UTC)
+    clock = OversightClock()
+    made = inference(T0)
+    clock.saw_inference(made, stopped)
+    output = awaiting(made, POLICY)
+    assert output is not None
+    restarted = stopped + timedelta(hours=3)  # reviews sent meanwhile wait in Kafka
+    clock.woke(restarted)
+    assert not overdue(output, clock, POLICY, restarted + timedelta(seconds=30))
+    assert overdue(output, clock, POLICY, restarted + timedelta(minutes=41))
+
+
 def test_when_all_is_silent_event_time_passes_as_wall_clock_time_but_a_replay_is_not_overtaken() -> None:
     started = datetime(2026, 11, 25, 9, tzinfo=UTC)
     clock = OversightClock()
