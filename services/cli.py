@@ -9,7 +9,7 @@ import secrets
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -197,11 +197,7 @@ def demo(
     # The demo's own emitter and safety-officer tokens, beside whatever is configured.
     tokens = {"emitter": "demo-" + secrets.token_hex(8), "safety_officer": "demo-" + secrets.token_hex(8)}
     configured = {tokens["emitter"]: "emitter", tokens["safety_officer"]: "safety_officer:demo-safety-officer"}
-    settings = settings.model_copy(update={"policy_file": settings.policy_file or ROOT / "deploy" / "policy.yml"})
-    env = {
-        "VIGIL_API_TOKENS": json.dumps({**settings.api_tokens, **configured}),
-        "VIGIL_POLICY_FILE": str(settings.policy_file),
-    }
+    env = {"VIGIL_API_TOKENS": json.dumps({**settings.api_tokens, **configured})}
     processes = services(settings.home, env)
     for name, process in processes.items():
         process.stop()  # a demo always runs the code as it is now
@@ -276,11 +272,16 @@ def incident_deadlines(
 def _with_service(service_class, run):
     """Runs `run(service)` with a service (IncidentService, ModelService) on its own producer and engine."""
     from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import KafkaConnectionError
 
     async def go():
         settings = get_settings()
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-        await producer.start()
+        try:
+            await producer.start()
+        except KafkaConnectionError:
+            await producer.stop()
+            _unreachable("Kafka", settings.kafka_bootstrap)
         engine = engine_for(settings)
         try:
             return await run(service_class(settings, engine, producer))
@@ -288,7 +289,32 @@ def _with_service(service_class, run):
             await producer.stop()
             await engine.dispose()
 
-    return asyncio.run(go())
+    return _store_reachable(lambda: asyncio.run(go()))
+
+
+def _with_engine(run):
+    """Runs `run(engine)` for a query that only reads the event store: no Kafka needed."""
+
+    async def go():
+        engine = engine_for(get_settings())
+        try:
+            return await run(engine)
+        finally:
+            await engine.dispose()
+
+    return _store_reachable(lambda: asyncio.run(go()))
+
+
+def _store_reachable(call):
+    try:
+        return call()
+    except ConnectionRefusedError:
+        _unreachable("PostgreSQL", get_settings().database_url.rsplit("@", 1)[-1])
+
+
+def _unreachable(what: str, where: str) -> NoReturn:
+    console.print(f"[red]cannot reach {what} at {where}; is the stack up? (`vigil up`, `vigil status`)[/red]")
+    raise typer.Exit(1)
 
 
 def _incident_service(run):
@@ -486,15 +512,15 @@ def reference_set(
 
 
 def _ask_model(ask):
-    """`ask(models, policy, now)` of a ModelService query; an unknown model exits 1 with its message."""
+    """`ask(engine, policy, now)` of a query over the event store; an unknown model exits 1 with its message."""
     from datetime import UTC, datetime
 
-    from services.models import ModelService, UnknownModel
+    from services.models import UnknownModel
     from vigil.policy import load_policy
 
     policy = load_policy(get_settings().policy_file)
     try:
-        return _with_service(ModelService, lambda models: ask(models, policy, datetime.now(UTC)))
+        return _with_engine(lambda engine: ask(engine, policy, datetime.now(UTC)))
     except UnknownModel as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(1) from None
@@ -509,11 +535,12 @@ def performance_show(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Live subgroup performance from the event store (as GET /v1/models/{id}/performance)."""
+    from services.models import performance
     from services.performance_view import print_performance
     from vigil.performance import attributes_of
 
     result = _ask_model(
-        lambda models, policy, now: models.performance(policy, model, version, attributes_of(by), window or None, now)
+        lambda engine, policy, now: performance(engine, policy, model, version, attributes_of(by), window or None, now)
     )
     if as_json:
         print(json.dumps(result, indent=2))
@@ -534,10 +561,11 @@ def oversight_show(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Human oversight from the event store (as GET /v1/models/{id}/oversight)."""
+    from services.models import oversight
     from services.oversight_view import print_oversight
 
     result = _ask_model(
-        lambda models, policy, now: models.oversight(policy, model, version, by.strip() or None, window or None, now)
+        lambda engine, policy, now: oversight(engine, policy, model, version, by.strip() or None, window or None, now)
     )
     if as_json:
         print(json.dumps(result, indent=2))
@@ -557,12 +585,11 @@ def guideline_audit_command(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Recommendations to re-review after a guideline change (as GET /v1/guidelines/{id}/audit)."""
-    from services.guidelines import UnknownGuideline
+    from services.guidelines import UnknownGuideline, guideline_audit
     from services.guidelines_view import print_audit, write_cases
-    from services.models import ModelService
 
     try:
-        result = _with_service(ModelService, lambda models: models.guideline_audit(guideline_id, lookback))
+        result = _with_engine(lambda engine: guideline_audit(engine, guideline_id, lookback))
     except UnknownGuideline as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(1) from None

@@ -11,6 +11,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vigil.events import ALL_TOPICS
 
+# The policy `vigil up` and `vigil demo` run the worker with, and every command reads, unless
+# VIGIL_POLICY_FILE names another: one policy for the worker and the queries.
+CHECKOUT_POLICY = Path(__file__).resolve().parent.parent / "deploy" / "policy.yml"
+
 Role = Literal["emitter", "safety_officer", "auditor", "admin"]
 ROLES: tuple[str, ...] = get_args(Role)
 
@@ -27,7 +31,7 @@ class Settings(BaseSettings):
     worker_metrics_port: int = 9101
     clock_interval: float = 10.0  # seconds between checks of the reporting clocks, and between ticks on clock.v1
     registry_grace: float = 300.0  # seconds an outcome's model may take to appear registered before a dead letter
-    policy_file: Path | None = None  # the monitoring policy (YAML, see vigil/policy.py); None: the defaults
+    policy_file: Path | None = CHECKOUT_POLICY if CHECKOUT_POLICY.exists() else None  # YAML, see vigil/policy.py
     recorder_metrics_port: int = 9102
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -1,0 +1,16 @@
+"""A query with the stack down says what it could not reach, not a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def test_a_query_without_postgresql_names_what_is_unreachable() -> None:
+    env = {**os.environ, "VIGIL_DATABASE_URL": "postgresql+asyncpg://vigil:vigil@127.0.0.1:9/vigil", "COLUMNS": "200"}
+    for command in (["oversight", "show", "--model", "ed-triage"], ["guideline", "audit", "triage-2026"]):
+        done = subprocess.run([sys.executable, "-m", "services.cli", *command], env=env, capture_output=True, text=True)
+        assert done.returncode == 1
+        assert "cannot reach PostgreSQL at 127.0.0.1:9/vigil; is the stack up?" in done.stderr + done.stdout
+        assert "Traceback" not in done.stderr + done.stdout
