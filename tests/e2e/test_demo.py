@@ -61,9 +61,9 @@ def test_demo_streams_records_dead_letters_and_verifies(settings: Settings, tmp_
         assert "made under the old guideline are still open" in audit
         with open(tmp_path / "out" / "guideline-triage-protocol-2026-2-cases.csv", encoding="utf-8") as f:
             cases = list(csv.DictReader(f))
-        reasons = {c["reason"] for c in cases}
+        # Other tests' triage models share this database and the use case; the demo's is one of them.
+        reasons = {c["reason"] for c in cases if c["model_id"] == "ed-triage"}
         assert reasons == {"open_under_old_guideline", "made_since_by_unrevalidated_version"}
-        assert {c["model_id"] for c in cases} == {"ed-triage"}
         [export] = (tmp_path / "out").glob("vigil-export-*")
         manifest = json.loads((export / "manifest.json").read_text())
         for name, digest in manifest["files"].items():
