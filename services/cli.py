@@ -103,7 +103,7 @@ def worker() -> None:
     from faust.worker import Worker
 
     from services.observability import serve_metrics
-    from streams.app import app as faust_app
+    from streams.worker import app as faust_app
 
     settings = get_settings()
     settings.home.mkdir(parents=True, exist_ok=True)  # Faust keeps its data directory there

@@ -14,7 +14,7 @@ from sqlalchemy import BigInteger, Float, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.database import engine_for
-from services.models import oversight, performance
+from services.models import UnknownModel, oversight, performance
 from services.progress import progress_bar
 from services.recorder.store import EventStore
 from services.recorder.tables import dead_letters, events, incidents
@@ -109,18 +109,20 @@ async def write_export(engine: AsyncEngine, policy: Policy, quarter: str, out: P
         ["occurred_at", "event_type", "model_id", "model_version", "detail", "event_id"],
     )
     _csv(folder / "incidents.csv", incident_rows, list(incident_rows[0]) if incident_rows else ["incident_id"])
-    performance_reports = {}
-    for model_id in sorted(m for m in by_model if m != "(none)" and "InferenceMade" in by_model[m]):
-        progress("subgroup performance", len(performance_reports), len(by_model))
-        report = await performance(engine, policy, model_id, None, [], None, end)
-        performance_reports[model_id] = report
-    (folder / "performance.json").write_text(json.dumps(performance_reports, indent=2, default=str) + "\n")
-    oversight_reports = {}
+    performance_reports, oversight_reports = {}, {}
     quarter_days = (end - start).days
-    for model_id in performance_reports:
-        progress("human oversight", len(oversight_reports), len(performance_reports))
-        oversight_reports[model_id] = await oversight(engine, policy, model_id, None, "deployment", quarter_days, end)
-    progress("human oversight", len(oversight_reports), len(performance_reports))
+    emitting = sorted(m for m in by_model if m != "(none)" and "InferenceMade" in by_model[m])
+    for done, model_id in enumerate(emitting):
+        progress("performance and oversight per model", done, len(emitting))
+        try:
+            performance_reports[model_id] = await performance(engine, policy, model_id, None, [], None, end)
+            oversight_reports[model_id] = await oversight(
+                engine, policy, model_id, None, "deployment", quarter_days, end
+            )
+        except UnknownModel as error:  # its inferences are in events.jsonl; its label set is unknown
+            performance_reports[model_id] = oversight_reports[model_id] = {"unregistered": str(error)}
+    progress("performance and oversight per model", len(emitting), len(emitting))
+    (folder / "performance.json").write_text(json.dumps(performance_reports, indent=2, default=str) + "\n")
     (folder / "oversight.json").write_text(json.dumps(oversight_reports, indent=2) + "\n")
     footprints = {}
     for model_id, n, reported, wh, tokens_in, tokens_out in sorted(usage):  # PostgreSQL sums bigints as numeric

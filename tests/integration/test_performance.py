@@ -16,9 +16,11 @@ import pytest
 from sqlalchemy import select
 from vigil_sdk import AsyncEmitter
 
+from services.export import write_export
 from services.recorder.tables import dead_letters, events
 from tests.conftest import RUN, TOKENS, Pipeline
 from tests.integration.helpers import emit_all, wait_recorded, wait_until
+from vigil.policy import Policy
 
 pytestmark = pytest.mark.integration
 MODEL = "perf-probe"  # tests/policy.yml: subgroups by site only
@@ -161,6 +163,12 @@ async def test_late_outcomes_out_of_order_give_exact_counts_and_signals(pipeline
         return found if {kind for kind, _ in found} == {"unknown_label", "unknown_model"} else []
 
     await wait_until(refused, 30, "dead letters for both bad outcomes")
+
+    # The quarter's export still comes out with an unregistered model's inferences in it.
+    folder = await write_export(db, Policy({}), "2026Q4", tmp_path, lambda *_: None)
+    reports = json.loads((folder / "performance.json").read_text())
+    assert "no model 'ghost-model' is registered" in reports["ghost-model"]["unregistered"]
+    assert reports[MODEL]["outcomes"] >= 480
 
 
 async def _with_disparity(db, version: str) -> list[dict]:

@@ -104,7 +104,7 @@ def render_quarterly_pdf(
     story += [Paragraph("Human oversight of the quarter's outputs, per model", STYLES["Heading3"])]
     header = ["model", "outputs", "reviewed in time", "late / never / pending", "acted before review", "autonomous",
               "overridden", "policy"]  # fmt: skip
-    rows = [_oversight_row(model_id, report) for model_id, report in sorted(oversight.items())]
+    rows = [_oversight_row(model_id, report) for model_id, report in sorted(oversight.items()) if "rows" in report]
     story.append(_table(header, rows, [2.8 * cm, 1.5 * cm, 2.2 * cm, 2.4 * cm, 2 * cm, 2.1 * cm, 2.1 * cm, 1.9 * cm]))
     story += [Paragraph("Energy and carbon footprint of the quarter's inferences", STYLES["Heading3"])]
     rows = [

@@ -1,0 +1,200 @@
+"""Drift: inferences into windows per model version against its reference; closed windows judged."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import faust
+
+from services.observability import (
+    DRIFT_ACTIVE,
+    DRIFT_SCORE,
+    DRIFT_SKIPPED,
+)
+from streams.app import (
+    STARTED,
+    app,
+    cached,
+    each_batch,
+    each_in_batch,
+    emit,
+    is_tick,
+    log,
+    model_of,
+    monitoring,
+    settings,
+    table_key,
+    writing_for,
+)
+from vigil.drift_monitor import (
+    MonitorState,
+    closable,
+    drift_alert,
+    judge,
+    let_time_pass,
+    place,
+    reference_event,
+    signals,
+    transitions,
+    woke,
+)
+from vigil.drift_windows import Profile, Window, from_record, profiles_of
+from vigil.events import (
+    CLOCK_TOPIC,
+    DriftReferenceSet,
+    DriftResolved,
+    Event,
+    InferenceMade,
+)
+from vigil.validation import canonical_json
+
+# Inferences and references are keyed by model_id on both topics, so the tables are co-partitioned.
+drift_events = app.topic(
+    *settings.topics(("inference.v1", "model.v1", CLOCK_TOPIC)), value_serializer="raw", key_serializer="raw"
+)
+drift_state = app.Table("drift-state", default=None, key_type=bytes, value_type=bytes)
+drift_references = app.Table("drift-references", default=None, key_type=bytes, value_type=bytes)
+drift_windows = app.Table("drift-windows", default=None, key_type=bytes, value_type=bytes)
+
+
+def profiles_for(version_key: bytes) -> dict[str, Profile] | None:
+    return cached(
+        drift_references,
+        version_key,
+        lambda raw: {p.feature: from_record(p) for p in DriftReferenceSet.model_validate_json(raw).profiles},
+    )
+
+
+@app.agent(drift_events)
+async def watch_drift(stream: faust.StreamT) -> None:
+    """Inferences into windows against their version's reference; closed windows judged."""
+    await each_batch(stream, "watch_drift", _drift_batch)
+
+
+async def _drift_batch(batch: list[faust.EventT]) -> None:
+    states: dict[tuple[str, str], MonitorState] = {}
+    added: dict[bytes, Window] = {}
+    last_of: dict[str, faust.EventT] = {}  # model_id -> its latest record in the batch
+
+    ticks: list[faust.EventT] = []
+
+    async def handle(record: faust.EventT, event: Event | None) -> None:
+        if isinstance(event, DriftReferenceSet):
+            _set_reference(event, states)
+        elif isinstance(event, InferenceMade):
+            await _window_inference(event, record.message.partition, states, added)
+        elif is_tick(record):
+            ticks.append(record)
+        if isinstance(event, DriftReferenceSet | InferenceMade):
+            last_of[event.model_id] = record
+
+    await each_in_batch(batch, "watch_drift", handle)
+    for key, window in added.items():
+        writing_for(last_of[model_of(key)])
+        stored = drift_windows.get(key)
+        merged = Window.from_dict(json.loads(stored)).merge(window) if stored else window
+        drift_windows[key] = json.dumps(merged.to_dict()).encode()
+    for record in ticks:
+        _let_time_pass(record, states, last_of)
+    for (model_id, version), state in states.items():
+        writing_for(last_of[model_id])
+        await _close_windows(model_id, version, state)
+        drift_state[table_key(model_id, version)] = state.model_dump_json().encode()
+
+
+def _let_time_pass(tick: faust.EventT, states: dict[tuple[str, str], MonitorState], last_of: dict) -> None:
+    """Moves on the watermarks of the versions on the tick's partition. Those with a window to close
+    stay among the batch's states, to be closed and written as after an event."""
+    now = datetime.now(UTC)
+    for key in list(drift_state.keys()):
+        model_id, version = key.decode().split("\x1f")
+        state = _state(model_id, version, states)
+        if state.partition == tick.message.partition:
+            let_time_pass(state, now)
+            if closable(state, monitoring.for_model(model_id).drift):
+                last_of.setdefault(model_id, tick)
+        if model_id not in last_of:  # untouched: its watermark follows again from `heard` next time
+            del states[(model_id, version)]
+
+
+def _state(model_id: str, version: str, states: dict[tuple[str, str], MonitorState]) -> MonitorState:
+    if (model_id, version) not in states:
+        stored = drift_state.get(table_key(model_id, version))
+        states[(model_id, version)] = MonitorState.model_validate_json(stored) if stored else MonitorState()
+        woke(states[(model_id, version)], STARTED)
+    return states[(model_id, version)]
+
+
+def _set_reference(event: DriftReferenceSet, states: dict[tuple[str, str], MonitorState]) -> None:
+    version_key = table_key(event.model_id, event.model_version)
+    stored = drift_references.get(version_key)
+    if stored and DriftReferenceSet.model_validate_json(stored).event_id == event.event_id:
+        return  # our own first-events reference, read back
+    state = _state(event.model_id, event.model_version, states)
+    old = profiles_for(version_key) or {}
+    for window_id in state.open:  # counts over the old bins cannot be compared with the new ones
+        for feature in old:
+            drift_windows.pop(table_key(event.model_id, event.model_version, window_id, feature), None)
+    state.open, state.position, state.reference_rows = {}, 0, []
+    state.reference_id = event.event_id
+    drift_references[version_key] = canonical_json(event).encode()
+    log.info("worker.drift_reference", model_id=event.model_id, model_version=event.model_version, source=event.source)
+
+
+async def _window_inference(
+    event: InferenceMade, partition: int, states: dict[tuple[str, str], MonitorState], added: dict[bytes, Window]
+) -> None:
+    model_id, version = event.model_id, event.model_version
+    state = _state(model_id, version, states)
+    state.partition = partition
+    values = signals(event)
+    profiles = profiles_for(table_key(model_id, version))
+    if profiles is None:
+        policy = monitoring.for_model(model_id).drift
+        state.reference_rows.append(values)
+        if len(state.reference_rows) >= policy.reference_size:
+            made = profiles_of(state.reference_rows, policy.bins, policy.max_categories)
+            reference = reference_event(model_id, version, made, "first_events", None, event.occurred_at)
+            _set_reference(reference, states)
+            await emit(reference)
+        return
+    window_id = place(state, monitoring.for_model(model_id).drift, event.occurred_at, datetime.now(UTC))
+    if window_id is None:
+        DRIFT_SKIPPED.labels(model_id, "late").inc()
+        return
+    for feature, value in values.items():
+        profile = profiles.get(feature)
+        if profile is None:
+            if value is not None:
+                DRIFT_SKIPPED.labels(model_id, "no_reference").inc()
+            continue
+        key = table_key(model_id, version, window_id, feature)
+        window = added.get(key) or added.setdefault(key, profile.window())
+        before = window.mismatched
+        window.add(profile, value)
+        if window.mismatched > before:
+            DRIFT_SKIPPED.labels(model_id, "type_mismatch").inc()
+
+
+async def _close_windows(model_id: str, version: str, state: MonitorState) -> None:
+    policy = monitoring.for_model(model_id).drift
+    profiles = profiles_for(table_key(model_id, version)) or {}
+    for window_id in closable(state, policy):
+        span = state.open.pop(window_id)
+        windows = {}
+        for feature in profiles:
+            stored = drift_windows.pop(table_key(model_id, version, window_id, feature), None)
+            if stored:
+                windows[feature] = Window.from_dict(json.loads(stored))
+        result = judge(profiles, windows, policy)
+        for verdict in result.features:
+            DRIFT_SCORE.labels(model_id, version, verdict.name, verdict.method).set(verdict.score)
+        for change in transitions(state, model_id, version, window_id, span, result):
+            await emit(change)
+            await emit(drift_alert(change))
+            DRIFT_ACTIVE.labels(model_id, version, change.feature).set(0 if isinstance(change, DriftResolved) else 1)
+            log.warning(
+                "worker.drift", model_id=model_id, model_version=version, feature=change.feature,
+                event_type=change.event_type, window=window_id,
+            )  # fmt: skip

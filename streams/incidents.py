@@ -1,0 +1,79 @@
+"""Incidents: each one's state from its events, the regulatory clocks, and the inbox gauges."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import faust
+from faust.types import Message
+
+from services.observability import (
+    INCIDENTS,
+    PROCESSING_ERRORS,
+    REPORT_NEXT_DUE,
+    REPORTS_OVERDUE,
+)
+from streams.app import (
+    app,
+    decoded,
+    each_record,
+    emit,
+    log,
+    settings,
+)
+from vigil.events import (
+    INCIDENT_EVENTS,
+    SURVEILLANCE_TOPIC,
+)
+from vigil.incidents import Inbox, Incident, clock_alert, clock_events, evolve, inbox
+
+# Incident events are keyed by incident_id on both topics, so the table is co-partitioned.
+incident_events = app.topic(
+    *settings.topics(("incident.v1", SURVEILLANCE_TOPIC)), value_serializer="raw", key_serializer="raw"
+)
+incident_table = app.Table("incidents", default=None, key_type=bytes, value_type=bytes)
+
+
+@app.agent(incident_events)
+async def track_incidents(stream: faust.StreamT) -> None:
+    await each_record(stream, "track_incidents", _track_incident)
+
+
+async def _track_incident(message: Message) -> None:
+    event = decoded(message.value, message.topic)
+    if not isinstance(event, INCIDENT_EVENTS):
+        return
+    key = str(event.incident_id).encode()  # type: ignore[attr-defined]
+    stored = incident_table.get(key)
+    state = evolve(Incident.model_validate_json(stored) if stored else None, event)
+    if state is not None:
+        incident_table[key] = state.model_dump_json().encode()
+
+
+@app.timer(interval=settings.clock_interval)
+async def run_clocks() -> None:
+    """Raise ReportDueSoon / ReportOverdue (and an alert) for every open clock that is due; show the inbox."""
+    now = datetime.now(UTC)
+    states = []
+    for key, value in list(incident_table.items()):
+        try:
+            state = Incident.model_validate_json(value)
+            states.append(state)
+            for event in clock_events(state, now):
+                await emit(event)
+                await emit(clock_alert(event, state.model_id))  # type: ignore[arg-type]
+                log.info("worker.clock", incident_id=str(state.incident_id), event_type=event.event_type)
+        except Exception:
+            PROCESSING_ERRORS.labels("run_clocks", SURVEILLANCE_TOPIC).inc()
+            log.exception("worker.clock_error", incident_id=key.decode())
+    _show_inbox(inbox(states, now))
+
+
+def _show_inbox(summary: Inbox) -> None:
+    for (model_id, status), n in summary.by_status.items():
+        INCIDENTS.labels(model_id, status).set(n)
+    for regime, n in summary.overdue.items():
+        REPORTS_OVERDUE.labels(regime).set(n)
+    REPORT_NEXT_DUE.clear()
+    for regime, seconds in summary.next_due.items():
+        REPORT_NEXT_DUE.labels(regime).set(seconds)
