@@ -49,9 +49,9 @@ from vigil.oversight import (
     count_unreviewed,
     overdue,
     oversight_alert,
+    transitions,
     unmatched,
 )
-from vigil.oversight import transitions as oversight_transitions
 from vigil.rolling import RollingState
 from vigil.validation import Rejected, canonical_json
 
@@ -213,7 +213,7 @@ async def _judge_oversight(model_id: str, version: str, state: RollingState) -> 
     findings = assess(window, policy)
     for finding in findings:
         OVERSIGHT.labels(model_id, version, finding.kind).set(finding.value)
-    for signal in oversight_transitions(state, model_id, version, window, findings, policy.window_days):
+    for signal in transitions(state, model_id, version, window, findings, policy.window_days):
         await emit(signal)
         await emit(oversight_alert(signal))
         OVERSIGHT_ACTIVE.labels(model_id, version, signal.kind).set(0 if isinstance(signal, OversightRestored) else 1)
