@@ -141,14 +141,23 @@ clock = app.topic(settings.topic(CLOCK_TOPIC), value_serializer="raw", key_seria
 
 @app.timer(interval=settings.clock_interval, on_leader=True)
 async def tick() -> None:
-    """A tick on every partition: agents that wait on wall-clock time get it where their state lives."""
-    now = json.dumps({"at": datetime.now(UTC).isoformat()}).encode()
+    await tick_everywhere()
+
+
+async def tick_everywhere(**news: str) -> None:
+    """A tick on every partition: agents that wait on wall-clock time get it where their state lives,
+    and news that concerns state on every partition (a guideline change) reaches all of it."""
+    value = json.dumps({"at": datetime.now(UTC).isoformat(), **news}).encode()
     for partition in range(settings.topic_partitions):
-        await clock.send(value=now, partition=partition)
+        await clock.send(value=value, partition=partition)
 
 
 def is_tick(record: faust.EventT) -> bool:
     return record.message.topic == clock.get_topic_name()
+
+
+def news_of(tick: faust.EventT, name: str) -> str | None:
+    return json.loads(tick.message.value).get(name)
 
 
 outputs = {

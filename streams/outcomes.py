@@ -23,20 +23,24 @@ from streams.app import (
     log,
     model_of,
     monitoring,
+    news_of,
     send_dead_letter,
     settings,
     table_key,
+    tick_everywhere,
     writing_for,
 )
 from vigil.events import (
     CLOCK_TOPIC,
     EVENT_TYPES,
     Event,
+    GuidelineChanged,
     InferenceMade,
     ModelRegistered,
     OutcomeObserved,
     ThresholdBreached,
 )
+from vigil.guidelines import guideline_alert
 from vigil.oversight import (
     missed_escalation,
 )
@@ -69,6 +73,9 @@ join_events = app.topic(
     key_serializer="raw",
 )
 registry = app.Table("models", default=None, key_type=bytes, value_type=bytes)  # model_id -> ModelRegistered
+registered_on = app.Table(
+    "model-partitions", default=None, key_type=bytes, value_type=bytes
+)  # model_id -> its partition
 waiting = app.Table("outcome-join", default=None, key_type=bytes, value_type=bytes)  # inference_id -> one side
 performance_state = app.Table("performance-state", default=None, key_type=bytes, value_type=bytes)
 performance_days = app.Table("performance-days", default=None, key_type=bytes, value_type=bytes)
@@ -95,15 +102,19 @@ async def _join_batch(records: list[faust.EventT]) -> None:
         message = record.message
         if isinstance(event, ModelRegistered):
             registry[event.model_id.encode()] = canonical_json(event).encode()
+            registered_on[event.model_id.encode()] = str(message.partition).encode()
             batch.last_of[event.model_id] = record
             await _release_parked(event.model_id, message, batch)
         elif isinstance(event, InferenceMade | OutcomeObserved):
             batch.last_of[event.model_id] = record
             await _join(event, message, batch)
-        elif is_tick(record) and time.monotonic() - _swept.get(message.partition, 0.0) > min(
-            60.0, settings.registry_grace
-        ):
-            await _sweep(message.partition)
+        elif isinstance(event, GuidelineChanged):  # keyed by its own id: tell every partition's models
+            await tick_everywhere(guideline=canonical_json(event))
+        elif is_tick(record):
+            if guideline := news_of(record, "guideline"):
+                await _tell_affected(GuidelineChanged.model_validate_json(guideline), message.partition)
+            if time.monotonic() - _swept.get(message.partition, 0.0) > min(60.0, settings.registry_grace):
+                await _sweep(message.partition)
 
     await each_in_batch(records, "join_outcomes", handle)
     for key, bucket in batch.buckets.items():
@@ -187,6 +198,15 @@ async def _count_pair(
     bucket = batch.buckets.setdefault(table_key(model.model_id, version, day.isoformat()), {})
     add_pair(bucket, pair_of(inference, outcome, attributes), model, policy.attributes, policy.depth)
     state.counted(inference.occurred_at, inference.event_id)
+
+
+async def _tell_affected(guideline: GuidelineChanged, partition: int) -> None:
+    """An alert for each model registered on this partition whose use case the guideline names."""
+    for key, on in list(registered_on.items()):
+        model = _registered(key.decode())
+        if int(on) == partition and model is not None and (alert := guideline_alert(guideline, model)):
+            await emit(alert)
+            log.warning("worker.guideline", model_id=model.model_id, guideline_id=guideline.guideline_id)
 
 
 async def _release_parked(model_id: str, message: Message, batch: _Batch) -> None:

@@ -15,7 +15,9 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import timedelta
 
-from vigil.events import GuidelineChanged, InferenceMade, ModelRegistered, ModelVersionReleased
+from vigil.events import AlertRaised, GuidelineChanged, InferenceMade, ModelRegistered, ModelVersionReleased
+
+NAMESPACE = uuid.UUID("5b2e8c14-7a3f-4d61-9e05-c8d4f1a7b392")
 
 OPEN = "open_under_old_guideline"
 UNREVALIDATED = "made_since_by_unrevalidated_version"
@@ -23,6 +25,26 @@ UNREVALIDATED = "made_since_by_unrevalidated_version"
 
 def affected(guideline: GuidelineChanged, models: Iterable[ModelRegistered]) -> list[ModelRegistered]:
     return sorted((m for m in models if m.use_case in guideline.affected_use_cases), key=lambda m: m.model_id)
+
+
+def guideline_alert(guideline: GuidelineChanged, model: ModelRegistered) -> AlertRaised | None:
+    """A warning for a registered model whose use case the guideline names: run the audit."""
+    if model.use_case not in guideline.affected_use_cases:
+        return None
+    return AlertRaised(
+        event_id=uuid.uuid5(NAMESPACE, f"{guideline.event_id}/{model.model_id}"),
+        occurred_at=guideline.occurred_at,
+        alert_name="GuidelineChanged",
+        severity="warning",
+        model_id=model.model_id,
+        summary=(
+            f"Guideline {guideline.guideline_id} ({guideline.title}), effective {guideline.effective_at:%Y-%m-%d}, "
+            f"concerns {model.model_id}'s use case {model.use_case}: `vigil guideline audit {guideline.guideline_id}` "
+            "lists the recommendations to re-review"
+        ),
+        labels={"guideline_id": guideline.guideline_id},
+        caused_by=guideline.event_id,
+    )
 
 
 def audit(

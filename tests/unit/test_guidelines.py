@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from vigil.events import GuidelineChanged, InferenceMade, ModelRegistered, ModelVersionReleased
-from vigil.guidelines import OPEN, UNREVALIDATED, audit
+from vigil.guidelines import OPEN, UNREVALIDATED, audit, guideline_alert
 
 EFFECTIVE = datetime(2026, 11, 20, tzinfo=UTC)
 GUIDELINE = GuidelineChanged(
@@ -74,3 +74,13 @@ def test_a_guideline_naming_no_deployed_use_case_asks_for_nothing() -> None:
     result = audit(other, MODELS, [], [inference("ed-triage", "1.5.0", -1)], set(), 30)
     assert result["models"] == [] and result["cases"] == []
     assert result["verdict"] == ["no recommendation needs a second look"]
+
+
+def test_a_warning_goes_to_each_model_the_guideline_concerns_once() -> None:
+    triage, imaging = MODELS
+    alert = guideline_alert(GUIDELINE, triage)
+    assert alert is not None and alert.model_id == "ed-triage" and alert.severity == "warning"
+    assert alert.caused_by == GUIDELINE.event_id and alert.labels == {"guideline_id": "mts-2026"}
+    assert "vigil guideline audit mts-2026" in alert.summary
+    assert guideline_alert(GUIDELINE, triage) == alert  # the same id when the worker reprocesses it
+    assert guideline_alert(GUIDELINE, imaging) is None

@@ -1,0 +1,72 @@
+"""A guideline change on the real broker: a warning for each registered model whose use case it
+names, and none for the others; the audit over HTTP, with its errors."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from services.recorder.tables import events
+from tests.conftest import RUN, TOKENS, Pipeline
+from tests.integration.helpers import wait_recorded, wait_until
+
+pytestmark = pytest.mark.integration
+NOW = datetime.now(UTC)
+
+
+def registered(model_id: str, use_case: str) -> dict:
+    return {
+        "event_type": "ModelRegistered", "event_id": str(uuid.uuid4()), "occurred_at": NOW.isoformat(),
+        "model_id": model_id, "name": model_id, "manufacturer": "Vigil tests", "use_case": use_case,
+        "risk_class": "medium", "intended_use": "Exercises the guideline audit.",
+    }  # fmt: skip
+
+
+async def test_a_guideline_change_warns_the_models_it_concerns_and_is_audited(pipeline: Pipeline, db) -> None:
+    use_case = f"sepsis_screening_{RUN}"
+    concerned, other = registered(f"sepsis-{RUN}", use_case), registered(f"derm-{RUN}", f"dermatology_{RUN}")
+    made = {
+        "event_type": "InferenceMade", "event_id": str(uuid.uuid4()),
+        "occurred_at": (NOW - timedelta(days=1)).isoformat(), "model_id": concerned["model_id"],
+        "model_version": "1.0", "deployment": "st-mary", "use_case": use_case,
+        "patient_ref": "pt_" + uuid.uuid4().hex[:24], "output": {"label": "sepsis_unlikely"},
+    }  # fmt: skip
+    guideline = {
+        "event_type": "GuidelineChanged", "event_id": str(uuid.uuid4()), "occurred_at": NOW.isoformat(),
+        "guideline_id": f"sepsis-3-{RUN}", "title": "Sepsis screening 2026", "effective_at": NOW.isoformat(),
+        "affected_use_cases": [use_case],
+    }  # fmt: skip
+    emitter = {"Authorization": f"Bearer {TOKENS['emitter']}"}
+    assert (
+        httpx.post(pipeline.api_url + "/v1/events", json=[concerned, other, made], headers=emitter).status_code == 202
+    )
+    await wait_recorded(db, [concerned["event_id"], other["event_id"], made["event_id"]], 30)
+    assert httpx.post(pipeline.api_url + "/v1/events", json=guideline, headers=emitter).status_code == 202
+
+    async def warned() -> list[dict]:
+        async with db.connect() as conn:
+            rows = await conn.execute(
+                select(events.c.body).where(
+                    events.c.event_type == "AlertRaised", events.c.payload["caused_by"].astext == guideline["event_id"]
+                )
+            )
+            return [json.loads(b) for (b,) in rows]
+
+    [alert] = await wait_until(warned, 30, "the GuidelineChanged alert")
+    assert alert["alert_name"] == "GuidelineChanged" and alert["model_id"] == concerned["model_id"]
+    assert alert["labels"] == {"guideline_id": guideline["guideline_id"]} and alert["severity"] == "warning"
+
+    reader = {"Authorization": f"Bearer {TOKENS['auditor']}"}
+    url = f"{pipeline.api_url}/v1/guidelines/{guideline['guideline_id']}/audit"
+    body = httpx.get(url, params={"lookback": "7d"}, headers=reader, timeout=30).json()
+    [row] = body["models"]
+    assert row["model_id"] == concerned["model_id"] and row["open_under_old_guideline"] == 1
+    assert [c["inference_id"] for c in body["cases"]] == [made["event_id"]]
+    assert httpx.get(url, params={"lookback": "all"}, headers=reader).status_code == 422
+    assert httpx.get(f"{pipeline.api_url}/v1/guidelines/nope/audit", headers=reader).status_code == 404
+    assert httpx.get(url, headers=emitter).status_code == 403
