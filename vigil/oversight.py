@@ -161,9 +161,12 @@ class OversightClock(BaseModel):
             self.reviewed = Watermark(at=at, heard=now)
 
     def saw_review(self, review: ReviewRecorded, now: datetime) -> None:
+        at = review.reviewed_at
         if self.reviewed is None:
-            self.reviewed = Watermark(at=review.reviewed_at, heard=now)
-        self.reviewed.advance(review.reviewed_at, now)
+            self.reviewed = Watermark(at=at, heard=now)
+        self.reviewed.advance(at, now)
+        if self.made is None:  # until an inference comes, its output came before the first review
+            self.made = Watermark(at=at, heard=now)
 
     def woke(self, at: datetime) -> None:
         """The worker started at `at`: what the streams sent while it was down is still to be read,
@@ -173,7 +176,6 @@ class OversightClock(BaseModel):
                 mark.heard = at
 
     def time(self, now: datetime, idle: timedelta) -> datetime | None:
-        """None until the first inference: reviews read before any inference wait for them."""
         if self.made is None or self.reviewed is None:
             return None
         marks = (self.made, self.reviewed)

@@ -196,6 +196,19 @@ def test_a_restarted_worker_gives_the_backlog_time_before_silence_counts() -> No
     assert overdue(output, clock, POLICY, restarted + timedelta(minutes=41))
 
 
+def test_reviews_of_a_model_whose_inferences_never_come_are_let_go_after_the_grace() -> None:
+    started = datetime(2026, 11, 25, 9, tzinfo=UTC)
+    clock = OversightClock()
+    reviews = [review(inference(T0 + timedelta(minutes=i)), timedelta(minutes=5)) for i in range(67)]
+    for i, r in enumerate(reviews[:37]):  # one every ten seconds, and no inference at all
+        clock.saw_review(r, started + timedelta(seconds=10 * i))
+    assert not unmatched(reviews[0], clock, POLICY, started + timedelta(minutes=6))  # inferences may come late
+    for i, r in enumerate(reviews[37:], start=37):
+        clock.saw_review(r, started + timedelta(seconds=10 * i))
+    after = started + timedelta(minutes=11)  # none came for longer than the grace
+    assert unmatched(reviews[0], clock, POLICY, after) and not unmatched(reviews[-1], clock, POLICY, after)
+
+
 def test_when_all_is_silent_event_time_passes_as_wall_clock_time_but_a_replay_is_not_overtaken() -> None:
     started = datetime(2026, 11, 25, 9, tzinfo=UTC)
     clock = OversightClock()
