@@ -34,7 +34,6 @@ from vigil.events import (
     CLOCK_TOPIC,
     Event,
     InferenceMade,
-    OversightRestored,
     ReviewRecorded,
 )
 from vigil.oversight import (
@@ -216,6 +215,7 @@ async def _judge_oversight(model_id: str, version: str, state: RollingState) -> 
     for signal in transitions(state, model_id, version, window, findings, policy.window_days):
         await emit(signal)
         await emit(oversight_alert(signal))
-        OVERSIGHT_ACTIVE.labels(model_id, version, signal.kind).set(0 if isinstance(signal, OversightRestored) else 1)
         log.warning("worker.oversight", model_id=model_id, model_version=version, kind=signal.kind,
                     event_type=signal.event_type)  # fmt: skip
+    for finding in findings:  # from the state, so that a restarted worker shows what stands
+        OVERSIGHT_ACTIVE.labels(model_id, version, finding.kind).set(int(finding.kind in state.standing))
