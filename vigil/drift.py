@@ -201,11 +201,14 @@ def ks_statistic(u: np.ndarray, v: np.ndarray, bins: int | None = None) -> float
     low, high = min(u.min(), v.min()), max(u.max(), v.max())
     if low == high:
         return 0.0
-    bins = bins or max(1, (n + m) // 32)
-    scale = bins / (high - low)
+    span = float(high) - float(low)  # inf for the widest floats, which one bin handles
+    bins = 1 if not np.isfinite(span) else bins or max(1, (n + m) // 32)
 
     def bin_of(x: np.ndarray) -> np.ndarray:  # monotone in x, so each bin holds a range of values
-        return np.minimum(((x - low) * scale).astype(np.intp), bins - 1)
+        if bins == 1:
+            return np.zeros(len(x), dtype=np.intp)
+        # Divided, not multiplied by bins / span, which overflows for a span of subnormal numbers.
+        return np.minimum(((x - low) / span * bins).astype(np.intp), bins - 1)
 
     in_u, in_v = bin_of(u), bin_of(v)
     count_u, count_v = np.bincount(in_u, minlength=bins), np.bincount(in_v, minlength=bins)

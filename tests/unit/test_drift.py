@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from evidently import DataDefinition, Dataset, Report
 from evidently.presets import DataDriftPreset
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 from scipy.spatial import distance
@@ -186,6 +186,8 @@ def test_ks_beyond_scipys_exact_limit_equals_scipy(decimals: int | None) -> None
 
 @settings(max_examples=200, deadline=None)
 @given(SAMPLE_WITH_TIES, SAMPLE_WITH_TIES, st.integers(1, 40))
+@example([0], [2.2250738585e-313], 1)  # a span of subnormal numbers, found by hypothesis
+@example([-1e308, 1e308], [0.0, 1e308], 7)  # a span beyond the largest float
 def test_ks_statistic_equals_scipy_including_ties(a, b, bins) -> None:
     # Small samples in up to 40 bins, so that bins are both pruned and searched.
     u, v = np.array(a, dtype=float), np.array(b, dtype=float)
