@@ -230,21 +230,26 @@ def ks_statistic(profile: Profile, window: Window) -> tuple[float, float]:
     """KS statistic from the two sketches, and its error bound.
 
     The CDFs are compared at both sketches' quantiles (1,001 levels each): the estimate is within
-    the two sketches' normalised rank errors plus the 0.001 level spacing of the exact statistic.
+    the normalised rank errors of the sketches that compacted (one that holds every value is
+    exact) plus the 0.001 level spacing of the exact statistic.
     """
     ref, cur = profile.reference.sketch, window.sketch  # type: ignore[union-attr]
     points = np.unique(np.concatenate([ref.get_quantiles(LEVELS), cur.get_quantiles(LEVELS)]))
     d = float(np.max(np.abs(np.array(ref.get_cdf(points)[:-1]) - np.array(cur.get_cdf(points)[:-1]))))
-    bound = ref.normalized_rank_error(False) + cur.normalized_rank_error(False) + 0.001
-    return d, bound
+    return d, _rank_error(ref) + _rank_error(cur) + 0.001
+
+
+def _rank_error(sketch: kll_floats_sketch) -> float:
+    return sketch.normalized_rank_error(False) if sketch.is_estimation_mode() else 0.0
 
 
 def wasserstein_estimate(profile: Profile, window: Window) -> tuple[float, float]:
     """Normalised Wasserstein distance from the two sketches, and its error bound.
 
     The area between the sketches' CDFs over both sketches' quantile points: each CDF is within its
-    normalised rank error, and the points are 0.001 apart in rank, so the estimate is within
-    (error_ref + error_cur + 0.002) × (max - min) / std of the exact distance.
+    normalised rank error (none if it holds every value), and the points are 0.001 apart in rank,
+    so the estimate is within (error_ref + error_cur + 0.002) × (max - min) / std of the exact
+    distance.
     """
     ref, cur = profile.reference.sketch, window.sketch  # type: ignore[union-attr]
     points = np.unique(np.concatenate([ref.get_quantiles(LEVELS), cur.get_quantiles(LEVELS)]))
@@ -252,7 +257,7 @@ def wasserstein_estimate(profile: Profile, window: Window) -> tuple[float, float
     norm = max(profile.std, 0.001)
     value = float(np.sum(gap[:-1] * np.diff(points))) / norm
     span = points[-1] - points[0]
-    bound = (ref.normalized_rank_error(False) + cur.normalized_rank_error(False) + 0.002) * span / norm
+    bound = (_rank_error(ref) + _rank_error(cur) + 0.002) * span / norm
     return value, float(bound)
 
 

@@ -50,7 +50,7 @@ def test_demo_streams_records_dead_letters_and_verifies(settings: Settings, tmp_
             assert kind in out
         assert "EscalationMissed" in out and "IncidentReportOverdue" in out
         drift = out[out.index("Drift of mammo-screen") :]
-        assert "DriftDetected" in drift and "DriftResolved" in drift and "image_contrast" in drift
+        assert "DriftDetected" in drift and "DriftResolved" in drift and "image_contrast" in drift, drift[:3000]
         equity = out[out.index("Equity signal of ed-triage") :]
         assert "resource_setting=low" in equity and "site=riverside-rural" in equity
         assert "confirmed breach: sensitivity for 'urgent' in site=riverside-rural" in equity
