@@ -116,8 +116,9 @@ async def write_export(engine: AsyncEngine, policy: Policy, quarter: str, out: P
         progress("performance and oversight per model", done, len(emitting))
         try:
             performance_reports[model_id] = await performance(engine, policy, model_id, None, [], None, end)
+            # As of now: an output of a quarter still running may yet be reviewed in time.
             oversight_reports[model_id] = await oversight(
-                engine, policy, model_id, None, "deployment", quarter_days, end
+                engine, policy, model_id, None, "deployment", quarter_days, min(end, datetime.now(UTC)), until=end
             )
         except UnknownModel as error:  # its inferences are in events.jsonl; its label set is unknown
             performance_reports[model_id] = oversight_reports[model_id] = {"unregistered": str(error)}

@@ -145,12 +145,14 @@ async def oversight(
     by: str | None,
     window_days: int | None,
     now: datetime,
+    until: datetime | None = None,
 ) -> dict:
-    """Human oversight from the event store: the model's inferences over the `window_days` before
-    `now` (or since release), each with its first recorded review."""
-    since = window_days and now - timedelta(days=window_days)
+    """Human oversight from the event store, as of `now`: the model's inferences over the
+    `window_days` before `until` (default: now; none: since release), each with its first review."""
+    until = until or now
+    since = window_days and until - timedelta(days=window_days)
     inferences = select(events.c.body).where(
-        events.c.event_type == "InferenceMade", events.c.model_id == model_id, events.c.occurred_at < now
+        events.c.event_type == "InferenceMade", events.c.model_id == model_id, events.c.occurred_at < until
     )
     reviews = select(events.c.body).where(events.c.event_type == "ReviewRecorded", events.c.model_id == model_id)
     if version is not None:
@@ -164,7 +166,7 @@ async def oversight(
         seen = [ReviewRecorded.model_validate_json(b) for (b,) in await conn.execute(reviews.order_by(events.c.seq))]
     settings = policy.for_model(model_id).oversight
     tallies, pending = tallies_of(made, seen, settings, now, by)
-    span = f"last {window_days} days" if window_days else "since release"
+    span = f"{window_days} days to {until:%Y-%m-%d}" if window_days else f"since release, to {until:%Y-%m-%d}"
     return oversight_report(tallies, pending, settings, span) | {
         "model_id": model_id,
         "model_version": version,
