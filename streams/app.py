@@ -16,14 +16,7 @@ import faust.streams as faust_streams
 import structlog
 from faust.types import Message
 
-from services.observability import (
-    CONSUMER_LAG,
-    DEAD_LETTERS,
-    EVENTS_IN,
-    EVENTS_OUT,
-    LATENCY,
-    PROCESSING_ERRORS,
-)
+from services.observability import CONSUMER_LAG, DEAD_LETTERS, EVENTS_IN, EVENTS_OUT, LATENCY, PROCESSING_ERRORS
 from services.settings import get_settings
 from vigil.events import (
     ALERT_TOPIC,

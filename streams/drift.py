@@ -7,11 +7,7 @@ from datetime import UTC, datetime
 
 import faust
 
-from services.observability import (
-    DRIFT_ACTIVE,
-    DRIFT_SCORE,
-    DRIFT_SKIPPED,
-)
+from services.observability import DRIFT_ACTIVE, DRIFT_SCORE, DRIFT_SKIPPED
 from streams.app import (
     STARTED,
     app,
@@ -40,13 +36,7 @@ from vigil.drift_monitor import (
     woke,
 )
 from vigil.drift_windows import Profile, Window, from_record, profiles_of
-from vigil.events import (
-    CLOCK_TOPIC,
-    DriftReferenceSet,
-    DriftResolved,
-    Event,
-    InferenceMade,
-)
+from vigil.events import CLOCK_TOPIC, DriftReferenceSet, DriftResolved, Event, InferenceMade
 from vigil.validation import canonical_json
 
 # Inferences and references are keyed by model_id on both topics, so the tables are co-partitioned.

@@ -7,24 +7,9 @@ from datetime import UTC, datetime
 import faust
 from faust.types import Message
 
-from services.observability import (
-    INCIDENTS,
-    PROCESSING_ERRORS,
-    REPORT_NEXT_DUE,
-    REPORTS_OVERDUE,
-)
-from streams.app import (
-    app,
-    decoded,
-    each_record,
-    emit,
-    log,
-    settings,
-)
-from vigil.events import (
-    INCIDENT_EVENTS,
-    SURVEILLANCE_TOPIC,
-)
+from services.observability import INCIDENTS, PROCESSING_ERRORS, REPORT_NEXT_DUE, REPORTS_OVERDUE
+from streams.app import app, decoded, each_record, emit, log, settings
+from vigil.events import INCIDENT_EVENTS, SURVEILLANCE_TOPIC
 from vigil.incidents import Inbox, Incident, clock_alert, clock_events, evolve, inbox
 
 # Incident events are keyed by incident_id on both topics, so the table is co-partitioned.

@@ -9,10 +9,7 @@ import time
 import faust
 from faust.types import Message
 
-from services.observability import (
-    JOIN_EXPIRED,
-    PERFORMANCE,
-)
+from services.observability import JOIN_EXPIRED, PERFORMANCE
 from streams.app import (
     app,
     cached,
@@ -41,9 +38,7 @@ from vigil.events import (
     ThresholdBreached,
 )
 from vigil.guidelines import guideline_alert
-from vigil.oversight import (
-    missed_escalation,
-)
+from vigil.oversight import missed_escalation
 from vigil.performance import Counts, name_of
 from vigil.performance_monitor import (
     Bucket,
@@ -61,9 +56,7 @@ from vigil.performance_monitor import (
 )
 from vigil.performance_monitor import decode as decode_bucket
 from vigil.performance_monitor import encode as encode_bucket
-from vigil.performance_monitor import (
-    transitions as performance_transitions,
-)
+from vigil.performance_monitor import transitions as performance_transitions
 from vigil.validation import Rejected, canonical_json
 
 # Inferences, outcomes and registry events are keyed by model_id, so the tables are co-partitioned.

@@ -10,11 +10,7 @@ from datetime import UTC, datetime
 import faust
 from faust.types import Message
 
-from services.observability import (
-    OVERSIGHT,
-    OVERSIGHT_ACTIVE,
-    REVIEWS_UNMATCHED,
-)
+from services.observability import OVERSIGHT, OVERSIGHT_ACTIVE, REVIEWS_UNMATCHED
 from streams.app import (
     STARTED,
     app,
@@ -30,12 +26,7 @@ from streams.app import (
     table_key,
     writing_for,
 )
-from vigil.events import (
-    CLOCK_TOPIC,
-    Event,
-    InferenceMade,
-    ReviewRecorded,
-)
+from vigil.events import CLOCK_TOPIC, Event, InferenceMade, ReviewRecorded
 from vigil.oversight import (
     Awaiting,
     ModelOversight,
