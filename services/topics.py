@@ -34,3 +34,17 @@ async def partitions_of(settings: Settings, topics: list[str]) -> dict[str, list
         return {t["topic"]: sorted(p["partition"] for p in t["partitions"]) for t in described if t["error_code"] == 0}
     finally:
         await admin.close()
+
+
+async def delete_topics(settings: Settings, prefixes: tuple[str, ...]) -> list[str]:
+    """Deletes the topics whose names start with any of the prefixes (a test session's or a demo
+    run's, with Faust's changelogs named after its worker id); returns their names."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        doomed = [t for t in await admin.list_topics() if t.startswith(prefixes)]
+        if doomed:
+            await admin.delete_topics(doomed)
+        return doomed
+    finally:
+        await admin.close()

@@ -132,7 +132,9 @@ async def report_lag() -> None:
 clock = app.topic(settings.topic(CLOCK_TOPIC), value_serializer="raw", key_serializer="raw")
 
 
-@app.timer(interval=settings.clock_interval, on_leader=True)
+# On every worker, not only the group's leader: after a worker is killed, the group may take a
+# session timeout to elect a live leader, and time must not stop meanwhile. Extra ticks are harmless.
+@app.timer(interval=settings.clock_interval)
 async def tick() -> None:
     await tick_everywhere()
 

@@ -56,7 +56,7 @@ def settings() -> Iterator[Settings]:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from services.database import migrate
-    from services.topics import ensure_topics
+    from services.topics import delete_topics, ensure_topics
 
     stack("up", "kafka", "postgres", "alertmanager")
     s = Settings()
@@ -72,6 +72,9 @@ def settings() -> Iterator[Settings]:
     asyncio.run(reset())
     migrate(s)
     yield s
+    # Each session's topics go with it: a broker with a small heap runs out of it after a few
+    # hundred sessions' worth of partitions.
+    asyncio.run(delete_topics(s, (s.topic_prefix, s.worker_id)))
 
 
 class Pipeline:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import json
@@ -13,6 +14,7 @@ import uuid
 import pytest
 
 from services.processes import services
+from services.topics import delete_topics
 from tests.conftest import ROOT, Settings
 
 pytestmark = pytest.mark.integration
@@ -93,3 +95,4 @@ def test_demo_streams_records_dead_letters_and_verifies(settings: Settings, tmp_
     finally:
         for process in services(tmp_path).values():
             process.stop()
+        asyncio.run(delete_topics(settings, (f"demo{run}.", f"vigil-demo-{run}")))

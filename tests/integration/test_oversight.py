@@ -72,6 +72,15 @@ async def signals(db, version: str) -> list[dict]:
         return [json.loads(b) for (b,) in rows]
 
 
+async def with_alerts(db, version: str, event_type: str) -> list[dict]:
+    """The signals once three of the type are recorded, each with its alert (they travel on two
+    topics, so one may be recorded before the other)."""
+    found = await signals(db, version)
+    alerted = {e["caused_by"] for e in found if e["event_type"] == "AlertRaised"}
+    signals_of_type = [e for e in found if e["event_type"] == event_type and e["event_id"] in alerted]
+    return found if len(signals_of_type) >= 3 else []
+
+
 async def test_unreviewed_and_autonomous_outputs_raise_violations_that_a_reviewed_day_restores(
     pipeline: Pipeline, db, tmp_path: Path
 ):
@@ -86,11 +95,7 @@ async def test_unreviewed_and_autonomous_outputs_raise_violations_that_a_reviewe
         await emit_all(emitter, [registry(), *reviews[:30], *inferences, *reviews[30:]])
     await wait_recorded(db, [e["event_id"] for e in [*inferences, *reviews]], 60)
 
-    async def raised() -> list[dict]:
-        found = await signals(db, version)
-        return found if len([e for e in found if e["event_type"] == "OversightViolation"]) >= 3 else []
-
-    found = await wait_until(raised, 60, "three OversightViolation events")
+    found = await wait_until(lambda: with_alerts(db, version, "OversightViolation"), 60, "three violations")
     violations = {e["kind"]: e for e in found if e["event_type"] == "OversightViolation"}
     assert set(violations) == {"review_coverage", "acted_before_review", "autonomous_action"}
     # Raised when the first outputs passed their review time; which ones, depends on when ticks came.
@@ -158,17 +163,9 @@ async def test_unreviewed_and_autonomous_outputs_raise_violations_that_a_reviewe
     async with AsyncEmitter(kafka=s.kafka_bootstrap, topic_prefix=s.topic_prefix, spool_dir=tmp_path) as emitter:
         await emit_all(emitter, [*later, *later_reviews])
 
-    async def restored() -> list[dict]:
-        found = await signals(db, version)
-        return (
-            [e for e in found if e["event_type"] == "OversightRestored"]
-            if len([e for e in found if e["event_type"] == "OversightRestored"]) >= 3
-            else []
-        )
-
-    ended = {e["kind"]: e for e in await wait_until(restored, 60, "three OversightRestored events")}
+    found = await wait_until(lambda: with_alerts(db, version, "OversightRestored"), 60, "three restorations")
+    ended = {e["kind"]: e for e in found if e["event_type"] == "OversightRestored"}
     assert {k: e["violation_event_id"] for k, e in ended.items()} == {k: v["event_id"] for k, v in violations.items()}
     assert ended["review_coverage"]["value"] == 1.0
-    found = await signals(db, version)
     resolved = [e for e in found if e["event_type"] == "AlertRaised" and e["resolved"]]
     assert {a["labels"]["kind"] for a in resolved} == set(violations)
