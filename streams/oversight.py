@@ -111,6 +111,11 @@ async def _oversight_batch(records: list[faust.EventT]) -> None:
         oversight_state[model_id.encode()] = model.model_dump_json().encode()
 
 
+def _join_side(key: bytes) -> dict | None:
+    """What waits under an inference id: the inference's compact entry, or a review."""
+    return json.loads(raw) if (raw := oversight_join.get(key)) else None
+
+
 def _join_entry(side: str, model_id: str, message: Message, body: str) -> bytes:
     return json.dumps({"side": side, "model_id": model_id, "partition": message.partition, "body": body}).encode()
 
@@ -121,7 +126,7 @@ def _oversee_inference(inference: InferenceMade, message: Message, batch: _Overs
     model.clock.partition = message.partition
     model.clock.saw_inference(inference, now)
     key = str(inference.event_id).encode()
-    stored = json.loads(raw) if (raw := oversight_join.get(key)) else None
+    stored = _join_side(key)
     if stored and stored["side"] == "inference":
         return  # a repeat of an inference still within its review time
     tally = batch.tally(inference.model_id, inference.model_version, inference.occurred_at, inference.event_id)
@@ -143,7 +148,7 @@ async def _oversee_review(review: ReviewRecorded, message: Message, batch: _Over
     model.clock.partition = message.partition
     model.clock.saw_review(review, now)
     key = str(review.inference_id).encode()
-    stored = json.loads(raw) if (raw := oversight_join.get(key)) else None
+    stored = _join_side(key)
     if stored is None:
         oversight_join[key] = _join_entry("review", review.model_id, message, canonical_json(review))
         return
