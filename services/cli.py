@@ -8,8 +8,10 @@ import os
 import secrets
 import subprocess
 import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -20,6 +22,9 @@ from services.observability import configure_logging
 from services.processes import services
 from services.progress import console, progress_bar
 from services.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from vigil.export import Period
 
 app = typer.Typer(help="Vigil: post-market surveillance for clinical AI models.", no_args_is_help=True)
 schema_app = typer.Typer(help="Event schemas.", no_args_is_help=True)
@@ -647,17 +652,36 @@ def export_quarterly(
 ) -> None:
     """The quarter's surveillance record for a regulator: events, signals, incidents, performance,
     a PDF summary, and a manifest with each file's SHA-256 and the verified chain head."""
-    from datetime import UTC, datetime
+    from vigil.export import current_quarter
+    from vigil.export import quarter as quarter_period
 
+    now = datetime.now(UTC)
+    _export(lambda: quarter_period(quarter or current_quarter(now)), out, now)
+
+
+@export_app.command("period")
+def export_period(
+    since: Annotated[datetime, typer.Option(help="start, inclusive (ISO 8601; UTC unless it names a zone)")],
+    until: Annotated[datetime | None, typer.Option(help="end, exclusive; default: now")] = None,
+    out: Annotated[Path, typer.Option(help="folder to write the export folder into")] = Path("out"),
+) -> None:
+    """The same export for any span of time, e.g. an auditor's request or the weeks since a release."""
+    from vigil.export import span
+
+    now = datetime.now(UTC)
+    aware = lambda t: t if t.tzinfo else t.replace(tzinfo=UTC)  # noqa: E731
+    _export(lambda: span(aware(since), aware(until or now)), out, now)
+
+
+def _export(period: Callable[[], Period], out: Path, now: datetime) -> None:
+    """Bounds are checked inside, so a bad quarter or span is reported like a broken chain."""
     from services.export import ChainBroken, run_export
-    from vigil.export import QuarterError, current_quarter
+    from vigil.export import QuarterError
     from vigil.policy import load_policy
 
     settings = get_settings()
     try:
-        folder = asyncio.run(
-            run_export(settings, load_policy(settings.policy_file), quarter or current_quarter(datetime.now(UTC)), out)
-        )
+        folder = asyncio.run(run_export(settings, load_policy(settings.policy_file), period(), out, now))
     except (QuarterError, ChainBroken) as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(2 if isinstance(error, QuarterError) else 1) from None

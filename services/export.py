@@ -6,7 +6,7 @@ import csv
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from rich.progress import TaskID
@@ -19,7 +19,7 @@ from services.progress import progress_bar
 from services.recorder.store import EventStore
 from services.recorder.tables import dead_letters, events, incidents
 from services.settings import Settings
-from vigil.export import SIGNALS, counts_by_model, quarter_bounds, signal_row
+from vigil.export import SIGNALS, Period, counts_by_model, signal_row
 from vigil.footprint import footprint
 from vigil.policy import Policy
 from vigil.reports.quarterly import render_quarterly_pdf
@@ -31,9 +31,11 @@ class ChainBroken(RuntimeError):
     """The store's hash chain does not verify: an export would certify altered records."""
 
 
-async def write_export(engine: AsyncEngine, policy: Policy, quarter: str, out: Path, progress: Progress) -> Path:
-    start, end = quarter_bounds(quarter)
-    folder = out / f"vigil-export-{quarter.upper()}"
+async def write_export(
+    engine: AsyncEngine, policy: Policy, period: Period, out: Path, progress: Progress, now: datetime
+) -> Path:
+    start, end = period.start, period.end
+    folder = out / f"vigil-export-{period.name}"
     folder.mkdir(parents=True, exist_ok=True)
     store = EventStore(engine)
 
@@ -110,15 +112,14 @@ async def write_export(engine: AsyncEngine, policy: Policy, quarter: str, out: P
     )
     _csv(folder / "incidents.csv", incident_rows, list(incident_rows[0]) if incident_rows else ["incident_id"])
     performance_reports, oversight_reports = {}, {}
-    quarter_days = (end - start).days
     emitting = sorted(m for m in by_model if m != "(none)" and "InferenceMade" in by_model[m])
     for done, model_id in enumerate(emitting):
         progress("performance and oversight per model", done, len(emitting))
         try:
             performance_reports[model_id] = await performance(engine, policy, model_id, None, [], None, end)
-            # As of now: an output of a quarter still running may yet be reviewed in time.
+            # As of now: an output of a period still running may yet be reviewed in time.
             oversight_reports[model_id] = await oversight(
-                engine, policy, model_id, None, "deployment", quarter_days, min(end, datetime.now(UTC)), until=end
+                engine, policy, model_id, None, "deployment", period.days, min(end, now), until=end
             )
         except UnknownModel as error:  # its inferences are in events.jsonl; its label set is unknown
             performance_reports[model_id] = oversight_reports[model_id] = {"unregistered": str(error)}
@@ -130,20 +131,20 @@ async def write_export(engine: AsyncEngine, policy: Policy, quarter: str, out: P
         grid = policy.for_model(model_id).footprint.grid_g_co2e_per_kwh
         footprints[model_id] = footprint(n, reported, float(wh), int(tokens_in), int(tokens_out), grid)
     (folder / "footprint.json").write_text(json.dumps(footprints, indent=2) + "\n")
-    generated_at = datetime.now(UTC).isoformat()
+    generated_at = now.isoformat()
     chain = {"verified": checked, "head_seq": head.seq if head else 0, "head_hash": head.hash if head else ""}
     pdf = render_quarterly_pdf(
-        quarter.upper(), generated_at, by_model, signals, incident_rows, chain, oversight_reports, footprints
+        period, generated_at, by_model, signals, incident_rows, chain, oversight_reports, footprints
     )
     (folder / "summary.pdf").write_bytes(pdf)
     files = ["events.jsonl", "signals.csv", "incidents.csv", "performance.json", "oversight.json", "footprint.json",
              "summary.pdf"]  # fmt: skip
     manifest = {
-        "quarter": quarter.upper(),
+        "quarter": period.name if period.quarterly else None,
         "period": {"from": start.isoformat(), "to": end.isoformat()},
         "generated_at": generated_at,
         "chain": chain,
-        "events_in_quarter": written,
+        "events_in_period": written,
         "dead_letters_by_reason": {kind: n for kind, n in letters},
         "files": {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in files},
     }
@@ -158,7 +159,7 @@ def _csv(path: Path, rows: list[dict], columns: list[str]) -> None:
         writer.writerows(rows)
 
 
-async def run_export(settings: Settings, policy: Policy, quarter: str, out: Path) -> Path:
+async def run_export(settings: Settings, policy: Policy, period: Period, out: Path, now: datetime) -> Path:
     """`write_export` with a progress bar per step."""
     engine = engine_for(settings)
     tasks: dict[str, TaskID] = {}
@@ -170,6 +171,6 @@ async def run_export(settings: Settings, policy: Policy, quarter: str, out: Path
                     tasks[step] = bar.add_task(step, total=total)
                 bar.update(tasks[step], completed=done, total=total)
 
-            return await write_export(engine, policy, quarter, out, progress)
+            return await write_export(engine, policy, period, out, progress, now)
     finally:
         await engine.dispose()

@@ -90,6 +90,14 @@ LATENCY = Histogram(
 PROCESSING_ERRORS = Counter(
     "vigil_processing_errors_total", "Records an agent failed on (logged with their position)", ["agent", "topic"]
 )
+DEPENDENCY_UP = Gauge(
+    "vigil_dependency_up",
+    "1 while a component reaches a dependency (postgres, kafka), 0 while it waits out an outage",
+    ["component", "dependency"],
+)
+OUTAGE_RETRIES = Counter(
+    "vigil_outage_retries_total", "Retries of work held up by an unreachable dependency", ["component", "dependency"]
+)
 CONSUMER_LAG = Gauge(
     "vigil_consumer_lag_records", "Records behind the partition's end", ["component", "topic", "partition"]
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, get_args
@@ -30,6 +31,8 @@ class Settings(BaseSettings):
     worker_id: str = "vigil-worker"
     worker_metrics_port: int = 9101
     clock_interval: float = 10.0  # seconds between checks of the reporting clocks, and between ticks on clock.v1
+    # How far an event's times may lie after the moment it was sent (sender clocks drift); later is refused.
+    max_clock_skew: timedelta = timedelta(minutes=5)
     registry_grace: float = 300.0  # seconds an outcome's model may take to appear registered before a dead letter
     policy_file: Path | None = CHECKOUT_POLICY if CHECKOUT_POLICY.exists() else None  # YAML, see vigil/policy.py
     recorder_metrics_port: int = 9102

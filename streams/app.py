@@ -4,6 +4,7 @@ live in incidents.py, outcomes.py, drift.py and oversight.py beside this; worker
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import weakref
@@ -55,14 +56,14 @@ deadletters = app.topic(settings.topic(DEADLETTER_TOPIC), value_serializer="raw"
 
 
 async def each_record(stream: faust.StreamT, agent: str, handle: Callable[[Message], Awaitable[None]]) -> None:
-    """Runs `handle` on every record. An unexpected error is logged with the record's position and
-    counted, and the agent goes on: one bad record must not stop a stream."""
+    """Runs `handle` on every record. An unexpected error becomes a dead letter naming the agent and
+    the error, and the agent goes on: one bad record must not stop a stream."""
     async for record in stream.events():
         message = record.message
         try:
             await handle(message)
-        except Exception:
-            _failed(agent, message)
+        except Exception as error:
+            await _failed(agent, message, error)
 
 
 async def each_in_batch(
@@ -73,9 +74,9 @@ async def each_in_batch(
         message = record.message
         try:
             writing_for(record)
-            await handle(record, decoded(message.value, message.topic))
-        except Exception:
-            _failed(agent, message)
+            await handle(record, decoded(message))
+        except Exception as error:
+            await _failed(agent, message, error)
 
 
 async def each_batch(
@@ -95,12 +96,17 @@ async def each_batch(
                           first_offset=batch[0].message.offset, last_offset=batch[-1].message.offset)  # fmt: skip
 
 
-def _failed(agent: str, message: Message) -> None:
+async def _failed(agent: str, message: Message, error: Exception) -> None:
     topic = settings.logical_topic(message.topic)
     PROCESSING_ERRORS.labels(agent, topic).inc()
     log.exception(
         "worker.processing_error", agent=agent, topic=topic, partition=message.partition, offset=message.offset
     )
+    if topic in INPUT_TOPICS:  # ticks are not events; there is nothing to dead-letter
+        # The type and message of the error, not its arguments' values: no payload reaches the letter's reason.
+        why = Rejected(f"the worker's {agent} agent failed on this record: {type(error).__name__}", "worker_error")
+        with contextlib.suppress(Exception):  # a dead letter that cannot be sent must not stop the agent either
+            await send_dead_letter(why, message.topic, message.partition, message.offset, message.value, agent)
 
 
 @app.agent(inputs)
@@ -113,7 +119,7 @@ async def _validate(message: Message) -> None:
     topic = settings.logical_topic(message.topic)
     EVENTS_IN.labels("worker", topic).inc()
     try:
-        decode(message.value, topic)
+        decode(message.value, topic, sent_at(message), settings.max_clock_skew)
     except Rejected as rejected:
         await send_dead_letter(rejected, message.topic, message.partition, message.offset, message.value)
     LATENCY.labels("worker").observe(max(0.0, time.time() - message.timestamp))
@@ -161,9 +167,14 @@ outputs = {
 }
 
 
-def decoded(value: bytes, topic: str) -> Event | None:
+def sent_at(message: Message) -> datetime:
+    """When the record was produced (Kafka's timestamp): what its event times are judged against."""
+    return datetime.fromtimestamp(message.timestamp, UTC)
+
+
+def decoded(message: Message) -> Event | None:
     try:
-        return decode(value, settings.logical_topic(topic))
+        return decode(message.value, settings.logical_topic(message.topic), sent_at(message), settings.max_clock_skew)
     except Rejected:
         return None  # the validating agent dead-letters it
 
@@ -190,8 +201,10 @@ def cached(table: faust.Table, key: bytes, decode_value: Callable[[bytes], T]) -
     return hit[1]
 
 
-async def send_dead_letter(why: Rejected, topic: str, partition: int, offset: int, raw: bytes) -> None:
-    letter = dead_letter(why, topic, partition, offset, raw, datetime.now(UTC))
+async def send_dead_letter(
+    why: Rejected, topic: str, partition: int, offset: int, raw: bytes, agent: str | None = None
+) -> None:
+    letter = dead_letter(why, topic, partition, offset, raw, datetime.now(UTC), agent)
     await deadletters.send(key=topic.encode(), value=letter.model_dump_json().encode())
     logical = settings.logical_topic(topic)
     DEAD_LETTERS.labels(logical, why.kind).inc()

@@ -25,7 +25,7 @@ async def track_incidents(stream: faust.StreamT) -> None:
 
 
 async def _track_incident(message: Message) -> None:
-    event = decoded(message.value, message.topic)
+    event = decoded(message)
     if not isinstance(event, INCIDENT_EVENTS):
         return
     key = str(event.incident_id).encode()  # type: ignore[attr-defined]

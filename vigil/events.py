@@ -490,6 +490,10 @@ class DeadLetter(Record):
     reason_kind: Literal[
         "oversized",
         "not_json",
+        "too_deep",
+        "future_timestamp",
+        "worker_error",
+        "recorder_error",
         "not_an_object",
         "unknown_type",
         "unsupported_version",

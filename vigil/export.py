@@ -1,9 +1,10 @@
-"""The quarterly regulatory export: which quarter, and what of the surveillance record goes in it.
+"""The regulatory export: which period, and what of the surveillance record goes in it.
 
-An export is a folder a regulator or notified body can check on its own: every event of the
-quarter as stored (with its chain hashes), the signals and incidents as tables, subgroup
-performance per model, a readable summary, and a manifest with each file's SHA-256 and the chain
-head, so a later change to the store or the files shows.
+An export covers a calendar quarter (what a PSUR or a notified body asks for) or any span of time
+(what the demo and an auditor's ad-hoc request need). It is a folder a regulator or notified body
+can check on its own: every event of the period as stored (with its chain hashes), the signals
+and incidents as tables, subgroup performance per model, a readable summary, and a manifest with
+each file's SHA-256 and the chain head, so a later change to the store or the files shows.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 SIGNALS = (
@@ -37,6 +39,34 @@ def quarter_bounds(quarter: str) -> tuple[datetime, datetime]:
 
 def current_quarter(now: datetime) -> str:
     return f"{now.year}Q{(now.month - 1) // 3 + 1}"
+
+
+@dataclass(frozen=True)
+class Period:
+    """What an export covers: [start, end), named for its folder and its report."""
+
+    name: str
+    start: datetime
+    end: datetime
+    quarterly: bool
+
+    @property
+    def days(self) -> int:
+        return max(1, round((self.end - self.start).total_seconds() / 86400))
+
+
+def quarter(name: str) -> Period:
+    start, end = quarter_bounds(name)
+    return Period(name.strip().upper().replace("-", ""), start, end, quarterly=True)
+
+
+def span(start: datetime, end: datetime) -> Period:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise QuarterError("a period's bounds need a time zone")
+    if end <= start:
+        raise QuarterError(f"a period ends after it starts, not {start.isoformat()} .. {end.isoformat()}")
+    name = f"{start.astimezone(UTC):%Y%m%dT%H%M}-{end.astimezone(UTC):%Y%m%dT%H%M}"
+    return Period(name, start, end, quarterly=False)
 
 
 def signal_row(event: dict) -> dict[str, str]:

@@ -257,11 +257,26 @@ def _history(event: Event, summary: str) -> HistoryEntry:
     )
 
 
-def _provisional(incident: Incident) -> list[Clock]:
+def provisional_clocks(aware_at: datetime, country: str) -> list[Clock]:
+    """The clocks an incident reported in `country` runs before anyone triages it."""
     return [
-        _clock(deadline(regime, most_urgent(regime), incident.aware_at, incident.country), provisional=True)
-        for regime in applicable_regimes(incident.country)
+        _clock(deadline(regime, most_urgent(regime), aware_at, country), provisional=True)
+        for regime in applicable_regimes(country)
     ]
+
+
+def latest_awareness_overdue(now: datetime, country: str, by: timedelta = timedelta(hours=1)) -> datetime:
+    """The latest awareness, in whole days before `now`, at which every provisional clock of an
+    untriaged incident in `country` ran out at least `by` before `now`.
+
+    Used by the demo and the tests for an incident that must be overdue whatever the weekday, the
+    public holidays or the counting rule in force: the deadline is asked of the regulatory core,
+    never assumed (three days back is overdue on five days of the week, not on seven)."""
+    for days in range(1, 60):
+        aware_at = now - timedelta(days=days)
+        if all(c.due_at <= now - by for c in provisional_clocks(aware_at, country)):
+            return aware_at
+    raise ValueError(f"no awareness within 60 days of {now.isoformat()} has run out every clock in {country}")
 
 
 def evolve(state: Incident | None, event: Event) -> Incident | None:
@@ -287,7 +302,7 @@ def evolve(state: Incident | None, event: Event) -> Incident | None:
                 if reported
                 else f"candidate raised by Vigil ({event.source})"  # type: ignore[union-attr]
             )
-            opened = opened.model_copy(update={"clocks": _provisional(opened)})
+            opened = opened.model_copy(update={"clocks": provisional_clocks(opened.aware_at, opened.country)})
             return _step(opened, event, summary, {})
         case _ if state is None or getattr(event, "incident_id", None) != state.incident_id:
             return state

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -130,6 +131,7 @@ def rule(regime: str, category: str) -> Rule:
         raise UnknownRule(f"no rule for regime {regime!r} and classification {category!r}; known: {known}") from None
 
 
+@lru_cache(maxsize=256)  # building a calendar costs ~1 ms; deadlines ask for it once per day counted
 def _public_holidays(country: str, year: int) -> holidays.HolidayBase:
     # US federal holidays for FDA; the member state's national holidays for the EU regimes.
     return holidays.country_holidays(country, years=[year - 1, year, year + 1])

@@ -1,7 +1,12 @@
 """Decoding raw records into events: the one gate that the API, the worker and the recorder share.
 
 `decode` either returns a valid event or raises `Rejected` with a reason a person can act on:
-what was wrong and where (the dotted field path).
+what was wrong and where (the dotted field path). Nothing a sender can put in a record makes it
+raise anything else: not its size, its nesting, its encoding or its timestamps.
+
+Timestamps are judged against the moment the record was sent (`sent_at`: the Kafka record's own
+timestamp, or the API's clock), not against the clock of whoever reads it later, so the worker,
+the recorder and a replay next year all give the same verdict on the same record.
 """
 
 from __future__ import annotations
@@ -11,15 +16,20 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
-from vigil.events import EVENT_TYPES, SCHEMA_VERSION, TOPIC_OF, DeadLetter, Event
+from vigil.events import EVENT_TYPES, INPUT_EVENTS, SCHEMA_VERSION, TOPIC_OF, DeadLetter, Event
 from vigil.phi import find_phi
 
 MAX_EVENT_BYTES = 256 * 1024
+# The deepest schema nests four levels (InferenceMade.output.class_scores.<label>); anything far
+# deeper is an attack or a bug, and refusing it early keeps every recursive walk below it safe.
+MAX_DEPTH = 32
+# How far a sender's clock may run ahead of the moment its record was sent.
+DEFAULT_SKEW = timedelta(minutes=5)
 
 
 @dataclass
@@ -47,8 +57,10 @@ def describe(error: ValidationError) -> Rejected:
     return Rejected("schema: " + "; ".join(parts) + more, "schema", _path(errors[0]["loc"]))
 
 
-def parse(obj: Any, topic: str | None = None) -> Event:
-    """Validate a decoded JSON value as an event (and, if given, check it came on its topic)."""
+def parse(obj: Any, topic: str | None = None, sent_at: datetime | None = None, skew: timedelta = DEFAULT_SKEW) -> Event:
+    """Validate a decoded JSON value as an event (and, if given, check it came on its topic and
+    that none of its times lies more than `skew` after `sent_at`)."""
+    check_depth(obj)
     if not isinstance(obj, dict):
         raise Rejected(f"an event must be a JSON object, got {type(obj).__name__}", "not_an_object")
     event_type = obj.get("event_type")
@@ -71,22 +83,71 @@ def parse(obj: Any, topic: str | None = None) -> Event:
     if finding:
         raise Rejected(finding.reason, "phi", finding.path)
     try:
-        return cls.model_validate(obj)
+        event = cls.model_validate(obj)
     except ValidationError as error:
         raise describe(error) from None
+    if sent_at is not None and event_type in INPUT_EVENTS:
+        check_not_future(event, sent_at, skew)
+    return event
 
 
-def decode(raw: bytes | None, topic: str | None = None) -> Event:
-    """Bytes from Kafka or HTTP to a valid event, or Rejected."""
+def check_depth(obj: Any) -> None:
+    """Refuse values nested deeper than MAX_DEPTH, without recursing (the walk itself must be safe)."""
+    stack = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is None:
+            continue
+        if depth > MAX_DEPTH:
+            raise Rejected(f"nested deeper than {MAX_DEPTH} levels; events nest at most a few", "too_deep")
+        stack.extend((child, depth + 1) for child in children)
+
+
+def check_not_future(event: Event, sent_at: datetime, skew: timedelta = DEFAULT_SKEW) -> None:
+    """Every time an emitter states (when it happened, was observed, reviewed, known) must have
+    passed when it was sent: one event dated years ahead would otherwise carry its stream's clock
+    past the present and close every window of its model."""
+    latest = sent_at + skew
+    for name in type(event).model_fields:
+        value = getattr(event, name)
+        if isinstance(value, datetime) and value > latest:
+            raise Rejected(
+                f"{name} {value.isoformat()} lies {_ahead(value - sent_at)} after the record was sent "
+                f"({sent_at.isoformat()}); at most {_ahead(skew)} of clock skew is allowed",
+                "future_timestamp",
+                name,
+            )
+
+
+def _ahead(gap: timedelta) -> str:
+    seconds = gap.total_seconds()
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:,.0f} days"
+    if seconds >= 7200:
+        return f"{seconds / 3600:,.0f} hours"
+    return f"{seconds / 60:,.0f} minutes"
+
+
+def loads(raw: bytes | None) -> Any:
+    """Bytes to a JSON value, or Rejected: too large, not UTF-8 JSON, or nested too deep."""
     if raw is None:
         raise Rejected("empty record (no value)", "not_json")
     if len(raw) > MAX_EVENT_BYTES:
         raise Rejected(f"record of {len(raw)} bytes exceeds the limit of {MAX_EVENT_BYTES} bytes", "oversized")
     try:
-        obj = json.loads(raw)
+        return json.loads(raw)
+    except RecursionError:
+        raise Rejected(f"nested deeper than {MAX_DEPTH} levels; events nest at most a few", "too_deep") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise Rejected(f"not valid UTF-8 JSON: {error}", "not_json") from None
-    return parse(obj, topic)
+
+
+def decode(
+    raw: bytes | None, topic: str | None = None, sent_at: datetime | None = None, skew: timedelta = DEFAULT_SKEW
+) -> Event:
+    """Bytes from Kafka or HTTP to a valid event, or Rejected."""
+    return parse(loads(raw), topic, sent_at, skew)
 
 
 def canonical_json(event: Event) -> str:
@@ -98,18 +159,27 @@ DEAD_LETTER_NAMESPACE = uuid.UUID("6f1c0de5-5a1e-4c2b-9a57-7d3c1f0e0b11")
 
 
 def dead_letter(
-    rejected: Rejected, topic: str, partition: int, offset: int, raw: bytes | None, now: datetime
+    rejected: Rejected,
+    topic: str,
+    partition: int,
+    offset: int,
+    raw: bytes | None,
+    now: datetime,
+    agent: str | None = None,
 ) -> DeadLetter:
     """The dead-letter record for a refused Kafka record.
 
-    Its id is derived from the record's position, so a record processed twice (after a crash)
-    yields the same dead letter. Bytes refused for carrying PHI are withheld: the dead-letter topic
+    Its id is derived from the record's position (and the agent that failed on it, for a record
+    refused by one agent only), so a record processed twice (after a crash) yields the same dead
+    letter. Bytes refused for carrying PHI are withheld: the dead-letter topic
     must not become a store of identifiers. The digest and position still find the original.
     """
     raw = raw or b""
     withheld = rejected.kind == "phi"
     return DeadLetter(
-        dead_letter_id=uuid.uuid5(DEAD_LETTER_NAMESPACE, f"{topic}/{partition}/{offset}"),
+        dead_letter_id=uuid.uuid5(
+            DEAD_LETTER_NAMESPACE, f"{topic}/{partition}/{offset}" + (f"/{agent}" if agent else "")
+        ),
         reason=rejected.reason,
         reason_kind=rejected.kind,  # type: ignore[arg-type]
         path=rejected.path,

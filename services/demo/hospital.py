@@ -1,6 +1,8 @@
 """A synthetic hospital: three deployed models of different WHO risk classes and their events.
 
-Deterministic for a seed and a start time. Patients appear only as pseudonymous tokens.
+The same seed gives the same hospital (every draw, so every figure) whenever it starts; the start
+only shifts the timestamps and, with the seed, decides the event ids, so a demo run later emits new
+events rather than copies the store would drop. Patients appear only as pseudonymous tokens.
 
 - mammo-screen (high risk): mammography screening, two sites, one of them low-resource.
 - ed-triage (medium risk): emergency department triage from vital signs.
@@ -74,11 +76,11 @@ class Hospital:
     start: datetime
 
     def __post_init__(self) -> None:
-        # Seed and start both decide the event ids: a demo started later emits new events, not copies.
-        self.rng = random.Random(f"{self.seed}/{self.start.isoformat()}")
+        self.rng = random.Random(self.seed)
+        self._ids = random.Random(f"{self.seed}/{self.start.isoformat()}")
 
     def _id(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
 
     def _patient(self) -> str:
         # A keyed hash of a hospital-internal number: pseudonymous, stable, not reversible here.

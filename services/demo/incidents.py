@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.demo.hospital import Hospital, missed_chest_pain
 from services.recorder.tables import incidents
 from services.settings import Settings
+from vigil.incidents import latest_awareness_overdue
 
 
 async def wait_for(check, seconds: float, what: str):
@@ -79,14 +80,15 @@ async def incident_scenario(
         path.write_bytes(response.raise_for_status().content)
         written.append(path)
 
-    # 3. A radiologist's report from three days ago that nobody triages: its clocks run out.
+    # 3. A radiologist's report that nobody triages: its clocks have run out. How long ago that is
+    # depends on the weekday and the holidays, so the regulatory core is asked.
     overdue = {
         "model_id": "mammo-screen",
         "model_version": "2.3.0",
         "harm": "temporary",
         "description": "Recall for a missed lesion flagged late by the model; biopsy delayed by two weeks.",
         "country": "DE",
-        "aware_at": (now - timedelta(days=3)).isoformat(),
+        "aware_at": latest_awareness_overdue(now, "DE").isoformat(),
         "reporter_role": "radiologist",
     }
     left = (await api.post("/v1/incidents", json=overdue)).raise_for_status().json()["incident_id"]

@@ -4,6 +4,11 @@ It assigns itself every partition of the recorded topics and of the dead-letter 
 the positions stored in PostgreSQL (tracking records), and appends each fetched batch in one
 transaction together with the new positions. Kafka's own consumer-group offsets are not used:
 the database is the only place that says how far the recorder got.
+
+Nothing a record holds and no outage stops it. A record it cannot read is a dead letter; a batch
+the database refuses is written record by record, and the record it refuses becomes a dead letter
+with the database's reason. A lost PostgreSQL or Kafka is waited out (services/outages.py) with the
+batch in flight held until it is written once; the process stays up and shows the outage.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ import asyncio
 import contextlib
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -21,13 +28,15 @@ from pydantic import ValidationError
 
 from services.database import engine_for
 from services.observability import CONSUMER_LAG, DEAD_LETTERS, DUPLICATES, EVENTS_IN, EVENTS_OUT, LATENCY
-from services.recorder.store import EventStore, Incoming
+from services.outages import is_outage, waiting_out
+from services.recorder.store import AppendResult, EventStore, Incoming
 from services.settings import Settings
 from services.topics import partitions_of
 from vigil.events import DEADLETTER_TOPIC, INPUT_TOPICS, RECORDED_TOPICS, DeadLetter
-from vigil.validation import Rejected, dead_letter, decode
+from vigil.validation import Rejected, canonical_json, dead_letter, decode
 
 log = structlog.get_logger("recorder")
+T = TypeVar("T")
 
 
 class Recorder:
@@ -44,11 +53,15 @@ class Recorder:
         )
         self.stopping = asyncio.Event()
 
+    async def _wait_out(self, dependency: str, call: Callable[[], Awaitable[T]]) -> T:
+        return await waiting_out("recorder", dependency, call, give_up=self.stopping.is_set)
+
     async def _assign(self) -> list[TopicPartition]:
-        known = await partitions_of(self.settings, self.settings.topics((*RECORDED_TOPICS, DEADLETTER_TOPIC)))
+        topics = self.settings.topics((*RECORDED_TOPICS, DEADLETTER_TOPIC))
+        known = await self._wait_out("kafka", lambda: partitions_of(self.settings, topics))
         partitions = [TopicPartition(topic, p) for topic, numbers in known.items() for p in numbers]
         self.consumer.assign(partitions)
-        stored = await self.store.positions()
+        stored = await self._wait_out("postgres", self.store.positions)
         for tp in partitions:
             if (tp.topic, tp.partition) in stored:
                 self.consumer.seek(tp, stored[(tp.topic, tp.partition)])
@@ -64,14 +77,16 @@ class Recorder:
             EVENTS_IN.labels("recorder", topic).inc()
             if record.topic == self.deadletter_topic:
                 try:
-                    letters.append(DeadLetter.model_validate_json(record.value))
-                except ValidationError:
+                    letters.append(DeadLetter.model_validate_json(record.value or b""))
+                except (ValidationError, ValueError, RecursionError):
                     log.error(
                         "recorder.unreadable_dead_letter", topic=topic, partition=record.partition, offset=record.offset
                     )
                 continue
             try:
-                event = decode(record.value, topic)
+                # Judged as the worker judges it (against the record's own timestamp), so the two agree.
+                sent_at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+                event = decode(record.value, topic, sent_at, self.settings.max_clock_skew)
             except Rejected as rejected:
                 # The worker dead-letters input topics; Vigil's own derived topics are checked here,
                 # so an event Vigil made but could not accept is never dropped silently.
@@ -88,8 +103,47 @@ class Recorder:
             incoming.append(Incoming(topic, record.partition, record.offset, event))
         return incoming, letters
 
+    async def _record(
+        self, incoming: list[Incoming], letters: list[DeadLetter], positions: dict[tuple[str, int], int]
+    ) -> AppendResult:
+        """One transaction for the batch, through any outage; if the database refuses the batch
+        itself, record by record, so that only the record it refuses is set aside."""
+        try:
+            return await self._wait_out("postgres", lambda: self.store.append(incoming, letters, positions))
+        except Exception as error:
+            if is_outage(error):
+                raise  # only when stopping: the batch is fetched again from the stored positions
+            log.error("recorder.batch_refused", records=len(incoming), error=type(error).__name__)
+        result = AppendResult()
+        for item in incoming:
+            try:
+                one = await self._wait_out("postgres", lambda item=item: self.store.append([item], [], {}))
+            except Exception as error:
+                if is_outage(error):
+                    raise
+                letters = [*letters, self._refused(item, error)]
+                continue
+            for topic, n in one.stored.items():
+                result.stored[topic] = result.stored.get(topic, 0) + n
+            for topic, n in one.duplicates.items():
+                result.duplicates[topic] = result.duplicates.get(topic, 0) + n
+        rest = await self._wait_out("postgres", lambda: self.store.append([], letters, positions))
+        result.dead_letters = rest.dead_letters
+        return result
+
+    def _refused(self, item: Incoming, error: Exception) -> DeadLetter:
+        # The database's first line says why (e.g. a character it cannot store); it names no values.
+        detail = str(getattr(error, "orig", None) or error).splitlines()[0][:200]
+        why = Rejected(f"the event store refused this record: {type(error).__name__}: {detail}", "recorder_error")
+        raw = canonical_json(item.event).encode()
+        topic = self.settings.topic(item.topic)
+        DEAD_LETTERS.labels(item.topic, why.kind).inc()
+        log.error("recorder.record_refused", topic=item.topic, partition=item.partition, offset=item.offset,
+                  error=type(error).__name__)  # fmt: skip
+        return dead_letter(why, topic, item.partition, item.offset, raw, datetime.now(UTC), "recorder")
+
     async def run(self) -> None:
-        await self.consumer.start()
+        await self._wait_out("kafka", self.consumer.start)
         try:
             partitions = await self._assign()
             lag_task = asyncio.create_task(self._report_lag(partitions))
@@ -100,7 +154,7 @@ class Recorder:
                 records = [r for batch in batches.values() for r in batch]
                 incoming, letters = self._sort(records)
                 positions = {(tp.topic, tp.partition): batch[-1].offset + 1 for tp, batch in batches.items()}
-                result = await self.store.append(incoming, letters, positions)
+                result = await self._record(incoming, letters, positions)
                 now = time.time()
                 for r in records:
                     LATENCY.labels("recorder").observe(max(0.0, now - r.timestamp / 1000))

@@ -70,10 +70,11 @@ def test_demo_streams_records_dead_letters_and_verifies(settings: Settings, tmp_
         manifest = json.loads((export / "manifest.json").read_text())
         for name, digest in manifest["files"].items():
             assert hashlib.sha256((export / name).read_bytes()).hexdigest() == digest, name
-        assert manifest["events_in_quarter"] > 14_000 and manifest["chain"]["verified"] >= manifest["events_in_quarter"]
+        # The span the demo streamed, whatever the date: all of its own events are in it.
+        assert manifest["events_in_period"] > 14_000 and manifest["chain"]["verified"] >= manifest["events_in_period"]
         summary = subprocess.run(["pdftotext", str(export / "summary.pdf"), "-"], capture_output=True, text=True).stdout
-        assert "Quarterly surveillance report" in summary and "DisparityDetected" in summary
-        assert "Human oversight of the quarter" in summary and "OversightViolation" in summary
+        assert "Surveillance report" in summary and "DisparityDetected" in summary
+        assert "Human oversight of the period" in summary and "OversightViolation" in summary
         # The footprint equals the energy and tokens summed from the exported events themselves.
         lines = (json.loads(line)["event"] for line in (export / "events.jsonl").open(encoding="utf-8"))
         made = [e for e in lines if e["event_type"] == "InferenceMade"]

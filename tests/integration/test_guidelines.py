@@ -15,7 +15,7 @@ from services.export import write_export
 from services.recorder.tables import events
 from tests.conftest import RUN, TOKENS, Pipeline
 from tests.integration.helpers import wait_recorded, wait_until
-from vigil.export import current_quarter
+from vigil.export import span
 from vigil.policy import Policy
 
 pytestmark = pytest.mark.integration
@@ -75,7 +75,7 @@ async def test_a_guideline_change_warns_the_models_it_concerns_and_is_audited(pi
     assert httpx.get(url, headers=emitter).status_code == 403
 
 
-async def test_the_export_of_a_running_quarter_judges_oversight_as_of_now(pipeline: Pipeline, db, tmp_path) -> None:
+async def test_the_export_of_a_running_period_judges_oversight_as_of_now(pipeline: Pipeline, db, tmp_path) -> None:
     model = registered(f"sepsis-export-{RUN}", f"sepsis_export_{RUN}")
     made = {
         "event_type": "InferenceMade", "event_id": str(uuid.uuid4()),
@@ -86,7 +86,9 @@ async def test_the_export_of_a_running_quarter_judges_oversight_as_of_now(pipeli
     emitter = {"Authorization": f"Bearer {TOKENS['emitter']}"}
     assert httpx.post(pipeline.api_url + "/v1/events", json=[model, made], headers=emitter).status_code == 202
     await wait_recorded(db, [model["event_id"], made["event_id"]], 30)
-    folder = await write_export(db, Policy({}), current_quarter(NOW), tmp_path, lambda *_: None)
+    folder = await write_export(
+        db, Policy({}), span(NOW - timedelta(days=2), NOW + timedelta(days=1)), tmp_path, lambda *_: None, NOW
+    )
     [everyone] = json.loads((folder / "oversight.json").read_text())[model["model_id"]]["rows"][:1]
-    # Made 20 hours ago, with a day to be reviewed: pending, not unreviewed at the quarter's end.
+    # Made 20 hours ago, with a day to be reviewed: pending, not unreviewed at the period's end.
     assert (everyone["outputs"], everyone["pending"], everyone["unreviewed"]) == (1, 1, 0)

@@ -20,6 +20,7 @@ from services.export import write_export
 from services.recorder.tables import dead_letters, events
 from tests.conftest import RUN, TOKENS, Pipeline
 from tests.integration.helpers import emit_all, wait_recorded, wait_until
+from vigil.export import quarter
 from vigil.policy import Policy
 
 pytestmark = pytest.mark.integration
@@ -165,7 +166,7 @@ async def test_late_outcomes_out_of_order_give_exact_counts_and_signals(pipeline
     await wait_until(refused, 30, "dead letters for both bad outcomes")
 
     # The quarter's export still comes out with an unregistered model's inferences in it.
-    folder = await write_export(db, Policy({}), "2026Q4", tmp_path, lambda *_: None)
+    folder = await write_export(db, Policy({}), quarter("2026Q4"), tmp_path, lambda *_: None, T0 + timedelta(days=30))
     reports = json.loads((folder / "performance.json").read_text())
     assert "no model 'ghost-model' is registered" in reports["ghost-model"]["unregistered"]
     assert reports[MODEL]["outcomes"] >= 480

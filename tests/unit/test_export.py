@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from vigil.export import QuarterError, current_quarter, quarter_bounds, signal_row
+from vigil.export import Period, QuarterError, current_quarter, quarter, quarter_bounds, signal_row, span
 
 
 @pytest.mark.parametrize(
@@ -36,3 +36,12 @@ def test_signal_lines_carry_the_figures() -> None:
     drift = {"event_type": "DriftDetected", "event_id": "e", "occurred_at": "t", "model_id": "m", "model_version": "1",
              "feature": "x", "method": "ks", "score": 1e-6, "threshold": 0.05, "window": "count:1"}  # fmt: skip
     assert signal_row(drift)["detail"] == "x: ks 1e-06 vs 0.05 (count:1)"
+
+
+def test_a_span_is_named_by_its_bounds_and_refuses_backwards_ones() -> None:
+    start, end = datetime(2026, 11, 17, 8, tzinfo=UTC), datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    period = span(start, end)
+    assert (period.name, period.days, period.quarterly) == ("20261117T0800-20261201T0930", 14, False)
+    assert quarter("2026-q4") == Period("2026Q4", *quarter_bounds("2026Q4"), quarterly=True)
+    with pytest.raises(QuarterError, match="ends after it starts"):
+        span(end, start)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vigil.events import IncidentReported
+from vigil.events import IncidentReported, ReportOverdue
 from vigil.incidents import (
     Close,
     DecideReportability,
@@ -23,6 +23,8 @@ from vigil.incidents import (
     evolve,
     fold,
     inbox,
+    latest_awareness_overdue,
+    provisional_clocks,
 )
 
 AWARE = datetime(2026, 3, 6, 9, 0, tzinfo=UTC)
@@ -191,3 +193,26 @@ def test_any_command_sequence_replays_to_the_same_state_and_refusals_change_noth
     for k in range(1, len(events)):
         partial = fold(events[:k])
         assert partial is not None and partial.version == k
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+@pytest.mark.parametrize("country", ["DE", "FR", "US"])
+def test_the_demo_overdue_incident_is_overdue_on_every_day_of_two_years(country: str) -> None:
+    """The demo's untriaged report must page on-call as overdue whatever the weekday, the public
+    holidays and the time of day the demo runs: two whole years, three times a day."""
+    for day in _days(date(2026, 1, 1), date(2027, 12, 31)):
+        for hour, minute in ((0, 5), (11, 30), (23, 55)):
+            now = datetime.combine(day, time(hour, minute), UTC)
+            aware_at = latest_awareness_overdue(now, country)
+            assert aware_at < now
+            report = reported(country).model_copy(update={"aware_at": aware_at, "occurred_at": aware_at})
+            state = evolve(None, report)
+            assert state is not None and state.clocks
+            overdue = {e.regime for e in clock_events(state, now) if isinstance(e, ReportOverdue)}
+            assert overdue == {c.regime for c in state.clocks}, (now, aware_at)
+            # The latest such day: a day later, some clock would still be running.
+            later = provisional_clocks(aware_at + timedelta(days=1), country)
+            assert any(c.due_at > now - timedelta(hours=1) for c in later), (now, aware_at)

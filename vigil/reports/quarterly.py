@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter
+from datetime import UTC
 
 import matplotlib
 
@@ -13,6 +14,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import cm
 from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table
 
+from vigil.export import Period
 from vigil.reports.pdf import STYLES, TABLE, _cell
 
 
@@ -28,7 +30,7 @@ def signals_chart(signals: list[dict[str, str]]) -> bytes:
         ax.bar(models, heights, bottom=bottom, label=kind)
         bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
     ax.set_ylabel("signals")
-    ax.set_title("Signals raised in the quarter, per model", fontsize=8)
+    ax.set_title("Signals raised in the period, per model", fontsize=8)
     if kinds:
         ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1, 1))
     ax.tick_params(labelsize=7)
@@ -60,7 +62,7 @@ def _oversight_row(model_id: str, report: dict) -> list[object]:
 
 
 def render_quarterly_pdf(
-    quarter: str,
+    period: Period,
     generated_at: str,
     events_by_model: dict[str, Counter],
     signals: list[dict[str, str]],
@@ -70,16 +72,22 @@ def render_quarterly_pdf(
     footprints: dict[str, dict],
 ) -> bytes:
     out = io.BytesIO()
-    doc = SimpleDocTemplate(out, pagesize=A4, title=f"Vigil quarterly surveillance report {quarter}")
+    title = (
+        f"Quarterly surveillance report {period.name}"
+        if period.quarterly
+        else f"Surveillance report {period.start.astimezone(UTC):%Y-%m-%d %H:%M} to "
+        f"{period.end.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    )
+    doc = SimpleDocTemplate(out, pagesize=A4, title=f"Vigil {title[0].lower()}{title[1:]}")
     story: list = [
-        Paragraph(f"Quarterly surveillance report {quarter}", STYLES["Title"]),
+        Paragraph(title, STYLES["Title"]),
         Paragraph(
             f"Generated {generated_at} from Vigil's append-only event store. Hash chain verified over "
             f"{chain['verified']} events; head seq {chain['head_seq']}, hash {chain['head_hash']}.",
             STYLES["BodyText"],
         ),
         Spacer(1, 0.3 * cm),
-        Paragraph("Events recorded in the quarter, per model", STYLES["Heading3"]),
+        Paragraph("Events recorded in the period, per model", STYLES["Heading3"]),
     ]
     types = sorted({t for c in events_by_model.values() for t in c})
     models = sorted(events_by_model)
@@ -101,12 +109,12 @@ def render_quarterly_pdf(
             [3 * cm, 3.5 * cm, 3 * cm, 7.5 * cm],
         )
     )
-    story += [Paragraph("Human oversight of the quarter's outputs, per model", STYLES["Heading3"])]
+    story += [Paragraph("Human oversight of the period's outputs, per model", STYLES["Heading3"])]
     header = ["model", "outputs", "reviewed in time", "late / never / pending", "acted before review", "autonomous",
               "overridden", "policy"]  # fmt: skip
     rows = [_oversight_row(model_id, report) for model_id, report in sorted(oversight.items()) if "rows" in report]
     story.append(_table(header, rows, [2.8 * cm, 1.5 * cm, 2.2 * cm, 2.4 * cm, 2 * cm, 2.1 * cm, 2.1 * cm, 1.9 * cm]))
-    story += [Paragraph("Energy and carbon footprint of the quarter's inferences", STYLES["Heading3"])]
+    story += [Paragraph("Energy and carbon footprint of the period's inferences", STYLES["Heading3"])]
     rows = [
         [model_id, f["inferences"], "—" if f["energy_reported_share"] is None else f"{f['energy_reported_share']:.0%}",
          f"{f['energy_kwh']:.3f}", f"{f['grid_g_co2e_per_kwh']:g}", f"{f['co2e_kg']:.3f}", f["tokens_in"],
