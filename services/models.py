@@ -56,6 +56,14 @@ class UnknownModel(InvalidInput):
     pass
 
 
+def check_attributes(by: list[str], recorded: set[str], any_recorded: bool) -> None:
+    """A grouping attribute no recorded inference carries is a typo, not an empty table."""
+    unknown = [a for a in by if a not in recorded]
+    if unknown and any_recorded:
+        known = ", ".join(sorted(recorded)) or "none"
+        raise InvalidInput(f"no recorded inference of this model has {', '.join(unknown)}; known: {known}")
+
+
 def _joined(model_id: str, version: str | None, since: datetime | None):
     """Inferences with their outcomes, in the order the outcomes were recorded."""
     inference, outcome = events.alias("inference"), events.alias("outcome")
@@ -117,7 +125,7 @@ async def performance(
         unmatched = (await conn.execute(_unmatched(model_id))).scalar_one()
     settings = policy.for_model(model_id).performance
     capped = Capped(settings.max_values)
-    pairs, counted = [], set()
+    pairs, counted, attributes = [], set(), set()
     for inference_body, outcome_body in rows:
         outcome = OutcomeObserved.model_validate_json(outcome_body)
         # As the worker does: the first outcome that fits the model counts.
@@ -125,7 +133,9 @@ async def performance(
             continue
         counted.add(outcome.inference_id)
         inference = InferenceMade.model_validate_json(inference_body)
+        attributes.update(inference.subgroup)
         pairs.append(pair_of(inference, outcome, capped.apply(inference.subgroup, by)))
+    check_attributes(by, attributes, bool(pairs))
     positives = positive_labels(model.labels, model.critical_labels)
     table = tally(pairs, positives, by, max(1, len(by)))
     return report(table, settings.rules(model.risk_class), by) | {
@@ -164,6 +174,7 @@ async def oversight(
         await _registered(conn, model_id)
         made = [InferenceMade.model_validate_json(b) for (b,) in await conn.execute(inferences.order_by(events.c.seq))]
         seen = [ReviewRecorded.model_validate_json(b) for (b,) in await conn.execute(reviews.order_by(events.c.seq))]
+    check_attributes([by] if by else [], {"deployment", *(a for m in made for a in m.subgroup)}, bool(made))
     settings = policy.for_model(model_id).oversight
     tallies, pending = tallies_of(made, seen, settings, now, by)
     span = f"{window_days} days to {until:%Y-%m-%d}" if window_days else f"since release, to {until:%Y-%m-%d}"

@@ -1,44 +1,114 @@
 """PHI guard: refuse events that carry direct patient identifiers.
 
 Vigil stores events forever in an append-only store, so an identifier that slips in can never be
-removed. The guard follows the HIPAA Safe Harbor list (45 CFR 164.514(b)(2)) where a machine can
-recognise an identifier: names (in name-like fields), e-mail addresses, telephone numbers, social
-security numbers, medical record numbers, street addresses and birth dates. Free-text names
-inside prose cannot be recognised reliably; free text is kept short and out of most schemas.
+removed. The guard covers every identifier of the HIPAA Safe Harbor list (45 CFR 164.514(b)(2))
+that a machine can recognise, in every string and every key of every nested map:
 
-Findings name the field path and the kind of identifier, never the value.
+- names, in fields whose key names a person (name, patient, clinician, contact, ...);
+- dates finer than a year (outside the schema's own timestamp fields), birth dates;
+- telephone and fax numbers, e-mail addresses, social security numbers, medical record numbers,
+  health-plan, account (IBAN), licence and certificate numbers, vehicle identifiers (VIN, plates),
+  device serial numbers (S/N, IMEI), URLs, IP addresses (v4 and v6), street addresses.
+
+Names inside free prose cannot be recognised reliably; free text is kept short and out of most
+schemas. Findings name the field path and the kind of identifier, never the value; a key that is
+itself an identifier is shown as `<key>`.
 """
 
 from __future__ import annotations
 
 import re
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from datetime import date, datetime
+from functools import cache
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import AwareDatetime, BaseModel, NaiveDatetime
+
+from vigil.events import EVENT_TYPES
 
 # A pseudonymous token: long enough to be a hash or random id, and not a bare number (bare numbers
 # are what MRNs, account and phone numbers look like).
 PSEUDONYM = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9_-]{16,128}$")
 
+# Keys whose any non-empty value is an identifier of that kind.
 IDENTIFYING_KEYS: dict[str, str] = {
     key: kind
     for kind, keys in {
-        "a name": ("name", "first_name", "last_name", "full_name", "patient_name", "surname", "given_name"),
-        "an e-mail address": ("email", "e_mail", "email_address"),
-        "a telephone number": ("phone", "phone_number", "telephone", "mobile", "fax"),
-        "a social security number": ("ssn", "social_security_number"),
-        "a medical record number": ("mrn", "medical_record_number", "record_number"),
-        "a street address": ("address", "street", "street_address", "home_address"),
-        "a birth date": ("dob", "date_of_birth", "birth_date", "birthdate"),
+        "a name": ("name", "first_name", "last_name", "full_name", "patient_name", "surname", "given_name",
+                   "firstname", "lastname", "fullname", "maiden_name"),
+        "an e-mail address": ("email", "e_mail", "email_address", "mail"),
+        "a telephone number": ("phone", "phone_number", "telephone", "mobile", "fax", "fax_number", "cell"),
+        "a social security number": ("ssn", "social_security_number", "social_security", "sozialversicherungsnummer"),
+        "a medical record number": ("mrn", "medical_record_number", "record_number", "chart_number"),
+        "a health-plan number": ("health_plan", "health_plan_number", "insurance_number", "member_id",
+                                 "beneficiary_number", "policy_number", "versichertennummer"),
+        "an account number": ("account", "account_number", "iban", "bank_account", "credit_card"),
+        "a licence or certificate number": ("license", "licence", "license_number", "licence_number",
+                                            "certificate", "certificate_number", "dea_number", "npi"),
+        "a vehicle identifier": ("vin", "license_plate", "licence_plate", "number_plate", "plate"),
+        "a device serial number": ("serial", "serial_number", "device_serial", "imei", "udi"),
+        "a URL": ("url", "website", "homepage"),
+        "an IP address": ("ip", "ip_address", "client_ip", "remote_addr"),
+        "a street address": ("address", "street", "street_address", "home_address", "postal_address"),
+        "a birth date": ("dob", "date_of_birth", "birth_date", "birthdate", "born"),
     }.items()
     for key in keys
-}
+}  # fmt: skip
 
+# Words that make a key name a person: a capitalised word under such a key is taken for a name.
+PERSON_WORDS = frozenset({
+    "patient", "person", "clinician", "doctor", "physician", "nurse", "contact", "caregiver", "carer",
+    "guardian", "relative", "kin", "parent", "mother", "father", "spouse", "child", "surgeon", "radiologist",
+    "reviewer", "reporter", "author", "signed", "attending", "referrer", "gp",
+})  # fmt: skip
+CAPITALISED_WORD = re.compile(r"(?<![\w-])[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ'’-]+")
+
+_MONTHS = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?"
+    r"|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?|januar|februar|märz|mai|juni|juli|oktober|dezember)"
+)
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1?\d?\d)"
+_DAY, _MONTH, _YEAR = r"(?:0?[1-9]|[12]\d|3[01])", r"(?:0?[1-9]|1[0-2])", r"(?:1[89]\d\d|20\d\d)"
+
+# The most specific first: an IBAN is also a run of digit groups, as a telephone number is.
 VALUE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("an e-mail address", re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")),
+    ("a URL", re.compile(r"\b(?:https?|ftp)://\S+|\bwww\.[A-Za-z0-9-]+\.\S+", re.IGNORECASE)),
     ("a social security number", re.compile(r"\b\d{3}-\d{2}-\d{4}\b")),
-    ("a telephone number", re.compile(r"(?:\+\d{1,3}[\s.-]?)?\(?\b\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b")),
+    ("an IP address", re.compile(rf"(?<![\d.])(?:{_OCTET}\.){{3}}{_OCTET}(?![\d.])")),
+    ("an IP address", re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![\w:])"
+                                 r"|(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4})*)?(?![\w:])")),
     ("a medical record number", re.compile(r"\b(?:MRN|medical record(?: number)?)\s*[:#]?\s*\d{4,}", re.IGNORECASE)),
+    ("a health-plan number", re.compile(
+        r"\b(?:health[- ]plan|insurance|member|beneficiary|policy)\s*(?:id|no\.?|number|#)\s*[:#]?\s*[A-Z0-9-]{5,}",
+        re.IGNORECASE,
+    )),
+    ("an account number", re.compile(r"\b[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){3,7}(?:\s?[A-Z0-9]{1,3})?\b")),  # IBAN
+    ("an account number", re.compile(r"\baccount\s*(?:no\.?|number|#)?\s*[:#]\s*\d{4,}", re.IGNORECASE)),
+    ("a licence or certificate number", re.compile(
+        r"\b(?:licen[cs]e|certificate|DEA|NPI)\s*(?:no\.?|number|#)?\s*[:#]\s*[A-Z0-9-]{4,}", re.IGNORECASE
+    )),
+    ("a device serial number", re.compile(
+        r"\b(?:S/N|SN|serial(?: no\.?| number)?|IMEI)\s*[:#]\s*[A-Z0-9-]{4,}", re.IGNORECASE
+    )),
+    # A VIN: 17 characters without I, O or Q, with letters and digits both.
+    ("a vehicle identifier", re.compile(
+        r"\b(?=[A-HJ-NPR-Z0-9]*\d)(?=[A-HJ-NPR-Z0-9]*[A-HJ-NPR-Z])[A-HJ-NPR-Z0-9]{17}\b"
+    )),
+    ("a date finer than a year", re.compile(
+        rf"(?<!\d)(?:{_DAY}[./]{_MONTH}[./]{_YEAR}|{_MONTH}/{_DAY}/{_YEAR}|{_MONTH}-{_DAY}-{_YEAR}"
+        rf"|{_YEAR}-{_MONTH}-{_DAY}|{_YEAR}/{_MONTH}/{_DAY})(?!\d)"
+        rf"|\b{_DAY}\.?\s+{_MONTHS}\.?,?\s+{_YEAR}\b|\b{_MONTHS}\.?\s+{_DAY}(?:st|nd|rd|th)?,?\s+{_YEAR}\b",
+        re.IGNORECASE,
+    )),
+    ("a telephone number", re.compile(
+        r"(?:\+\d{1,3}[\s.-]?)?\(?\b\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b"
+        r"|(?<![\w.])\+\d{1,3}[\s.-]?\(?\d{1,4}\)?(?:[\s.-]?\d{2,4}){2,4}(?![\w.])"
+        r"|(?<![\w.])0\d{2,4}[\s/-]\d{3,8}(?:[\s-]\d{2,5})?(?![\w.])"
+    )),
     (
         # Case-sensitive on purpose: "221 Baker Street" is an address, "0.9.1 at st-mary" is not.
         "a street address",
@@ -51,10 +121,12 @@ VALUE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "a street address",
         re.compile(r"\b[A-ZÄÖÜ][a-zäöüß]+(?:straße|strasse|weg|platz|allee|gasse)\s+\d{1,4}[a-z]?\b"),
     ),
-)
+)  # fmt: skip
 
 # Fields whose names are fixed by the schema and whose values are names of things, not people.
 NAME_OF_A_THING = frozenset({"ModelRegistered.name"})
+# Fields whose values are pseudonymous or role words by schema, checked on their own terms.
+NOT_A_PERSON = frozenset({"patient_ref", "reviewer_role", "reporter_role", "patient_facing"})
 
 
 @dataclass(frozen=True)
@@ -67,16 +139,41 @@ class PhiFinding:
         return f"PHI guard: {self.path} looks like {self.kind}; send pseudonymous tokens only"
 
 
-def _strings(value: Any, path: str) -> Iterator[tuple[str, str, Any]]:
-    """Yield (path, key, value) for every field, depth first."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            child = f"{path}.{key}" if path else str(key)
-            yield child, str(key), item
-            yield from _strings(item, child)
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from _strings(item, f"{path}[{i}]")
+def _walk(value: Any, path: str, schema_path: str) -> Iterator[tuple[str, str, str, Any]]:
+    """Yield (path, schema path without list indices, key, value) for every field, without recursion
+    (nesting is bounded by the gate, but a walk must never be what breaks on it)."""
+    stack = [(value, path, schema_path, "")]
+    while stack:
+        node, at, schema_at, key = stack.pop()
+        if at:
+            yield at, schema_at, key, node
+        if isinstance(node, dict):
+            for name, item in reversed(list(node.items())):
+                name = str(name)
+                stack.append((item, f"{at}.{name}" if at else name, f"{schema_at}.{name}" if at else name, name))
+        elif isinstance(node, list):  # an item stands under its list's key
+            for i, item in reversed(list(enumerate(node))):
+                stack.append((item, f"{at}[{i}]", schema_at, key))
+
+
+def _words(key: str) -> set[str]:
+    spaced = re.sub(r"([a-z])([A-Z])", r"\1_\2", key)
+    return {w for w in re.split(r"[^a-z]+", spaced.lower()) if w}
+
+
+def _kind_of_key(key: str, value: Any) -> str | None:
+    if key in NOT_A_PERSON or value in (None, "", [], {}):
+        return None
+    kind = IDENTIFYING_KEYS.get(key.lower()) or IDENTIFYING_KEYS.get(re.sub(r"([a-z])([A-Z])", r"\1_\2", key).lower())
+    if kind:
+        return kind
+    if isinstance(value, str) and _words(key) & PERSON_WORDS and CAPITALISED_WORD.search(value):
+        return "a name"
+    return None
+
+
+def _kind_of_text(text: str) -> str | None:
+    return next((kind for kind, pattern in VALUE_PATTERNS if pattern.search(text)), None)
 
 
 def find_phi(event: dict[str, Any]) -> PhiFinding | None:
@@ -87,12 +184,43 @@ def find_phi(event: dict[str, Any]) -> PhiFinding | None:
         return PhiFinding(
             "patient_ref", "an identifier rather than a pseudonymous token (16-128 letters, digits, - or _)"
         )
-    for path, key, value in _strings(event, ""):
-        kind = IDENTIFYING_KEYS.get(key.lower())
-        if kind and value not in (None, "", [], {}) and f"{event_type}.{path}" not in NAME_OF_A_THING:
+    timestamps = _timestamp_fields(event_type) if isinstance(event_type, str) else frozenset()
+    for path, schema_path, key, value in _walk(event, "", ""):
+        if not path.endswith("]") and (key_kind := _kind_of_text(key)) is not None:
+            return PhiFinding(path.removesuffix(key) + "<key>", key_kind)
+        kind = _kind_of_key(key, value)
+        if kind and f"{event_type}.{schema_path}" not in NAME_OF_A_THING:
             return PhiFinding(path, kind)
-        if isinstance(value, str) and path != "patient_ref":
-            for kind, pattern in VALUE_PATTERNS:
-                if pattern.search(value):
-                    return PhiFinding(path, kind)
+        checked = isinstance(value, str) and path != "patient_ref" and schema_path not in timestamps
+        if checked and (kind := _kind_of_text(value)):
+            return PhiFinding(path, kind)
     return None
+
+
+SCHEMA_TIMES = (AwareDatetime, NaiveDatetime)
+
+
+@cache
+def _timestamp_fields(event_type: str) -> frozenset[str]:
+    """The schema's own date and time fields of an event type (dotted, without list indices): their
+    values are dates by design, and are checked by the schema instead."""
+    cls = EVENT_TYPES.get(event_type)
+    return frozenset(_dated(cls, "")) if cls else frozenset()
+
+
+def _dated(cls: type[BaseModel], prefix: str) -> Iterator[str]:
+    for name, field in cls.model_fields.items():
+        for kind in _leaf_types(field.annotation):
+            if kind in SCHEMA_TIMES or (isinstance(kind, type) and issubclass(kind, (date, datetime))):
+                yield prefix + name
+            elif isinstance(kind, type) and issubclass(kind, BaseModel):
+                yield from _dated(kind, f"{prefix}{name}.")
+
+
+def _leaf_types(annotation: Any) -> Iterator[Any]:
+    origin = get_origin(annotation)
+    if origin is None:
+        yield annotation
+    elif origin in (Union, types.UnionType, list, tuple) or str(origin).endswith("Annotated"):
+        for arg in get_args(annotation):
+            yield from _leaf_types(arg)

@@ -129,12 +129,12 @@ def _ahead(gap: timedelta) -> str:
     return f"{seconds / 60:,.0f} minutes"
 
 
-def loads(raw: bytes | None) -> Any:
+def loads(raw: bytes | None, max_bytes: int = MAX_EVENT_BYTES) -> Any:
     """Bytes to a JSON value, or Rejected: too large, not UTF-8 JSON, or nested too deep."""
     if raw is None:
         raise Rejected("empty record (no value)", "not_json")
-    if len(raw) > MAX_EVENT_BYTES:
-        raise Rejected(f"record of {len(raw)} bytes exceeds the limit of {MAX_EVENT_BYTES} bytes", "oversized")
+    if len(raw) > max_bytes:
+        raise Rejected(f"record of {len(raw)} bytes exceeds the limit of {max_bytes} bytes", "oversized")
     try:
         return json.loads(raw)
     except RecursionError:

@@ -7,19 +7,20 @@ Bearer tokens map to roles (`VIGIL_API_TOKENS`). Every payload passes the same g
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from fastapi import Depends, FastAPI, HTTPException, Request
 from prometheus_client import make_asgi_app
 from pydantic import BaseModel
 
 from services.api.auth import Caller, require
-from services.api.errors import install_error_handlers
+from services.api.errors import Unavailable, install_error_handlers
 from services.api.incidents import routes as incident_routes
 from services.api.models import guideline_routes
 from services.api.models import routes as model_routes
@@ -30,10 +31,11 @@ from services.observability import EVENTS_IN, EVENTS_OUT
 from services.settings import Settings, get_settings
 from vigil.events import EVENT_TYPES, TOPIC_OF, partition_key
 from vigil.policy import load_policy
-from vigil.validation import MAX_EVENT_BYTES, Rejected, canonical_json, parse
+from vigil.validation import MAX_EVENT_BYTES, Rejected, canonical_json, loads, parse
 
 log = structlog.get_logger("api")
 MAX_BATCH = 1000
+MAX_BODY_BYTES = MAX_EVENT_BYTES * 16
 
 
 class Accepted(BaseModel):
@@ -100,21 +102,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     async def ingest(request: Request, _: Annotated[Caller, Depends(require("emitter"))]) -> Accepted:
         raw = await request.body()
-        if len(raw) > MAX_EVENT_BYTES * 16:
-            raise HTTPException(413, f"request body of {len(raw)} bytes exceeds {MAX_EVENT_BYTES * 16} bytes")
+        if len(raw) > MAX_BODY_BYTES:
+            raise HTTPException(413, f"request body of {len(raw)} bytes exceeds {MAX_BODY_BYTES} bytes")
         try:
-            body = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise HTTPException(
-                422, [{"index": None, "path": None, "reason": f"not valid UTF-8 JSON: {error}"}]
-            ) from None
+            body = loads(raw, MAX_BODY_BYTES)
+        except Rejected as rejected:
+            raise HTTPException(422, [{"index": None, "path": None, "reason": rejected.reason}]) from None
         items = body if isinstance(body, list) else [body]
         if len(items) > MAX_BATCH:
             raise HTTPException(413, f"a batch holds at most {MAX_BATCH} events, got {len(items)}")
         events, problems = [], []
+        now = datetime.now(UTC)
         for index, item in enumerate(items):
             try:
-                events.append(parse(item))
+                events.append(parse(item, sent_at=now, skew=settings.max_clock_skew))
             except Rejected as rejected:
                 problems.append({"index": index, "path": rejected.path, "reason": rejected.reason})
         if problems:
@@ -127,7 +128,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sends.append(
                 await producer.send(settings.topic(topic), canonical_json(event).encode(), key=partition_key(event))
             )
-        await asyncio.gather(*sends)
+        try:
+            await asyncio.gather(*sends)
+        except KafkaError as error:  # every event of the batch is retried by the client: ids make that safe
+            raise Unavailable(f"Kafka did not take the events ({type(error).__name__}); retry") from None
         for event in events:
             EVENTS_OUT.labels("api", TOPIC_OF[event.event_type]).inc()  # type: ignore[attr-defined]
         return Accepted(accepted=len(events), event_ids=[str(e.event_id) for e in events])

@@ -1,7 +1,12 @@
-"""Domain errors become HTTP answers in one place (the most specific class wins)."""
+"""Errors become HTTP answers in one place: domain errors by class (the most specific wins), an
+unreachable database or broker as 503 with Retry-After, and anything else as a 500 that says
+where to look. No answer is a bare 500."""
 
 from __future__ import annotations
 
+import uuid
+
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -9,9 +14,18 @@ from services.event_service import NotYetRecorded
 from services.guidelines import UnknownGuideline
 from services.incidents import UnknownIncident
 from services.models import UnknownModel
+from services.outages import is_outage
 from vigil.drift import DriftInputError
 from vigil.incidents import DomainError, InvalidInput
 from vigil.policy import PolicyError
+
+log = structlog.get_logger("api")
+RETRY_AFTER_SECONDS = 5
+
+
+class Unavailable(Exception):
+    """A dependency (PostgreSQL, Kafka) cannot be reached; the request may be retried."""
+
 
 ERROR_STATUS: dict[type[Exception], int] = {
     UnknownIncident: 404,
@@ -26,11 +40,21 @@ ERROR_STATUS: dict[type[Exception], int] = {
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Domain errors become HTTP answers in one place (the most specific class wins)."""
-
     async def answer(_: Request, error: Exception) -> JSONResponse:
         status = next(code for cls, code in ERROR_STATUS.items() if isinstance(error, cls))
         return JSONResponse({"detail": str(error)}, status_code=status)
 
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        if isinstance(error, Unavailable) or is_outage(error):
+            log.warning("api.dependency_unavailable", path=request.url.path, error=type(error).__name__)
+            detail = str(error) if isinstance(error, Unavailable) else "the event store cannot be reached; retry"
+            return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        reference = uuid.uuid4().hex[:12]
+        log.exception("api.unexpected_error", path=request.url.path, reference=reference)
+        return JSONResponse(
+            {"detail": f"internal error {reference}: the API log has it under this reference"}, status_code=500
+        )
+
     for cls in ERROR_STATUS:
         app.add_exception_handler(cls, answer)
+    app.add_exception_handler(Exception, unexpected)

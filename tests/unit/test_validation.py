@@ -127,3 +127,49 @@ def test_dead_letter_is_the_same_for_the_same_record_and_withholds_phi() -> None
     assert kept.payload_base64 == "ew=="
     assert kept.dead_letter_id != first.dead_letter_id
     assert uuid.UUID(str(kept.dead_letter_id)).version == 5
+
+
+@pytest.mark.parametrize("depth", [33, 1000, 100_000])
+def test_deep_nesting_is_refused_with_its_reason_not_a_crash(depth: int) -> None:
+    for raw in (b"[" * depth + b"]" * depth, b'{"a":' * depth + b"1" + b"}" * depth):
+        body = raw if len(raw) <= MAX_EVENT_BYTES else raw[: MAX_EVENT_BYTES // 2]  # truncated: still too deep
+        with pytest.raises(Rejected) as caught:
+            decode(body)
+        assert caught.value.kind in ("too_deep", "not_json"), caught.value.reason
+
+
+def test_a_record_of_100000_levels_is_too_deep() -> None:
+    raw = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(Rejected) as caught:
+        parse(json.loads(b"[" * 40 + b"]" * 40))
+    assert caught.value.kind == "too_deep" and "32 levels" in caught.value.reason
+    from vigil.validation import loads
+
+    with pytest.raises(Rejected) as caught:
+        loads(raw, max_bytes=len(raw))
+    assert caught.value.kind == "too_deep"
+
+
+@pytest.mark.parametrize(
+    ("field", "ahead", "refused"),
+    [("occurred_at", timedelta(days=3650), True), ("occurred_at", timedelta(minutes=6), True),
+     ("occurred_at", timedelta(minutes=4), False), ("occurred_at", -timedelta(days=30), False)],
+)  # fmt: skip
+def test_times_after_the_moment_of_sending_are_refused(field: str, ahead: timedelta, refused: bool) -> None:
+    event = inference(**{field: (NOW + ahead).isoformat()})
+    if not refused:
+        assert parse(event, sent_at=NOW).event_id
+        return
+    with pytest.raises(Rejected) as caught:
+        parse(event, sent_at=NOW)
+    assert (caught.value.kind, caught.value.path) == ("future_timestamp", field)
+    assert "after the record was sent" in caught.value.reason and "5 minutes" in caught.value.reason
+    assert parse(event).event_id  # without a moment of sending (a stored event read back), no judgement
+
+
+def test_every_time_an_emitter_states_is_judged() -> None:
+    outcome = next(e for e in hospital_events(6) if e["event_type"] == "OutcomeObserved")
+    at = datetime.fromisoformat(outcome["occurred_at"])
+    with pytest.raises(Rejected) as caught:
+        parse(outcome | {"observed_at": (at + timedelta(days=400)).isoformat()}, sent_at=at)
+    assert caught.value.path == "observed_at"
