@@ -74,7 +74,10 @@ async def waiting_out(
         before_sleep=before_sleep,
         reraise=True,
     )
-    result = await retrying(call)
+    async def attempt() -> T:  # a coroutine function: tenacity runs a plain callable without awaiting it
+        return await call()
+
+    result = await retrying(attempt)
     gauge.set(1)
     if started:
         log.warning(f"{component}.{dependency}_back", down_seconds=round(time.monotonic() - started[0], 1))

@@ -21,13 +21,12 @@ import re
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
 from functools import cache
-from typing import Any, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import AwareDatetime, BaseModel, NaiveDatetime
+from pydantic import BaseModel
 
-from vigil.events import EVENT_TYPES
+from vigil.events import DERIVED_EVENTS, EVENT_TYPES
 
 # A pseudonymous token: long enough to be a hash or random id, and not a bare number (bare numbers
 # are what MRNs, account and phone numbers look like).
@@ -107,7 +106,7 @@ VALUE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("a telephone number", re.compile(
         r"(?:\+\d{1,3}[\s.-]?)?\(?\b\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b"
         r"|(?<![\w.])\+\d{1,3}[\s.-]?\(?\d{1,4}\)?(?:[\s.-]?\d{2,4}){2,4}(?![\w.])"
-        r"|(?<![\w.])0\d{2,4}[\s/-]\d{3,8}(?:[\s-]\d{2,5})?(?![\w.])"
+        r"|(?<![\w.-])0\d{2,4}[\s/-]\d{3,8}(?:[\s-]\d{2,5})?(?![\w.-])"  # not inside a UUID or a code
     )),
     (
         # Case-sensitive on purpose: "221 Baker Street" is an address, "0.9.1 at st-mary" is not.
@@ -172,8 +171,8 @@ def _kind_of_key(key: str, value: Any) -> str | None:
     return None
 
 
-def _kind_of_text(text: str) -> str | None:
-    return next((kind for kind, pattern in VALUE_PATTERNS if pattern.search(text)), None)
+def _kind_of_text(text: str, skip: tuple[str, ...] = ()) -> str | None:
+    return next((kind for kind, pattern in VALUE_PATTERNS if kind not in skip and pattern.search(text)), None)
 
 
 def find_phi(event: dict[str, Any]) -> PhiFinding | None:
@@ -184,43 +183,48 @@ def find_phi(event: dict[str, Any]) -> PhiFinding | None:
         return PhiFinding(
             "patient_ref", "an identifier rather than a pseudonymous token (16-128 letters, digits, - or _)"
         )
-    timestamps = _timestamp_fields(event_type) if isinstance(event_type, str) else frozenset()
+    typed = _typed_fields(event_type) if isinstance(event_type, str) else frozenset()
+    # Vigil's own events state due dates and window bounds in their summaries; emitters' may not.
+    skip = ("a date finer than a year",) if event_type in DERIVED_EVENTS else ()
     for path, schema_path, key, value in _walk(event, "", ""):
         if not path.endswith("]") and (key_kind := _kind_of_text(key)) is not None:
             return PhiFinding(path.removesuffix(key) + "<key>", key_kind)
         kind = _kind_of_key(key, value)
         if kind and f"{event_type}.{schema_path}" not in NAME_OF_A_THING:
             return PhiFinding(path, kind)
-        checked = isinstance(value, str) and path != "patient_ref" and schema_path not in timestamps
-        if checked and (kind := _kind_of_text(value)):
+        checked = isinstance(value, str) and path != "patient_ref" and schema_path not in typed
+        if checked and (kind := _kind_of_text(value, skip)):
             return PhiFinding(path, kind)
     return None
 
 
-SCHEMA_TIMES = (AwareDatetime, NaiveDatetime)
-
-
 @cache
-def _timestamp_fields(event_type: str) -> frozenset[str]:
-    """The schema's own date and time fields of an event type (dotted, without list indices): their
-    values are dates by design, and are checked by the schema instead."""
+def _typed_fields(event_type: str) -> frozenset[str]:
+    """The schema's fields of an event type that cannot hold free text (dotted, without list
+    indices): UUIDs, times, numbers and fixed words. Their values are checked by the schema, and a
+    UUID or a timestamp is not a phone number or a birth date."""
     cls = EVENT_TYPES.get(event_type)
-    return frozenset(_dated(cls, "")) if cls else frozenset()
+    return frozenset(_typed(cls, "")) if cls else frozenset()
 
 
-def _dated(cls: type[BaseModel], prefix: str) -> Iterator[str]:
+def _typed(cls: type[BaseModel], prefix: str) -> Iterator[str]:
     for name, field in cls.model_fields.items():
-        for kind in _leaf_types(field.annotation):
-            if kind in SCHEMA_TIMES or (isinstance(kind, type) and issubclass(kind, (date, datetime))):
-                yield prefix + name
-            elif isinstance(kind, type) and issubclass(kind, BaseModel):
-                yield from _dated(kind, f"{prefix}{name}.")
+        leaves = list(_leaf_types(field.annotation))
+        models = [k for k in leaves if isinstance(k, type) and issubclass(k, BaseModel)]
+        for model in models:
+            yield from _typed(model, f"{prefix}{name}.")
+        if not models and not any(k is str or k is Any for k in leaves):
+            yield prefix + name
 
 
 def _leaf_types(annotation: Any) -> Iterator[Any]:
     origin = get_origin(annotation)
     if origin is None:
         yield annotation
-    elif origin in (Union, types.UnionType, list, tuple) or str(origin).endswith("Annotated"):
+    elif origin is Literal:
+        yield from (type(arg) if not isinstance(arg, str) else Literal for arg in get_args(annotation))
+    elif origin in (Union, types.UnionType, list, tuple, dict) or str(origin).endswith("Annotated"):
         for arg in get_args(annotation):
             yield from _leaf_types(arg)
+    else:
+        yield Any
