@@ -1,11 +1,10 @@
 # One image for Vigil's worker, recorder and API (docker-compose.yml picks the command).
 FROM python:3.11-slim
 WORKDIR /app
-COPY pyproject.toml alembic.ini ./
+COPY pyproject.toml ./
 COPY vigil vigil
 COPY streams streams
 COPY services services
-COPY migrations migrations
 COPY deploy deploy
 COPY sdk sdk
 RUN pip install --no-cache-dir . ./sdk[kafka]

@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from services.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+# Inside the package, so that an installed Vigil (a wheel, the Docker image) migrates from anywhere.
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def engine_for(settings: Settings) -> AsyncEngine:
@@ -18,6 +20,7 @@ def engine_for(settings: Settings) -> AsyncEngine:
 
 
 def migrate(settings: Settings, revision: str = "head") -> None:
-    config = Config(str(ROOT / "alembic.ini"))
+    config = Config()  # built here, not read from alembic.ini: no file outside the package is needed
+    config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["url"] = settings.database_url
     command.upgrade(config, revision)
