@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -22,6 +23,7 @@ from services.observability import configure_logging
 from services.processes import services
 from services.progress import console, progress_bar
 from services.settings import Settings, get_settings
+from vigil.regulatory import REGIMES, RULES
 
 if TYPE_CHECKING:
     from vigil.export import Period
@@ -47,6 +49,11 @@ reference_app = typer.Typer(help="The reference a model version's drift is measu
 drift_app.add_typer(reference_app, name="reference")
 
 STACK = ROOT / "deploy" / "local" / "stack.sh"
+
+
+# Options with a fixed set of values list them in --help.
+RegimeChoice = Enum("RegimeChoice", {r: r for r in REGIMES}, type=str)
+CategoryChoice = Enum("CategoryChoice", {c: c for c in dict.fromkeys(c for _, c in RULES)}, type=str)
 
 
 def _stack(action: str, *parts: str) -> None:
@@ -95,11 +102,16 @@ def down() -> None:
 
 @app.command()
 def status() -> None:
-    """What is running."""
-    _stack("status")
+    """What is running: one line per server and per Vigil process."""
+    table = Table("component", "state", "where")
+    stack = subprocess.run(["bash", str(STACK), "status"], capture_output=True, text=True, check=False)
+    for line in stack.stdout.splitlines():
+        name, state, *where = line.split(maxsplit=2)
+        table.add_row(name, state, where[0] if where else "")
     for name, process in services(get_settings().home).items():
         pid = process.pid()
-        console.print(f"{name:<12} {'up    pid ' + str(pid) if pid else 'down'}")
+        table.add_row(name, "up" if pid else "down", f"pid {pid}" if pid else "")
+    console.print(table)
 
 
 @app.command()
@@ -199,9 +211,17 @@ def demo(
 
     settings = get_settings()
     _bring_up(settings)
-    # The demo's own emitter and safety-officer tokens, beside whatever is configured.
-    tokens = {"emitter": "demo-" + secrets.token_hex(8), "safety_officer": "demo-" + secrets.token_hex(8)}
-    configured = {tokens["emitter"]: "emitter", tokens["safety_officer"]: "safety_officer:demo-safety-officer"}
+    # The demo's own tokens, beside whatever is configured; written down so that a person can try the API.
+    tokens = {role: "demo-" + secrets.token_hex(8) for role in ("emitter", "safety_officer", "auditor")}
+    configured = {
+        tokens["emitter"]: "emitter",
+        tokens["safety_officer"]: "safety_officer:demo-safety-officer",
+        tokens["auditor"]: "auditor:demo-auditor",
+    }
+    token_file = settings.home / "demo-tokens.json"
+    token_file.parent.mkdir(parents=True, exist_ok=True)
+    token_file.touch(mode=0o600)
+    token_file.write_text(json.dumps(tokens, indent=2) + "\n")
     env = {"VIGIL_API_TOKENS": json.dumps({**settings.api_tokens, **configured})}
     processes = services(settings.home, env)
     for name, process in processes.items():
@@ -209,8 +229,12 @@ def demo(
         process.start()
         console.print(f"[bold]\\[vigil][/bold] {name}: started (log {process.logfile})")
     code = asyncio.run(run_demo(settings, tokens, inferences, seed, out, console))
+    api = f"http://{settings.api_host}:{settings.api_port}"
     console.print(
-        "\nThe stack keeps running: Prometheus at " + settings.prometheus_url + "; stop it all with `make down`."
+        f"\nThe stack keeps running: the API at {api}, Prometheus at {settings.prometheus_url}; "
+        "stop it all with `make down`.\n"
+        f"The demo's API tokens (emitter, safety_officer, auditor) are in {token_file}; try:\n"
+        f'  curl -H "Authorization: Bearer {tokens["safety_officer"]}" {api}/v1/incidents'
     )
     raise typer.Exit(code)
 
@@ -236,8 +260,10 @@ def replay() -> None:
 
 @incident_app.command("deadlines")
 def incident_deadlines(
-    regime: Annotated[str, typer.Option(help="eu-mdr | eu-ai-act | fda-803")],
-    classification: Annotated[str, typer.Option(help="the reporting category, e.g. serious_incident")],
+    regime: Annotated[RegimeChoice, typer.Option(help="the reporting regime")],
+    classification: Annotated[
+        CategoryChoice, typer.Option(help="the reporting category (which ones a regime has: vigil/regulatory.py)")
+    ],
     aware: Annotated[str, typer.Option(help="awareness: a date (start of day, local) or an ISO time with zone")],
     country: Annotated[str, typer.Option(help="ISO 3166 country of the incident")] = "DE",
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
@@ -250,8 +276,8 @@ def incident_deadlines(
     try:
         moment = datetime.fromisoformat(aware)
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=zone("US" if regime == "fda-803" else country))
-        d = deadline(regime, classification, moment, country)
+            moment = moment.replace(tzinfo=zone("US" if regime.value == "fda-803" else country))
+        d = deadline(regime.value, classification.value, moment, country)
     except (UnknownRule, ValueError) as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from None

@@ -74,6 +74,7 @@ async def waiting_out(
         before_sleep=before_sleep,
         reraise=True,
     )
+
     async def attempt() -> T:  # a coroutine function: tenacity runs a plain callable without awaiting it
         return await call()
 
