@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 
+import httpx
 import pytest
 
 from services.processes import services
@@ -47,6 +48,13 @@ def test_demo_streams_records_dead_letters_and_verifies(settings: Settings, tmp_
         out = result.stdout + result.stderr
         assert result.returncode == 0, out
         assert "What flowed where" in out and "inference.v1" in out
+        # A person can try the API with the tokens the demo wrote down.
+        tokens = json.loads((tmp_path / "demo-tokens.json").read_text())
+        assert str(tmp_path / "demo-tokens.json") in out and set(tokens) == {"emitter", "safety_officer", "auditor"}
+        inbox = httpx.get(
+            "http://127.0.0.1:28000/v1/incidents", headers={"Authorization": f"Bearer {tokens['auditor']}"}
+        )
+        assert inbox.status_code == 200, inbox.text
         assert "hash chain intact" in out
         for kind in ("not_json", "unsupported_version", "schema", "unknown_type", "phi"):
             assert kind in out
