@@ -15,6 +15,7 @@ import base64
 import hashlib
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -57,16 +58,25 @@ def describe(error: ValidationError) -> Rejected:
     return Rejected("schema: " + "; ".join(parts) + more, "schema", _path(errors[0]["loc"]))
 
 
-def parse(obj: Any, topic: str | None = None, sent_at: datetime | None = None, skew: timedelta = DEFAULT_SKEW) -> Event:
-    """Validate a decoded JSON value as an event (and, if given, check it came on its topic and
-    that none of its times lies more than `skew` after `sent_at`)."""
+def parse(
+    obj: Any,
+    topic: str | None = None,
+    sent_at: datetime | None = None,
+    skew: timedelta = DEFAULT_SKEW,
+    accepted: Mapping[str, type[Event]] = EVENT_TYPES,
+) -> Event:
+    """Validate a decoded JSON value as an event of one of the `accepted` types (and, if given,
+    check it came on its topic and that none of its times lies more than `skew` after `sent_at`)."""
     check_depth(obj)
     if not isinstance(obj, dict):
         raise Rejected(f"an event must be a JSON object, got {type(obj).__name__}", "not_an_object")
     event_type = obj.get("event_type")
-    cls = EVENT_TYPES.get(event_type) if isinstance(event_type, str) else None
+    cls = accepted.get(event_type) if isinstance(event_type, str) else None
     if cls is None:
-        known = ", ".join(sorted(EVENT_TYPES))
+        known = ", ".join(sorted(accepted))
+        if event_type in EVENT_TYPES:  # one of Vigil's own: only the worker may state it
+            raise Rejected(f"{event_type} is derived by Vigil, not sent; send one of: {known}", "unknown_type",
+                           "event_type")  # fmt: skip
         raise Rejected(f"unknown event_type {event_type!r}; known: {known}", "unknown_type", "event_type")
     version = obj.get("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:

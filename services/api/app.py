@@ -29,7 +29,7 @@ from services.incidents import IncidentService
 from services.models import ModelService
 from services.observability import EVENTS_IN, EVENTS_OUT
 from services.settings import Settings, get_settings
-from vigil.events import EVENT_TYPES, TOPIC_OF, partition_key
+from vigil.events import EVENT_TYPES, INPUT_EVENTS, TOPIC_OF, partition_key
 from vigil.policy import load_policy
 from vigil.validation import MAX_EVENT_BYTES, Rejected, canonical_json, loads, parse
 
@@ -45,7 +45,7 @@ class Accepted(BaseModel):
 
 def _event_schema() -> dict[str, Any]:
     """Documents the body; the body itself is read raw so that errors come from the one shared gate."""
-    one = {"oneOf": [{"$ref": f"#/components/schemas/{name}"} for name in EVENT_TYPES]}
+    one = {"oneOf": [{"$ref": f"#/components/schemas/{name}"} for name in INPUT_EVENTS]}
     return {"oneOf": [one, {"type": "array", "items": one, "maxItems": MAX_BATCH}]}
 
 
@@ -115,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         now = datetime.now(UTC)
         for index, item in enumerate(items):
             try:
-                events.append(parse(item, sent_at=now, skew=settings.max_clock_skew))
+                events.append(parse(item, sent_at=now, skew=settings.max_clock_skew, accepted=INPUT_EVENTS))
             except Rejected as rejected:
                 problems.append({"index": index, "path": rejected.path, "reason": rejected.reason})
         if problems:

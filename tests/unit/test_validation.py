@@ -173,3 +173,13 @@ def test_every_time_an_emitter_states_is_judged() -> None:
     with pytest.raises(Rejected) as caught:
         parse(outcome | {"observed_at": (at + timedelta(days=400)).isoformat()}, sent_at=at)
     assert caught.value.path == "observed_at"
+
+
+def test_ingest_accepts_only_what_emitters_send() -> None:
+    from vigil.events import INPUT_EVENTS
+
+    trend = {"event_type": "TrendDetected", "event_id": str(uuid.uuid4()), "occurred_at": NOW.isoformat()}
+    with pytest.raises(Rejected) as caught:
+        parse(trend, accepted=INPUT_EVENTS)
+    assert caught.value.kind == "unknown_type" and "derived by Vigil, not sent" in caught.value.reason
+    assert "InferenceMade" in caught.value.reason
