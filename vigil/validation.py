@@ -74,7 +74,7 @@ def parse(
     cls = accepted.get(event_type) if isinstance(event_type, str) else None
     if cls is None:
         known = ", ".join(sorted(accepted))
-        if event_type in EVENT_TYPES:  # one of Vigil's own: only the worker may state it
+        if isinstance(event_type, str) and event_type in EVENT_TYPES:  # one of Vigil's own: the worker states it
             raise Rejected(f"{event_type} is derived by Vigil, not sent; send one of: {known}", "unknown_type",
                            "event_type")  # fmt: skip
         raise Rejected(f"unknown event_type {event_type!r}; known: {known}", "unknown_type", "event_type")

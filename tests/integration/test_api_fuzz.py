@@ -20,7 +20,7 @@ from tests.integration.helpers import hospital_events, wait_recorded
 
 pytestmark = pytest.mark.integration
 ST = Path(sys.executable).with_name("st")
-EXAMPLES = {"admin": 25, "safety_officer": 10, "auditor": 10, "emitter": 10}
+EXAMPLES = {"admin": 20, "safety_officer": 5, "auditor": 5, "emitter": 5}
 
 
 def seeded(pipeline: Pipeline) -> dict[str, str]:

@@ -51,13 +51,13 @@ async def test_a_record_nested_100000_levels_deep_is_a_dead_letter_on_every_topi
         subprocess.run(["kcat", "-P", "-b", s.kafka_bootstrap, "-t", s.topic(topic), str(poison)], check=True)
     await produce(s, [("inference.v1", json.dumps(e).encode()) for e in valid[5:]])
 
-    await wait_recorded(db, [e["event_id"] for e in valid], 60, "the valid events around the poison")
+    await wait_recorded(db, [e["event_id"] for e in valid], 180, "the valid events around the poison")
 
     async def letters() -> list:
         found = [r for r in await dead_letters_since(db, starts) if r.reason_kind == "too_deep"]
         return found if len(found) == len(INPUT_TOPICS) else []
 
-    found = await wait_until(letters, 60, "a too_deep dead letter on each input topic")
+    found = await wait_until(letters, 180, "a too_deep dead letter on each input topic")
     assert {s.logical_topic(r.source_topic) for r in found} == set(INPUT_TOPICS)
     assert all("nested deeper than 32 levels" in r.reason for r in found)
     assert pids(pipeline) == before, "worker or recorder restarted\n" + pipeline.logs()
@@ -142,7 +142,7 @@ async def test_an_event_ten_years_ahead_is_refused_and_closes_no_window(pipeline
     async def refused() -> list:
         return [r for r in await dead_letters_since(db, starts) if r.reason_kind == "future_timestamp"]
 
-    [letter] = await wait_until(refused, 60, "the future event's dead letter")
+    [letter] = await wait_until(refused, 180, "the future event's dead letter")
     assert letter.path == "occurred_at" and "days after the record was sent" in letter.reason
     assert await EventStore(db).count_of([future["event_id"]]) == 0
     metrics = httpx.get(f"http://127.0.0.1:{s.worker_metrics_port}/metrics").text

@@ -183,3 +183,12 @@ def test_ingest_accepts_only_what_emitters_send() -> None:
         parse(trend, accepted=INPUT_EVENTS)
     assert caught.value.kind == "unknown_type" and "derived by Vigil, not sent" in caught.value.reason
     assert "InferenceMade" in caught.value.reason
+
+
+@pytest.mark.parametrize("event_type", [{}, [], 3, None, "TrendDetected", "Nope"])
+def test_an_event_type_of_any_shape_is_refused_by_name(event_type: object) -> None:
+    from vigil.events import INPUT_EVENTS
+
+    with pytest.raises(Rejected) as caught:
+        parse({"event_type": event_type}, accepted=INPUT_EVENTS)
+    assert caught.value.kind == "unknown_type"
