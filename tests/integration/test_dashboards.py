@@ -10,7 +10,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -24,6 +24,7 @@ from tests.integration.helpers import hospital_events, wait_until
 from tests.integration.test_drift import shift_stream
 from tests.integration.test_oversight import NOBODY
 from tests.integration.test_oversight import day as oversight_day
+from vigil.incidents import latest_awareness_overdue
 
 pytestmark = pytest.mark.integration
 
@@ -102,9 +103,9 @@ async def test_every_dashboard_query_returns_data(pipeline: Pipeline, prometheus
     inferences[10]["output_kind"] = "autonomous_action"
     assert httpx.post(pipeline.api_url + "/v1/events", json=[*inferences, *reviews], headers=headers).status_code == 202
 
-    # A radiologist's report from three days ago that nobody triages, and a missed escalation that
-    # raises a candidate, for the incidents dashboard.
-    aware = datetime.now(UTC) - timedelta(days=3)
+    # A radiologist's report nobody triages, its clocks run out whatever the weekday, and a missed
+    # escalation that raises a candidate, for the incidents dashboard.
+    aware = latest_awareness_overdue(datetime.now(UTC), "DE")
     report = {
         "event_type": "IncidentReported", "event_id": str(uuid.uuid4()), "occurred_at": aware.isoformat(),
         "incident_id": str(uuid.uuid4()), "reporter_role": "radiologist", "model_id": "mammo-screen",
