@@ -155,24 +155,54 @@ def _walk(value: Any, path: str, schema_path: str) -> Iterator[tuple[str, str, s
                 stack.append((item, f"{at}[{i}]", schema_at, key))
 
 
-def _words(key: str) -> set[str]:
+@cache
+def _words(key: str) -> frozenset[str]:
     spaced = re.sub(r"([a-z])([A-Z])", r"\1_\2", key)
-    return {w for w in re.split(r"[^a-z]+", spaced.lower()) if w}
+    return frozenset(w for w in re.split(r"[^a-z]+", spaced.lower()) if w)
+
+
+@cache
+def _identifying(key: str) -> str | None:
+    """The kind of identifier any value under this key is, if the key says so (keys repeat: cached)."""
+    if key in NOT_A_PERSON:
+        return None
+    return IDENTIFYING_KEYS.get(key.lower()) or IDENTIFYING_KEYS.get(re.sub(r"([a-z])([A-Z])", r"\1_\2", key).lower())
+
+
+@cache
+def _names_a_person(key: str) -> bool:
+    return key not in NOT_A_PERSON and bool(_words(key) & PERSON_WORDS)
 
 
 def _kind_of_key(key: str, value: Any) -> str | None:
-    if key in NOT_A_PERSON or value in (None, "", [], {}):
+    if value in (None, "", [], {}):
         return None
-    kind = IDENTIFYING_KEYS.get(key.lower()) or IDENTIFYING_KEYS.get(re.sub(r"([a-z])([A-Z])", r"\1_\2", key).lower())
-    if kind:
+    if kind := _identifying(key):
         return kind
-    if isinstance(value, str) and _words(key) & PERSON_WORDS and CAPITALISED_WORD.search(value):
+    if isinstance(value, str) and _names_a_person(key) and CAPITALISED_WORD.search(value):
         return "a name"
     return None
 
 
+# Every value pattern needs a digit, an @ or "www.": most strings (sites, categories, labels) have
+# none, and one cheap search spares them the rest.
+_MAY_IDENTIFY = re.compile(r"[\d@]|www\.", re.IGNORECASE)
+# All patterns in one pass, to learn whether any matches; which kind it is (the most specific, in
+# VALUE_PATTERNS' order) is asked only then, which is rare.
+_ANY_VALUE = re.compile(
+    "|".join(f"(?i:{p.pattern})" if p.flags & re.IGNORECASE else f"(?:{p.pattern})" for _, p in VALUE_PATTERNS)
+)
+
+
 def _kind_of_text(text: str, skip: tuple[str, ...] = ()) -> str | None:
-    return next((kind for kind, pattern in VALUE_PATTERNS if kind not in skip and pattern.search(text)), None)
+    if not _MAY_IDENTIFY.search(text) or not _ANY_VALUE.search(text):
+        return None
+    return next((kind for kind, p in VALUE_PATTERNS if kind not in skip and p.search(text)), None)
+
+
+@cache
+def _kind_of_key_text(key: str) -> str | None:
+    return _kind_of_text(key)
 
 
 def find_phi(event: dict[str, Any]) -> PhiFinding | None:
@@ -187,7 +217,7 @@ def find_phi(event: dict[str, Any]) -> PhiFinding | None:
     # Vigil's own events state due dates and window bounds in their summaries; emitters' may not.
     skip = ("a date finer than a year",) if event_type in DERIVED_EVENTS else ()
     for path, schema_path, key, value in _walk(event, "", ""):
-        if not path.endswith("]") and (key_kind := _kind_of_text(key)) is not None:
+        if not path.endswith("]") and (key_kind := _kind_of_key_text(key)) is not None:
             return PhiFinding(path.removesuffix(key) + "<key>", key_kind)
         kind = _kind_of_key(key, value)
         if kind and f"{event_type}.{schema_path}" not in NAME_OF_A_THING:
