@@ -118,9 +118,7 @@ async def validate(stream: faust.StreamT) -> None:
 async def _validate(message: Message) -> None:
     topic = settings.logical_topic(message.topic)
     EVENTS_IN.labels("worker", topic).inc()
-    try:
-        decode(message.value, topic, sent_at(message), settings.max_clock_skew)
-    except Rejected as rejected:
+    if isinstance(rejected := verdict(message), Rejected):
         await send_dead_letter(rejected, message.topic, message.partition, message.offset, message.value)
     LATENCY.labels("worker").observe(max(0.0, time.time() - message.timestamp))
 
@@ -172,11 +170,28 @@ def sent_at(message: Message) -> datetime:
     return datetime.fromtimestamp(message.timestamp, UTC)
 
 
+# One decode per record. Faust hands every agent subscribed to a topic the same Message object, so
+# the first agent to reach a record decodes it (JSON, schema, PHI guard, times) and the others read
+# its verdict; it goes when the message does.
+_verdicts: weakref.WeakKeyDictionary[Message, Event | Rejected] = weakref.WeakKeyDictionary()
+
+
+def verdict(message: Message) -> Event | Rejected:
+    """The record's event, or why it was refused: the same for every agent, decoded once."""
+    found = _verdicts.get(message)
+    if found is None:
+        try:
+            found = decode(message.value, settings.logical_topic(message.topic), sent_at(message),
+                           settings.max_clock_skew)  # fmt: skip
+        except Rejected as rejected:
+            found = rejected
+        _verdicts[message] = found
+    return found
+
+
 def decoded(message: Message) -> Event | None:
-    try:
-        return decode(message.value, settings.logical_topic(message.topic), sent_at(message), settings.max_clock_skew)
-    except Rejected:
-        return None  # the validating agent dead-letters it
+    found = verdict(message)
+    return None if isinstance(found, Rejected) else found  # the validating agent dead-letters it
 
 
 async def emit(event: Event) -> None:
