@@ -8,11 +8,11 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, get_args
 
 import typer
 from rich.console import Console
@@ -23,6 +23,7 @@ from services.observability import configure_logging
 from services.processes import services
 from services.progress import console, progress_bar
 from services.settings import Settings, get_settings
+from vigil.events import Harm, ReportType, RiskClass
 from vigil.regulatory import REGIMES, RULES
 
 if TYPE_CHECKING:
@@ -51,9 +52,20 @@ drift_app.add_typer(reference_app, name="reference")
 STACK = ROOT / "deploy" / "local" / "stack.sh"
 
 
+def choices(name: str, values: Iterable[str]) -> Any:
+    """An Enum of fixed values, so that typer lists them in --help and names them in its error."""
+    return Enum(name, {v: v for v in dict.fromkeys(values)}, type=str)
+
+
 # Options with a fixed set of values list them in --help.
-RegimeChoice = Enum("RegimeChoice", {r: r for r in REGIMES}, type=str)
-CategoryChoice = Enum("CategoryChoice", {c: c for c in dict.fromkeys(c for _, c in RULES)}, type=str)
+RegimeChoice = choices("RegimeChoice", REGIMES)
+CategoryChoice = choices("CategoryChoice", (c for _, c in RULES))
+HarmChoice = choices("HarmChoice", get_args(Harm))
+ReportTypeChoice = choices("ReportTypeChoice", get_args(ReportType))
+RiskClassChoice = choices("RiskClassChoice", get_args(RiskClass))
+# vigil.drift.Method's values, written out: importing vigil.drift (numpy, scipy) would slow every command.
+MethodChoice = choices("MethodChoice", ("psi", "ks", "wasserstein", "jensenshannon", "chisquare"))
+FormatChoice = choices("FormatChoice", ("mir", "fda-3500a"))
 
 
 def _stack(action: str, *parts: str) -> None:
@@ -358,7 +370,7 @@ def _incident_service(run):
 def incident_new(
     model: Annotated[str, typer.Option(help="model_id of a registered model")],
     version: Annotated[str, typer.Option(help="model version")],
-    harm: Annotated[str, typer.Option(help="none | temporary | serious_deterioration | death")],
+    harm: Annotated[HarmChoice, typer.Option(help="the harm the reporter saw")],
     description: Annotated[str, typer.Option(help="what happened (no patient identifiers)")],
     country: Annotated[str, typer.Option(help="ISO 3166 country of the incident")],
     aware: Annotated[str, typer.Option(help="when the organisation became aware: ISO time with zone")],
@@ -377,7 +389,7 @@ def incident_new(
     try:
         event = IncidentReported(
             event_id=uuid4(), occurred_at=now, incident_id=uuid4(), reporter_role=reporter_role, model_id=model,
-            model_version=version, harm=harm, description=description, country=country,
+            model_version=version, harm=harm.value, description=description, country=country,
             aware_at=datetime.fromisoformat(aware),
         )  # fmt: skip
         state = _incident_service(lambda service: service.report(event, now))
@@ -438,10 +450,8 @@ def incident_show(
 @incident_app.command("report")
 def incident_report(
     incident_id: str,
-    format: Annotated[str, typer.Option(help="mir | fda-3500a")] = "mir",
-    report_type: Annotated[
-        str, typer.Option("--type", help="initial | follow_up | combined_initial_final | final")
-    ] = "initial",
+    format: Annotated[FormatChoice, typer.Option(help="EU MIR or FDA 3500A-aligned")] = FormatChoice.mir,
+    report_type: Annotated[ReportTypeChoice, typer.Option("--type", help="which report")] = ReportTypeChoice.initial,
     out: Annotated[Path, typer.Option(help="file to write: .pdf for PDF, else JSON")] = Path("report.json"),
     by: Annotated[str, typer.Option(help="who prepares it")] = "cli",
 ) -> None:
@@ -452,9 +462,7 @@ def incident_report(
     from vigil.reports.builders import REPORT_FORMATS
     from vigil.reports.pdf import render_pdf
 
-    if format not in REPORT_FORMATS:
-        console.print(f"[red]unknown format {format!r}; formats: {', '.join(REPORT_FORMATS)}[/red]")
-        raise typer.Exit(2)
+    format, report_type = format.value, report_type.value
 
     async def run(service):
         state = await service.state(UUID(incident_id))
@@ -481,18 +489,16 @@ def _read_table(path: Path):
 def drift_compare(
     reference: Annotated[Path, typer.Option(help="reference sample, CSV or Parquet")],
     current: Annotated[Path, typer.Option(help="current sample, CSV or Parquet")],
-    method: Annotated[str | None, typer.Option(help="psi | ks | wasserstein | jensenshannon | chisquare")] = None,
+    method: Annotated[MethodChoice | None, typer.Option(help="one method for every feature; default: by size")] = None,
     drift_share: Annotated[float, typer.Option(help="share of drifted features that makes the dataset drift")] = 0.5,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Per-feature drift, binned as Evidently bins, so results compare one to one."""
-    from vigil.drift import THRESHOLDS, DriftInputError, dataset_drift
+    from vigil.drift import DriftInputError, dataset_drift
 
-    if method is not None and method not in THRESHOLDS:
-        console.print(f"[red]unknown method {method!r}; methods: {', '.join(THRESHOLDS)}[/red]")
-        raise typer.Exit(2)
+    chosen = method.value if method else None
     try:
-        result = dataset_drift(_read_table(reference), _read_table(current), method, drift_share=drift_share)  # type: ignore[arg-type]
+        result = dataset_drift(_read_table(reference), _read_table(current), chosen, drift_share=drift_share)  # type: ignore[arg-type]
     except DriftInputError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from None
@@ -640,7 +646,7 @@ def performance_compute(
     outcomes: Annotated[Path, typer.Option(help="CSV/Parquet: inference_id, label (the truth)")],
     positive: Annotated[list[str], typer.Option(help="the critical label(s), judged one-vs-rest; repeatable")],
     by: Annotated[str, typer.Option(help="subgroup attributes (columns), comma-separated")] = "",
-    risk_class: Annotated[str, typer.Option(help="WHO risk class: high | medium | low")] = "high",
+    risk_class: Annotated[RiskClassChoice, typer.Option(help="WHO risk class")] = RiskClassChoice.high,
     model: Annotated[str | None, typer.Option(help="apply this model's overrides from the policy file")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
@@ -652,7 +658,7 @@ def performance_compute(
     attributes = attributes_of(by)
     try:
         policy = load_policy(get_settings().policy_file).for_model(model or "*").performance
-        rules = policy.rules(risk_class)  # type: ignore[arg-type]
+        rules = policy.rules(risk_class.value)
         pairs, unmatched = pairs_from_files(_read_table(predictions), _read_table(outcomes), attributes)
     except (PerformanceInputError, PolicyError) as error:
         console.print(f"[red]{error}[/red]")
@@ -664,7 +670,7 @@ def performance_compute(
     if as_json:
         print(json.dumps(result, indent=2))
         return
-    print_performance(Console(), result, f"Performance on {len(pairs)} outcomes (risk class {risk_class})")
+    print_performance(Console(), result, f"Performance on {len(pairs)} outcomes (risk class {risk_class.value})")
     Console().print(
         f"unmatched: {unmatched['predictions_without_outcome']} predictions without outcome, "
         f"{unmatched['outcomes_without_prediction']} outcomes without prediction"

@@ -14,3 +14,12 @@ def test_a_query_without_postgresql_names_what_is_unreachable() -> None:
         assert done.returncode == 1
         assert "cannot reach PostgreSQL at 127.0.0.1:9/vigil; is the stack up?" in done.stderr + done.stdout
         assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_the_drift_method_choices_are_the_cores() -> None:
+    from typing import get_args
+
+    from services.cli import MethodChoice
+    from vigil.drift import Method
+
+    assert [m.value for m in MethodChoice] == list(get_args(Method))
