@@ -102,12 +102,21 @@ def parse(
 
 
 def check_depth(obj: Any) -> None:
-    """Refuse values nested deeper than MAX_DEPTH, without recursing (the walk itself must be safe)."""
+    """Refuse values nested deeper than MAX_DEPTH, and strings with a NUL character (PostgreSQL's
+    text cannot hold one, and a dead letter naming such a key could not be stored either). The walk
+    does not recurse: it must be safe on exactly the records it refuses."""
     stack = [(obj, 1)]
     while stack:
         value, depth = stack.pop()
-        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
-        if children is None:
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise Rejected("a string holds a NUL character (\\u0000), which no event may carry", "schema")
+            continue
+        if isinstance(value, dict):
+            children = [*value.keys(), *value.values()]
+        elif isinstance(value, list):
+            children = value
+        else:
             continue
         if depth > MAX_DEPTH:
             raise Rejected(f"nested deeper than {MAX_DEPTH} levels; events nest at most a few", "too_deep")

@@ -127,9 +127,31 @@ class Recorder:
                 result.stored[topic] = result.stored.get(topic, 0) + n
             for topic, n in one.duplicates.items():
                 result.duplicates[topic] = result.duplicates.get(topic, 0) + n
-        rest = await self._wait_out("postgres", lambda: self.store.append([], letters, positions))
-        result.dead_letters = rest.dead_letters
+        result.dead_letters = await self._record_letters(letters, positions)
         return result
+
+    async def _record_letters(self, letters: list[DeadLetter], positions: dict[tuple[str, int], int]) -> int:
+        """The dead letters and the positions; a letter the database refuses too is logged and
+        counted, never retried for ever (the gate refuses what could cause it, e.g. NUL characters)."""
+        try:
+            return (await self._wait_out("postgres", lambda: self.store.append([], letters, positions))).dead_letters
+        except Exception as error:
+            if is_outage(error):
+                raise
+        stored = 0
+        for letter in letters:
+            try:
+                stored += (
+                    await self._wait_out("postgres", lambda letter=letter: self.store.append([], [letter], {}))
+                ).dead_letters
+            except Exception as error:
+                if is_outage(error):
+                    raise
+                DEAD_LETTERS.labels(self.settings.logical_topic(letter.source_topic), "unstorable").inc()
+                log.error("recorder.dead_letter_refused", topic=letter.source_topic, partition=letter.source_partition,
+                          offset=letter.source_offset, error=type(error).__name__)  # fmt: skip
+        await self._wait_out("postgres", lambda: self.store.append([], [], positions))
+        return stored
 
     def _refused(self, item: Incoming, error: Exception) -> DeadLetter:
         # The database's first line says why (e.g. a character it cannot store); it names no values.

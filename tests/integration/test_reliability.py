@@ -148,3 +148,31 @@ async def test_an_event_ten_years_ahead_is_refused_and_closes_no_window(pipeline
     metrics = httpx.get(f"http://127.0.0.1:{s.worker_metrics_port}/metrics").text
     late = re.search(rf'vigil_drift_values_skipped_total\{{model_id="{model_id}",reason="late"\}} (\S+)', metrics)
     assert late is None or float(late.group(1)) == 0, "events after the future one were counted late"
+
+
+async def test_a_record_the_database_refuses_is_set_aside_and_its_batch_recorded(pipeline: Pipeline, db) -> None:
+    """The gate refuses NUL characters; were one to reach the store (here: built past the gate),
+    PostgreSQL refuses the batch, and the recorder writes it record by record instead."""
+    from services.recorder.service import Recorder
+    from services.recorder.store import Incoming
+    from vigil.events import InferenceMade
+    from vigil.validation import parse
+
+    made = [e for e in hospital_events(30, seed=1007) if e["event_type"] == "InferenceMade"][:3]
+    good = [parse(e) for e in (made[0], made[2])]
+    poison = InferenceMade.model_construct(**{**parse(made[1]).__dict__, "deployment": "st-mary\x00"})
+    recorder = Recorder(pipeline.settings)
+    recorder.store = EventStore(db, consumer=f"fallback-test-{uuid.uuid4().hex[:6]}")
+    incoming = [Incoming("inference.v1", 0, 10_000 + i, e) for i, e in enumerate((good[0], poison, good[1]))]
+    result = await recorder._record(incoming, [], {("inference.v1", 0): 10_003})
+    assert result.stored == {"inference.v1": 2} and result.dead_letters == 1
+    assert await EventStore(db).count_of([str(e.event_id) for e in good]) == 2
+    assert await EventStore(db).count_of([made[1]["event_id"]]) == 0
+    assert (await recorder.store.positions())[("inference.v1", 0)] == 10_003
+    async with db.connect() as conn:
+        from sqlalchemy import select
+
+        from services.recorder.tables import dead_letters
+
+        [letter] = (await conn.execute(select(dead_letters).where(dead_letters.c.source_offset == 10_001))).all()
+    assert letter.reason_kind == "recorder_error" and "the event store refused this record" in letter.reason
