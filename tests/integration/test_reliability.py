@@ -163,16 +163,16 @@ async def test_a_record_the_database_refuses_is_set_aside_and_its_batch_recorded
     poison = InferenceMade.model_construct(**{**parse(made[1]).__dict__, "deployment": "st-mary\x00"})
     recorder = Recorder(pipeline.settings)
     recorder.store = EventStore(db, consumer=f"fallback-test-{uuid.uuid4().hex[:6]}")
-    incoming = [Incoming("inference.v1", 0, 10_000 + i, e) for i, e in enumerate((good[0], poison, good[1]))]
-    result = await recorder._record(incoming, [], {("inference.v1", 0): 10_003})
+    incoming = [Incoming("inference.v1", 0, 90_000_000 + i, e) for i, e in enumerate((good[0], poison, good[1]))]
+    result = await recorder._record(incoming, [], {("inference.v1", 0): 90_000_003})
     assert result.stored == {"inference.v1": 2} and result.dead_letters == 1
     assert await EventStore(db).count_of([str(e.event_id) for e in good]) == 2
     assert await EventStore(db).count_of([made[1]["event_id"]]) == 0
-    assert (await recorder.store.positions())[("inference.v1", 0)] == 10_003
+    assert (await recorder.store.positions())[("inference.v1", 0)] == 90_000_003
     async with db.connect() as conn:
         from sqlalchemy import select
 
         from services.recorder.tables import dead_letters
 
-        [letter] = (await conn.execute(select(dead_letters).where(dead_letters.c.source_offset == 10_001))).all()
+        [letter] = (await conn.execute(select(dead_letters).where(dead_letters.c.source_offset == 90_000_001))).all()
     assert letter.reason_kind == "recorder_error" and "the event store refused this record" in letter.reason
