@@ -50,7 +50,7 @@ async def test_identifiers_are_refused_and_appear_nowhere(pipeline: Pipeline, db
                 and r.source_offset >= starts[(r.source_topic, r.source_partition)]]  # fmt: skip
         return mine if len(mine) >= len(events) else []
 
-    letters = await wait_until(refused, 180, "a PHI dead letter for every planted identifier")
+    letters = await wait_until(refused, 300, "a PHI dead letter for every planted identifier")
     assert all(letter.payload is None for letter in letters)  # the bytes are withheld
     seen = {"dead letters": "\n".join(letter.reason for letter in letters)}
     seen |= {
