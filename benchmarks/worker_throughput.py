@@ -112,7 +112,7 @@ async def worker(settings: Settings, end: dict[TopicPartition, int], home: Path)
             if process.poll() is not None:
                 raise RuntimeError(f"the worker exited with {process.returncode}; see {home / 'worker.log'}")
             done = await committed(settings, settings.worker_id)
-            if all(done.get(tp, -1) >= offset for tp, offset in end.items()):
+            if all(done.get(tp, 0) >= offset for tp, offset in end.items()):  # an empty partition has none
                 return time.perf_counter() - started
     finally:
         process.terminate()
