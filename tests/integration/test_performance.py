@@ -193,3 +193,9 @@ def test_performance_query_errors(pipeline: Pipeline) -> None:
     assert bad.status_code == 422 and "'30d' or 'all'" in bad.text
     emitter = {"Authorization": f"Bearer {TOKENS['emitter']}"}
     assert httpx.get(f"{url}/{MODEL}/performance", headers=emitter).status_code == 403
+    # A grouping attribute no recorded inference carries is a typo, not an empty table.
+    for query in ("performance", "oversight"):
+        params = {"by": "an_unknown_attribute", "window": "all"}  # its inferences are weeks old
+        typo = httpx.get(f"{url}/{MODEL}/{query}", params=params, headers=headers)
+        assert typo.status_code == 422 and "an_unknown_attribute" in typo.text and "known: " in typo.text, typo.text
+        assert "site" in typo.json()["detail"]

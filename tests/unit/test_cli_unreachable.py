@@ -23,3 +23,18 @@ def test_the_drift_method_choices_are_the_cores() -> None:
     from vigil.drift import Method
 
     assert [m.value for m in MethodChoice] == list(get_args(Method))
+
+
+def test_status_prints_one_row_per_server_and_process(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "VIGIL_HOME": str(tmp_path), "VIGIL_STACK_HOME": str(tmp_path / "stack"), "COLUMNS": "120"}
+    done = subprocess.run([sys.executable, "-m", "services.cli", "status"], capture_output=True, text=True, env=env,
+                          check=True)  # fmt: skip
+    out = done.stdout + done.stderr  # the console writes to stderr
+    rows = [line for line in out.splitlines() if line.startswith("│")]
+    names = [row.split("│")[1].strip() for row in rows]
+    assert names == ["kafka", "postgres", "prometheus", "alertmanager", "worker", "recorder", "notifier", "api"], out
+    assert all(row.split("│")[2].strip() in ("up", "down", "online", "absent") for row in rows), out
