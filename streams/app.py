@@ -84,16 +84,19 @@ async def each_batch(
 ) -> None:
     """Batches of up to 500 records, so that each table key is written once per batch. `process`
     handles the records one by one (`each_in_batch`), then writes and judges what they changed; an
-    error there is logged with the batch's positions and counted, and the agent goes on, as after a
-    bad record, instead of crashing and being restarted over and over by Faust."""
+    error there is logged once with the batch's positions, each record of the batch becomes a dead
+    letter naming the agent and the error, and the agent goes on, as after a bad record, instead of
+    crashing and being restarted over and over by Faust."""
     async for batch in stream.take_events(500, within=1.0):
         try:
             await process(batch)
-        except Exception:
+        except Exception as error:
             PROCESSING_ERRORS.labels(agent, "batch").inc()
             positions = sorted({(settings.logical_topic(r.message.topic), r.message.partition) for r in batch})
             log.exception("worker.batch_error", agent=agent, records=len(batch), partitions=positions,
                           first_offset=batch[0].message.offset, last_offset=batch[-1].message.offset)  # fmt: skip
+            for record in batch:
+                await _dead_letter_failure(agent, record.message, error)
 
 
 async def _failed(agent: str, message: Message, error: Exception) -> None:
@@ -102,8 +105,14 @@ async def _failed(agent: str, message: Message, error: Exception) -> None:
     log.exception(
         "worker.processing_error", agent=agent, topic=topic, partition=message.partition, offset=message.offset
     )
-    if topic in INPUT_TOPICS:  # ticks are not events; there is nothing to dead-letter
-        # The type and message of the error, not its arguments' values: no payload reaches the letter's reason.
+    await _dead_letter_failure(agent, message, error)
+
+
+async def _dead_letter_failure(agent: str, message: Message, error: Exception) -> None:
+    """A valid input record an agent failed on: its own dead letter (refused ones have theirs, and
+    ticks are not events)."""
+    if settings.logical_topic(message.topic) in INPUT_TOPICS and not isinstance(verdict(message), Rejected):
+        # The error's type, not its message: a message may quote the payload.
         why = Rejected(f"the worker's {agent} agent failed on this record: {type(error).__name__}", "worker_error")
         with contextlib.suppress(Exception):  # a dead letter that cannot be sent must not stop the agent either
             await send_dead_letter(why, message.topic, message.partition, message.offset, message.value, agent)
