@@ -70,9 +70,11 @@ class Recorder:
         log.info("recorder.assigned", partitions=len(partitions), resumed=len(stored))
         return partitions
 
-    def _sort(self, records: list[ConsumerRecord]) -> tuple[list[Incoming], list[DeadLetter]]:
+    async def _sort(self, records: list[ConsumerRecord]) -> tuple[list[Incoming], list[DeadLetter]]:
         incoming, letters = [], []
-        for record in records:
+        for i, record in enumerate(records):
+            if i % 50 == 49:
+                await asyncio.sleep(0)  # let the append in flight talk to PostgreSQL meanwhile
             topic = self.settings.logical_topic(record.topic)
             EVENTS_IN.labels("recorder", topic).inc()
             if record.topic == self.deadletter_topic:
@@ -169,31 +171,48 @@ class Recorder:
         try:
             partitions = await self._assign()
             lag_task = asyncio.create_task(self._report_lag(partitions))
+            # Decoding is Python work, appending mostly waits on PostgreSQL: batch N is appended
+            # while batch N+1 is decoded. Appends stay in order, one at a time, so the positions
+            # each commits only move forward.
+            appending: asyncio.Task[None] | None = None
             while not self.stopping.is_set():
                 batches = await self.consumer.getmany(timeout_ms=500, max_records=1000)
                 if not batches:
                     continue
                 records = [r for batch in batches.values() for r in batch]
-                incoming, letters = self._sort(records)
+                incoming, letters = await self._sort(records)
                 positions = {(tp.topic, tp.partition): batch[-1].offset + 1 for tp, batch in batches.items()}
-                result = await self._record(incoming, letters, positions)
-                now = time.time()
-                for r in records:
-                    LATENCY.labels("recorder").observe(max(0.0, now - r.timestamp / 1000))
-                for topic, n in result.stored.items():
-                    EVENTS_OUT.labels("recorder", topic).inc(n)
-                for topic, n in result.duplicates.items():
-                    DUPLICATES.labels(topic).inc(n)
-                log.debug(
-                    "recorder.appended",
-                    stored=sum(result.stored.values()),
-                    duplicates=sum(result.duplicates.values()),
-                    dead_letters=result.dead_letters,
-                )
+                if appending is not None:
+                    await appending
+                appending = asyncio.create_task(self._append(records, incoming, letters, positions))
+            if appending is not None:
+                await appending
             lag_task.cancel()
         finally:
             await self.consumer.stop()
             await self.store.engine.dispose()
+
+    async def _append(
+        self,
+        records: list[ConsumerRecord],
+        incoming: list[Incoming],
+        letters: list[DeadLetter],
+        positions: dict[tuple[str, int], int],
+    ) -> None:
+        result = await self._record(incoming, letters, positions)
+        now = time.time()
+        for r in records:
+            LATENCY.labels("recorder").observe(max(0.0, now - r.timestamp / 1000))
+        for topic, n in result.stored.items():
+            EVENTS_OUT.labels("recorder", topic).inc(n)
+        for topic, n in result.duplicates.items():
+            DUPLICATES.labels(topic).inc(n)
+        log.debug(
+            "recorder.appended",
+            stored=sum(result.stored.values()),
+            duplicates=sum(result.duplicates.values()),
+            dead_letters=result.dead_letters,
+        )
 
     async def _report_lag(self, partitions: list[TopicPartition]) -> None:
         while True:
