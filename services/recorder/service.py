@@ -37,6 +37,7 @@ from vigil.validation import Rejected, canonical_json, dead_letter, decode
 
 log = structlog.get_logger("recorder")
 T = TypeVar("T")
+W = TypeVar("W")
 
 
 class Recorder:
@@ -116,20 +117,11 @@ class Recorder:
             if is_outage(error):
                 raise  # only when stopping: the batch is fetched again from the stored positions
             log.error("recorder.batch_refused", records=len(incoming), error=type(error).__name__)
-        result = AppendResult()
-        for item in incoming:
-            try:
-                one = await self._wait_out("postgres", lambda item=item: self.store.append([item], [], {}))
-            except Exception as error:
-                if is_outage(error):
-                    raise
-                letters = [*letters, self._refused(item, error)]
-                continue
-            for topic, n in one.stored.items():
-                result.stored[topic] = result.stored.get(topic, 0) + n
-            for topic, n in one.duplicates.items():
-                result.duplicates[topic] = result.duplicates.get(topic, 0) + n
-        result.dead_letters = await self._record_letters(letters, positions)
+        refused: list[DeadLetter] = []
+        result = await self._alone(
+            incoming, lambda item: self.store.append([item], [], {}), lambda i, e: refused.append(self._refused(i, e))
+        )
+        result.dead_letters = await self._record_letters([*letters, *refused], positions)
         return result
 
     async def _record_letters(self, letters: list[DeadLetter], positions: dict[tuple[str, int], int]) -> int:
@@ -140,20 +132,31 @@ class Recorder:
         except Exception as error:
             if is_outage(error):
                 raise
-        stored = 0
-        for letter in letters:
+        stored = await self._alone(letters, lambda letter: self.store.append([], [letter], {}), self._unstorable)
+        await self._wait_out("postgres", lambda: self.store.append([], [], positions))
+        return stored.dead_letters
+
+    async def _alone(
+        self,
+        items: list[W],
+        write: Callable[[W], Awaitable[AppendResult]],
+        refused: Callable[[W, Exception], object],
+    ) -> AppendResult:
+        """Each item in a transaction of its own; one the database refuses goes to `refused`."""
+        total = AppendResult()
+        for item in items:
             try:
-                stored += (
-                    await self._wait_out("postgres", lambda letter=letter: self.store.append([], [letter], {}))
-                ).dead_letters
+                total.add(await self._wait_out("postgres", lambda item=item: write(item)))
             except Exception as error:
                 if is_outage(error):
                     raise
-                DEAD_LETTERS.labels(self.settings.logical_topic(letter.source_topic), "unstorable").inc()
-                log.error("recorder.dead_letter_refused", topic=letter.source_topic, partition=letter.source_partition,
-                          offset=letter.source_offset, error=type(error).__name__)  # fmt: skip
-        await self._wait_out("postgres", lambda: self.store.append([], [], positions))
-        return stored
+                refused(item, error)
+        return total
+
+    def _unstorable(self, letter: DeadLetter, error: Exception) -> None:
+        DEAD_LETTERS.labels(self.settings.logical_topic(letter.source_topic), "unstorable").inc()
+        log.error("recorder.dead_letter_refused", topic=letter.source_topic, partition=letter.source_partition,
+                  offset=letter.source_offset, error=type(error).__name__)  # fmt: skip
 
     def _refused(self, item: Incoming, error: Exception) -> DeadLetter:
         # The database's first line says why (e.g. a character it cannot store); it names no values.

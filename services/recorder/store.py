@@ -39,6 +39,12 @@ class AppendResult:
     duplicates: dict[str, int] = field(default_factory=dict)
     dead_letters: int = 0
 
+    def add(self, other: AppendResult) -> None:
+        for mine, theirs in ((self.stored, other.stored), (self.duplicates, other.duplicates)):
+            for topic, n in theirs.items():
+                mine[topic] = mine.get(topic, 0) + n
+        self.dead_letters += other.dead_letters
+
 
 class EventStore:
     def __init__(self, engine: AsyncEngine, consumer: str = "recorder") -> None:
