@@ -57,6 +57,8 @@ def choices(name: str, values: Iterable[str]) -> Any:
     return Enum(name, {v: v for v in dict.fromkeys(values)}, type=str)
 
 
+ISO = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M%z", "%Y-%m-%dT%H:%M:%S%z"]
+
 # Options with a fixed set of values list them in --help.
 RegimeChoice = choices("RegimeChoice", REGIMES)
 CategoryChoice = choices("CategoryChoice", (c for _, c in RULES))
@@ -693,16 +695,19 @@ def export_quarterly(
 
 @export_app.command("period")
 def export_period(
-    since: Annotated[datetime, typer.Option(help="start, inclusive (ISO 8601; UTC unless it names a zone)")],
-    until: Annotated[datetime | None, typer.Option(help="end, exclusive; default: now")] = None,
+    since: Annotated[datetime, typer.Option(help="start, inclusive; UTC unless it names a zone", formats=ISO)],
+    until: Annotated[datetime | None, typer.Option(help="end, exclusive; default: now", formats=ISO)] = None,
     out: Annotated[Path, typer.Option(help="folder to write the export folder into")] = Path("out"),
 ) -> None:
     """The same export for any span of time, e.g. an auditor's request or the weeks since a release."""
     from vigil.export import span
 
     now = datetime.now(UTC)
-    aware = lambda t: t if t.tzinfo else t.replace(tzinfo=UTC)  # noqa: E731
-    _export(lambda: span(aware(since), aware(until or now)), out, now)
+    _export(lambda: span(_in_utc_unless_zoned(since), _in_utc_unless_zoned(until or now)), out, now)
+
+
+def _in_utc_unless_zoned(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _export(period: Callable[[], Period], out: Path, now: datetime) -> None:

@@ -38,3 +38,14 @@ def test_status_prints_one_row_per_server_and_process(tmp_path) -> None:
     names = [row.split("│")[1].strip() for row in rows]
     assert names == ["kafka", "postgres", "prometheus", "alertmanager", "worker", "recorder", "notifier", "api"], out
     assert all(row.split("│")[2].strip() in ("up", "down", "online", "absent") for row in rows), out
+
+
+def test_a_backwards_export_period_is_refused_before_any_server_is_asked(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    args = ["export", "period", "--since", "2026-12-01T08:00", "--until", "2026-11-01", "--out", str(tmp_path)]
+    done = subprocess.run([sys.executable, "-m", "services.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+    assert done.returncode == 2 and "ends after it starts" in done.stdout + done.stderr
