@@ -21,11 +21,9 @@ from pathlib import Path
 
 import asyncpg
 import typer
-from rich.console import Console
-from rich.table import Table
 from sqlalchemy import text
 
-from benchmarks.drift import _write_section
+from benchmarks.throughput import report_throughput
 from benchmarks.worker_throughput import preload, records
 from services.database import engine_for, migrate
 from services.recorder.store import EventStore
@@ -103,21 +101,14 @@ def main(records_n: int = typer.Option(60_000, "--records", help="records to pre
         copy_s, recorder_s = asyncio.run(measure())
     finally:
         asyncio.run(delete_topics(settings, (settings.topic_prefix,)))
-    n = len(items)
-    table = Table(title=f"P5 recorder throughput, {n:,} events")
-    for column in ("", "seconds", "events/s"):
-        table.add_column(column)
-    table.add_row("COPY of the same rows (unique key)", f"{copy_s:.2f}", f"{n / copy_s:,.0f}")
-    table.add_row("vigil recorder (start-up included)", f"{recorder_s:.1f}", f"{n / recorder_s:,.0f}")
-    Console().print(table)
-    _write_section(
+    report_throughput(
         "recorder_throughput",
-        f"### P5 recorder throughput: {n:,} events\n\n"
-        f"One run: `python -m benchmarks.recorder_throughput --records {records_n}`. Ratio = recorder "
-        "events/s / COPY rows/s.\n\n| | seconds | events/s |\n|---|---|---|\n"
-        f"| `COPY` of the same rows into a table with a unique key | {copy_s:.2f} | {n / copy_s:,.0f} |\n"
-        f"| `vigil recorder` (decode, PHI guard, hash chain, tracking records; start-up included) | "
-        f"{recorder_s:.1f} | {n / recorder_s:,.0f} |\n| **ratio** | | **{copy_s / recorder_s:.3f}** |",
+        f"P5 recorder throughput: {len(items):,} events",
+        f"python -m benchmarks.recorder_throughput --records {records_n}",
+        "events/s",
+        len(items),
+        ("`COPY` of the same rows into a table with a unique key", copy_s),
+        ("`vigil recorder` (decode, PHI guard, hash chain, tracking records; start-up included)", recorder_s),
     )
 
 

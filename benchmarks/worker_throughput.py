@@ -23,10 +23,8 @@ from pathlib import Path
 import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from rich.console import Console
-from rich.table import Table
 
-from benchmarks.drift import _write_section
+from benchmarks.throughput import report_throughput
 from services.demo.hospital import Hospital
 from services.settings import Settings
 from services.topics import delete_topics, ensure_topics, partitions_of
@@ -125,7 +123,6 @@ def main(records_n: int = typer.Option(60_000, "--records", help="records to pre
     settings = Settings(topic_prefix=f"bench{run}.", worker_id=f"vigil-bench-{run}")
     home = Path(f"/tmp/vigil-bench-{run}")
     home.mkdir(parents=True)
-    console = Console()
     items = records(records_n)
 
     async def measure() -> tuple[float, float]:
@@ -137,24 +134,14 @@ def main(records_n: int = typer.Option(60_000, "--records", help="records to pre
         raw_s, worker_s = asyncio.run(measure())
     finally:
         asyncio.run(delete_topics(settings, (settings.topic_prefix, settings.worker_id)))
-    n = len(items)
-    table = Table(title=f"P1 worker throughput, {n:,} records")
-    for column in ("", "seconds", "records/s"):
-        table.add_column(column)
-    table.add_row("raw aiokafka consumer + json.loads", f"{raw_s:.1f}", f"{n / raw_s:,.0f}")
-    table.add_row("vigil worker (start-up included)", f"{worker_s:.1f}", f"{n / worker_s:,.0f}")
-    console.print(table)
-    ratio = raw_s / worker_s
-    console.print(f"ratio {ratio:.3f}")
-    _write_section(
+    report_throughput(
         "worker_throughput",
-        f"### P1 worker throughput: {n:,} preloaded records (the demo hospital's mix)\n\n"
-        "One run on the local broker: `python -m benchmarks.worker_throughput --records "
-        f"{records_n}`. Ratio = worker records/s / raw consumer records/s.\n\n"
-        "| | seconds | records/s |\n|---|---|---|\n"
-        f"| raw aiokafka consumer + `json.loads` | {raw_s:.1f} | {n / raw_s:,.0f} |\n"
-        f"| `vigil worker` (start-up included) | {worker_s:.1f} | {n / worker_s:,.0f} |\n"
-        f"| **ratio** | | **{ratio:.3f}** |",
+        f"P1 worker throughput: {len(items):,} preloaded records (the demo hospital's mix)",
+        f"python -m benchmarks.worker_throughput --records {records_n}",
+        "records/s",
+        len(items),
+        ("raw aiokafka consumer + `json.loads`", raw_s),
+        ("`vigil worker` (start-up included)", worker_s),
     )
 
 

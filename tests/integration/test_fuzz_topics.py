@@ -18,8 +18,8 @@ from services.recorder.store import EventStore
 from services.recorder.tables import dead_letters
 from tests.conftest import Pipeline
 from tests.integration.helpers import hospital_events, wait_until
-from tests.integration.test_reliability import INPUT_TOPICS, pids
-from vigil.events import TOPIC_OF
+from tests.integration.test_reliability import pids
+from vigil.events import INPUT_TOPICS, TOPIC_OF
 from vigil.validation import Rejected, decode
 
 pytestmark = pytest.mark.integration

@@ -13,14 +13,18 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from sqlalchemy import select
 
-from services.recorder.store import EventStore
+from services.recorder.service import Recorder
+from services.recorder.store import EventStore, Incoming
+from services.recorder.tables import dead_letters
 from tests.conftest import TOKENS, Pipeline
 from tests.integration.helpers import dead_letters_since, hospital_events, wait_recorded, wait_until
 from tests.integration.test_dead_letters import end_offsets
+from vigil.events import INPUT_TOPICS, TOPIC_OF, InferenceMade
+from vigil.validation import parse
 
 pytestmark = pytest.mark.integration
-INPUT_TOPICS = ("inference.v1", "outcome.v1", "review.v1", "incident.v1", "model.v1")
 
 
 def pids(pipeline: Pipeline) -> dict[str, int | None]:
@@ -81,13 +85,17 @@ async def test_postgres_stopped_for_30_s_mid_stream_loses_and_doubles_nothing(pi
     answers: list[int] = []
     try:
         for e in events[:1000]:
-            await producer.send(s.topic(_topic_of(e)), json.dumps(e).encode(), key=e.get("model_id", "x").encode())
+            await producer.send(
+                s.topic(TOPIC_OF[e["event_type"]]), json.dumps(e).encode(), key=e.get("model_id", "x").encode()
+            )
         await producer.flush()
         subprocess.run(["pg_ctlcluster", version, name, "stop", "-m", "fast"], check=True)
         stopped = time.monotonic()
         try:
             for i, e in enumerate(events[1000:]):
-                await producer.send(s.topic(_topic_of(e)), json.dumps(e).encode(), key=e.get("model_id", "x").encode())
+                await producer.send(
+                    s.topic(TOPIC_OF[e["event_type"]]), json.dumps(e).encode(), key=e.get("model_id", "x").encode()
+                )
                 if i % 400 == 0:
                     answers.append(
                         httpx.get(f"{pipeline.api_url}/v1/incidents", headers=headers, timeout=30).status_code
@@ -117,20 +125,14 @@ async def test_postgres_stopped_for_30_s_mid_stream_loses_and_doubles_nothing(pi
     assert re.search(r'vigil_outage_retries_total\{component="recorder",dependency="postgres"\} [1-9]', metrics)
 
 
-def _topic_of(event: dict) -> str:
-    from vigil.events import TOPIC_OF
-
-    return TOPIC_OF[event["event_type"]]
-
-
 async def test_an_event_ten_years_ahead_is_refused_and_closes_no_window(pipeline: Pipeline, db) -> None:
     s = pipeline.settings
-    model = f"drift-future-{uuid.uuid4().hex[:6]}"
+    version = f"v-{uuid.uuid4().hex[:6]}"  # a version of its own, so its windows start empty
     model_id = "drift-future"  # the test policy gives this model hour-long event-time windows
     now = datetime.now(UTC)
     made = [e for e in hospital_events(400, seed=1003) if e["event_type"] == "InferenceMade"][:90]
     for e in made:
-        e.update(model_id=model_id, model_version=model, occurred_at=(now - timedelta(minutes=1)).isoformat())
+        e.update(model_id=model_id, model_version=version, occurred_at=(now - timedelta(minutes=1)).isoformat())
     future = dict(made[0], event_id=str(uuid.uuid4()), occurred_at=(now + timedelta(days=3653)).isoformat())
     starts = await end_offsets(s, s.topics(("inference.v1",)))
     # The reference (first 50), ten in the open window, the future one, then 30 more in the same window.
@@ -153,11 +155,6 @@ async def test_an_event_ten_years_ahead_is_refused_and_closes_no_window(pipeline
 async def test_a_record_the_database_refuses_is_set_aside_and_its_batch_recorded(pipeline: Pipeline, db) -> None:
     """The gate refuses NUL characters; were one to reach the store (here: built past the gate),
     PostgreSQL refuses the batch, and the recorder writes it record by record instead."""
-    from services.recorder.service import Recorder
-    from services.recorder.store import Incoming
-    from vigil.events import InferenceMade
-    from vigil.validation import parse
-
     made = [e for e in hospital_events(30, seed=1007) if e["event_type"] == "InferenceMade"][:3]
     good = [parse(e) for e in (made[0], made[2])]
     poison = InferenceMade.model_construct(**{**parse(made[1]).__dict__, "deployment": "st-mary\x00"})
@@ -170,9 +167,5 @@ async def test_a_record_the_database_refuses_is_set_aside_and_its_batch_recorded
     assert await EventStore(db).count_of([made[1]["event_id"]]) == 0
     assert (await recorder.store.positions())[("inference.v1", 0)] == 90_000_003
     async with db.connect() as conn:
-        from sqlalchemy import select
-
-        from services.recorder.tables import dead_letters
-
         [letter] = (await conn.execute(select(dead_letters).where(dead_letters.c.source_offset == 90_000_001))).all()
     assert letter.reason_kind == "recorder_error" and "the event store refused this record" in letter.reason
