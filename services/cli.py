@@ -140,7 +140,11 @@ def worker() -> None:
     settings.home.mkdir(parents=True, exist_ok=True)  # Faust keeps its data directory there
     configure_logging(settings)
     serve_metrics(settings.worker_metrics_port)
-    Worker(faust_app, loglevel="warning", redirect_stdouts=False).execute_from_commandline()
+    process = Worker(faust_app, loglevel="warning", redirect_stdouts=False)
+    # Faust's start-up spinner sets the root logger to DEBUG so that it spins on every record: every
+    # debug call in Faust and aiokafka then builds a log record (5 % of the worker's time).
+    process.spinner = None
+    process.execute_from_commandline()
 
 
 @app.command()

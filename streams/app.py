@@ -1,6 +1,7 @@
-"""The Faust app and what every agent shares: the topics, the validating agent, the clock ticks,
-and the helpers that emit, dead-letter and write table changes to the right partition. The agents
-live in incidents.py, outcomes.py, drift.py and oversight.py beside this; worker.py registers them."""
+"""The Faust app and what its parts share: the one agent that reads every input record once and
+hands it to each concern (drift.py, outcomes.py, oversight.py beside this register themselves), the
+clock ticks, and the helpers that emit, dead-letter and write table changes to the right partition.
+Incidents have their own agent (incidents.py); worker.py imports them all."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ import contextlib
 import json
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import faust
 import faust.streams as faust_streams
 import structlog
-from faust.types import Message
+from faust.types import TP, Message
+from pydantic import BaseModel
 
 from services.observability import CONSUMER_LAG, DEAD_LETTERS, EVENTS_IN, EVENTS_OUT, LATENCY, PROCESSING_ERRORS
 from services.settings import get_settings
@@ -29,6 +32,7 @@ from vigil.events import (
     Event,
     partition_key,
 )
+from vigil.join import DueIndex, Position
 from vigil.policy import load_policy
 from vigil.validation import Rejected, canonical_json, dead_letter, decode
 
@@ -36,6 +40,7 @@ settings = get_settings()
 log = structlog.get_logger("worker")
 STARTED = datetime.now(UTC)  # streams silent since before this were not heard because the worker was down
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 monitoring = load_policy(settings.policy_file)
 app = faust.App(
@@ -51,85 +56,142 @@ app = faust.App(
     key_serializer="raw",
 )
 
-inputs = app.topic(*settings.topics(INPUT_TOPICS), value_serializer="raw", key_serializer="raw")
+# The one agent's topics: every input, and the ticks of wall-clock time the worker sends itself.
+inputs = app.topic(*settings.topics((*INPUT_TOPICS, CLOCK_TOPIC)), value_serializer="raw", key_serializer="raw")
 deadletters = app.topic(settings.topic(DEADLETTER_TOPIC), value_serializer="raw", key_serializer="raw")
 
 
-async def each_record(stream: faust.StreamT, agent: str, handle: Callable[[Message], Awaitable[None]]) -> None:
-    """Runs `handle` on every record. An unexpected error becomes a dead letter naming the agent and
-    the error, and the agent goes on: one bad record must not stop a stream."""
-    async for record in stream.events():
-        message = record.message
-        try:
-            await handle(message)
-        except Exception as error:
-            await _failed(agent, message, error)
+@dataclass(slots=True)
+class Item:
+    """One record of a batch, decoded once: its event, or why it was refused (None for a tick)."""
+
+    record: faust.EventT
+    topic: str  # logical
+    event: Event | None
+    refused: Rejected | None = None
+
+    @property
+    def message(self) -> Message:
+        return self.record.message
+
+    @property
+    def position(self) -> Position:
+        return Position(self.message.topic, self.message.partition, self.message.offset)
+
+    @property
+    def is_tick(self) -> bool:
+        return self.topic == CLOCK_TOPIC
 
 
-async def each_in_batch(
-    records: list[faust.EventT], agent: str, handle: Callable[[faust.EventT, Event | None], Awaitable[None]]
-) -> None:
-    """`each_record` for a batch from `take_events`: the record's table writes go to its partition."""
-    for record in records:
-        message = record.message
-        try:
-            writing_for(record)
-            await handle(record, decoded(message))
-        except Exception as error:
-            await _failed(agent, message, error)
-
-
-async def each_batch(
-    stream: faust.StreamT, agent: str, process: Callable[[list[faust.EventT]], Awaitable[None]]
-) -> None:
-    """Batches of up to 500 records, so that each table key is written once per batch. `process`
-    handles the records one by one (`each_in_batch`), then writes and judges what they changed; an
-    error there is logged once with the batch's positions, each record of the batch becomes a dead
-    letter naming the agent and the error, and the agent goes on, as after a bad record, instead of
-    crashing and being restarted over and over by Faust."""
-    async for batch in stream.take_events(500, within=1.0):
-        try:
-            await process(batch)
-        except Exception as error:
-            PROCESSING_ERRORS.labels(agent, "batch").inc()
-            positions = sorted({(settings.logical_topic(r.message.topic), r.message.partition) for r in batch})
-            log.exception("worker.batch_error", agent=agent, records=len(batch), partitions=positions,
-                          first_offset=batch[0].message.offset, last_offset=batch[-1].message.offset)  # fmt: skip
-            for record in batch:
-                await _dead_letter_failure(agent, record.message, error)
-
-
-async def _failed(agent: str, message: Message, error: Exception) -> None:
+def admitted(record: faust.EventT) -> Item:
+    """The record decoded, validated and PHI-checked: the only place the worker does so."""
+    message = record.message
     topic = settings.logical_topic(message.topic)
-    PROCESSING_ERRORS.labels(agent, topic).inc()
-    log.exception(
-        "worker.processing_error", agent=agent, topic=topic, partition=message.partition, offset=message.offset
-    )
-    await _dead_letter_failure(agent, message, error)
+    if topic == CLOCK_TOPIC:
+        return Item(record, topic, None)
+    try:
+        return Item(record, topic, decode(message.value, topic, sent_at(message), settings.max_clock_skew))
+    except Rejected as rejected:
+        return Item(record, topic, None, rejected)
 
 
-async def _dead_letter_failure(agent: str, message: Message, error: Exception) -> None:
-    """A valid input record an agent failed on: its own dead letter (refused ones have theirs, and
-    ticks are not events)."""
-    if settings.logical_topic(message.topic) in INPUT_TOPICS and not isinstance(verdict(message), Rejected):
-        # The error's type, not its message: a message may quote the payload.
-        why = Rejected(f"the worker's {agent} agent failed on this record: {type(error).__name__}", "worker_error")
-        with contextlib.suppress(Exception):  # a dead letter that cannot be sent must not stop the agent either
-            await send_dead_letter(why, message.topic, message.partition, message.offset, message.value, agent)
+Take = Callable[[list[Item]], Awaitable[None]]
+
+
+class Concern(NamedTuple):
+    """A part of what the worker derives (drift, performance, oversight): the topics it needs, and
+    what it does with a batch of their records."""
+
+    name: str
+    topics: frozenset[str]
+    take: Take
+
+
+CONCERNS: list[Concern] = []
+
+
+def concern(name: str, *topics: str) -> Callable[[Take], Take]:
+    """Registers a concern with the one agent (ticks reach every concern)."""
+
+    def register(take: Take) -> Take:
+        CONCERNS.append(Concern(name, frozenset((*topics, CLOCK_TOPIC)), take))
+        return take
+
+    return register
 
 
 @app.agent(inputs)
-async def validate(stream: faust.StreamT) -> None:
-    """Every input record is either a valid event or a dead letter with its reason; never a crash."""
-    await each_record(stream, "validate", _validate)
+async def process(stream: faust.StreamT) -> None:
+    """The one pass over the input topics: each record is decoded once (a refused one becomes a
+    dead letter with its reason), then every concern takes the batch's records it needs, in order.
+    Batches of up to 500 records, so that a concern writes each table key once per batch."""
+    async for batch in stream.take_events(500, within=1.0):
+        items = [admitted(record) for record in batch]
+        for item in items:
+            if not item.is_tick:
+                EVENTS_IN.labels("worker", item.topic).inc()
+            if item.refused is not None:
+                await send_dead_letter(item.refused, *item.position, item.message.value)
+        for part in CONCERNS:
+            if mine := [item for item in items if item.topic in part.topics]:
+                await _take(part, mine)
+        done = time.time()
+        for item in items:
+            if not item.is_tick:
+                LATENCY.labels("worker").observe(max(0.0, done - item.message.timestamp))
 
 
-async def _validate(message: Message) -> None:
-    topic = settings.logical_topic(message.topic)
-    EVENTS_IN.labels("worker", topic).inc()
-    if isinstance(rejected := verdict(message), Rejected):
-        await send_dead_letter(rejected, message.topic, message.partition, message.offset, message.value)
-    LATENCY.labels("worker").observe(max(0.0, time.time() - message.timestamp))
+async def each(items: list[Item], name: str, handle: Callable[[Item], Awaitable[None]]) -> None:
+    """A concern's records one by one, each one's table writes to its partition. An error on one
+    becomes a dead letter naming the concern and the error, and the concern goes on with the next:
+    one bad record must not stop a stream."""
+    for item in items:
+        try:
+            writing_for(item.record)
+            await handle(item)
+        except Exception as error:
+            await _failed(name, item, error)
+
+
+async def each_record(stream: faust.StreamT, name: str, handle: Callable[[Item], Awaitable[None]]) -> None:
+    """`each` for an agent of its own, record by record."""
+    async for record in stream.events():
+        await each([admitted(record)], name, handle)
+
+
+async def _take(part: Concern, items: list[Item]) -> None:
+    """A concern's part of the batch. An error outside its records' own handling (in what it writes
+    or judges for the whole batch) is logged once with the batch's positions, each valid record of
+    the batch becomes a dead letter naming the concern and the error, and the worker goes on,
+    instead of crashing and being restarted over and over by Faust."""
+    try:
+        await part.take(items)
+    except Exception as error:
+        PROCESSING_ERRORS.labels(part.name, "batch").inc()
+        positions = sorted({(item.topic, item.message.partition) for item in items})
+        log.exception("worker.batch_error", agent=part.name, records=len(items), partitions=positions,
+                      first_offset=items[0].message.offset, last_offset=items[-1].message.offset)  # fmt: skip
+        for item in items:
+            await _dead_letter_failure(part.name, item, error)
+
+
+async def _failed(name: str, item: Item, error: Exception) -> None:
+    PROCESSING_ERRORS.labels(name, item.topic).inc()
+    message = item.message
+    log.exception(
+        "worker.processing_error", agent=name, topic=item.topic, partition=message.partition, offset=message.offset
+    )
+    await _dead_letter_failure(name, item, error)
+
+
+async def _dead_letter_failure(name: str, item: Item, error: Exception) -> None:
+    """A valid input record a concern failed on: its own dead letter (refused ones have theirs, and
+    ticks are not events)."""
+    if item.event is not None:
+        # The error's type, not its message: a message may quote the payload.
+        why = Rejected(f"the worker's {name} agent failed on this record: {type(error).__name__}", "worker_error")
+        with contextlib.suppress(Exception):  # a dead letter that cannot be sent must not stop the worker either
+            await send_dead_letter(why, *item.position, item.message.value, name)
 
 
 @app.timer(interval=5.0)
@@ -160,11 +222,7 @@ async def tick_everywhere(**news: str) -> None:
         await clock.send(value=value, partition=partition)
 
 
-def is_tick(record: faust.EventT) -> bool:
-    return record.message.topic == clock.get_topic_name()
-
-
-def news_of(tick: faust.EventT, name: str) -> str | None:
+def news_of(tick: Item, name: str) -> str | None:
     return json.loads(tick.message.value).get(name)
 
 
@@ -179,34 +237,49 @@ def sent_at(message: Message) -> datetime:
     return datetime.fromtimestamp(message.timestamp, UTC)
 
 
-# One decode per record. Faust hands every agent subscribed to a topic the same Message object, so
-# the first agent to reach a record decodes it (JSON, schema, PHI guard, times) and the others read
-# its verdict; it goes when the message does.
-_verdicts: weakref.WeakKeyDictionary[Message, Event | Rejected] = weakref.WeakKeyDictionary()
-
-
-def verdict(message: Message) -> Event | Rejected:
-    """The record's event, or why it was refused: the same for every agent, decoded once."""
-    found = _verdicts.get(message)
-    if found is None:
-        try:
-            found = decode(message.value, settings.logical_topic(message.topic), sent_at(message),
-                           settings.max_clock_skew)  # fmt: skip
-        except Rejected as rejected:
-            found = rejected
-        _verdicts[message] = found
-    return found
-
-
-def decoded(message: Message) -> Event | None:
-    found = verdict(message)
-    return None if isinstance(found, Rejected) else found  # the validating agent dead-letters it
-
-
 async def emit(event: Event) -> None:
     topic = TOPIC_OF[event.event_type]  # type: ignore[attr-defined]
     await outputs[topic].send(key=partition_key(event), value=canonical_json(event).encode())
     EVENTS_OUT.labels("worker", topic).inc()
+
+
+class Stored(Generic[M]):
+    """A table of typed values: one codec (pydantic's JSON) for every value the worker keeps."""
+
+    def __init__(self, name: str, kind: type[M]) -> None:
+        self.table = app.Table(name, default=None, key_type=bytes, value_type=bytes)
+        self.kind = kind
+
+    def get(self, key: bytes) -> M | None:
+        raw = self.table.get(key)
+        return None if raw is None else self.kind.model_validate_json(raw)
+
+    def __setitem__(self, key: bytes, value: M) -> None:
+        self.table[key] = value.model_dump_json().encode()
+
+    def pop(self, key: bytes) -> None:
+        self.table.pop(key, None)
+
+    def items(self) -> Iterator[tuple[bytes, M]]:
+        for key, raw in list(self.table.items()):
+            yield key, self.kind.model_validate_json(raw)
+
+
+_indexes: list[DueIndex[bytes]] = []
+
+
+def due_index() -> DueIndex[bytes]:
+    """A concern's index of when its join entries fall due, refilled after a rebalance."""
+    index = DueIndex[bytes]()
+    _indexes.append(index)
+    return index
+
+
+@app.on_partitions_revoked.connect
+async def _forget_revoked(sender: faust.App, revoked: set[TP], **_: Any) -> None:
+    # What another worker may change while it owns them; refilled from the table on the first tick.
+    for index in _indexes:
+        index.forget({tp.partition for tp in revoked})
 
 
 _decoded_values: dict[tuple[str, bytes], tuple[bytes, Any]] = {}

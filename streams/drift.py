@@ -5,21 +5,18 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-import faust
-
 from services.observability import DRIFT_ACTIVE, DRIFT_SCORE, DRIFT_SKIPPED
 from streams.app import (
     STARTED,
+    Item,
     app,
     cached,
-    each_batch,
-    each_in_batch,
+    concern,
+    each,
     emit,
-    is_tick,
     log,
     model_of,
     monitoring,
-    settings,
     table_key,
     writing_for,
 )
@@ -36,13 +33,10 @@ from vigil.drift_monitor import (
     woke,
 )
 from vigil.drift_windows import Profile, Window, from_record, profiles_of
-from vigil.events import CLOCK_TOPIC, DriftReferenceSet, DriftResolved, Event, InferenceMade
+from vigil.events import DriftReferenceSet, DriftResolved, InferenceMade
 from vigil.validation import canonical_json
 
 # Inferences and references are keyed by model_id on both topics, so the tables are co-partitioned.
-drift_events = app.topic(
-    *settings.topics(("inference.v1", "model.v1", CLOCK_TOPIC)), value_serializer="raw", key_serializer="raw"
-)
 drift_state = app.Table("drift-state", default=None, key_type=bytes, value_type=bytes)
 drift_references = app.Table("drift-references", default=None, key_type=bytes, value_type=bytes)
 drift_windows = app.Table("drift-windows", default=None, key_type=bytes, value_type=bytes)
@@ -56,44 +50,40 @@ def profiles_for(version_key: bytes) -> dict[str, Profile] | None:
     )
 
 
-@app.agent(drift_events)
-async def watch_drift(stream: faust.StreamT) -> None:
+@concern("watch_drift", "inference.v1", "model.v1")
+async def watch_drift(items: list[Item]) -> None:
     """Inferences into windows against their version's reference; closed windows judged."""
-    await each_batch(stream, "watch_drift", _drift_batch)
-
-
-async def _drift_batch(batch: list[faust.EventT]) -> None:
     states: dict[tuple[str, str], MonitorState] = {}
     added: dict[bytes, Window] = {}
-    last_of: dict[str, faust.EventT] = {}  # model_id -> its latest record in the batch
+    last_of: dict[str, Item] = {}  # model_id -> its latest record in the batch
+    ticks: list[Item] = []
 
-    ticks: list[faust.EventT] = []
-
-    async def handle(record: faust.EventT, event: Event | None) -> None:
+    async def handle(item: Item) -> None:
+        event = item.event
         if isinstance(event, DriftReferenceSet):
             _set_reference(event, states)
         elif isinstance(event, InferenceMade):
-            await _window_inference(event, record.message.partition, states, added)
-        elif is_tick(record):
-            ticks.append(record)
+            await _window_inference(event, item.message.partition, states, added)
+        elif item.is_tick:
+            ticks.append(item)
         if isinstance(event, DriftReferenceSet | InferenceMade):
-            last_of[event.model_id] = record
+            last_of[event.model_id] = item
 
-    await each_in_batch(batch, "watch_drift", handle)
+    await each(items, "watch_drift", handle)
     for key, window in added.items():
-        writing_for(last_of[model_of(key)])
+        writing_for(last_of[model_of(key)].record)
         stored = drift_windows.get(key)
         merged = Window.from_dict(json.loads(stored)).merge(window) if stored else window
         drift_windows[key] = json.dumps(merged.to_dict()).encode()
-    for record in ticks:
-        _let_time_pass(record, states, last_of)
+    for tick in ticks:
+        _let_time_pass(tick, states, last_of)
     for (model_id, version), state in states.items():
-        writing_for(last_of[model_id])
+        writing_for(last_of[model_id].record)
         await _close_windows(model_id, version, state)
         drift_state[table_key(model_id, version)] = state.model_dump_json().encode()
 
 
-def _let_time_pass(tick: faust.EventT, states: dict[tuple[str, str], MonitorState], last_of: dict) -> None:
+def _let_time_pass(tick: Item, states: dict[tuple[str, str], MonitorState], last_of: dict[str, Item]) -> None:
     """Moves on the watermarks of the versions on the tick's partition. Those with a window to close
     stay among the batch's states, to be closed and written as after an event."""
     now = datetime.now(UTC)

@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import faust
-from faust.types import Message
 
 from services.observability import INCIDENTS, PROCESSING_ERRORS, REPORT_NEXT_DUE, REPORTS_OVERDUE
-from streams.app import app, decoded, each_record, emit, log, settings
+from streams.app import Item, app, each_record, emit, log, settings
 from vigil.events import INCIDENT_EVENTS, SURVEILLANCE_TOPIC
 from vigil.incidents import Inbox, Incident, clock_alert, clock_events, evolve, inbox
 
@@ -24,8 +23,8 @@ async def track_incidents(stream: faust.StreamT) -> None:
     await each_record(stream, "track_incidents", _track_incident)
 
 
-async def _track_incident(message: Message) -> None:
-    event = decoded(message)
+async def _track_incident(item: Item) -> None:
+    event = item.event
     if not isinstance(event, INCIDENT_EVENTS):
         return
     key = str(event.incident_id).encode()  # type: ignore[attr-defined]

@@ -1,22 +1,20 @@
-"""Outcomes joined to their inferences in either order: the missed-escalation check and subgroup
-performance with its safety-threshold and equity signals."""
+"""Outcomes joined to their inferences in either order (vigil.join): the missed-escalation check and
+subgroup performance with its safety-threshold and equity signals."""
 
 from __future__ import annotations
 
-import json
-import time
-
-import faust
-from faust.types import Message
+from datetime import UTC, datetime, timedelta
 
 from services.observability import JOIN_EXPIRED, PERFORMANCE
 from streams.app import (
+    Item,
+    Stored,
     app,
     cached,
-    each_batch,
-    each_in_batch,
+    concern,
+    due_index,
+    each,
     emit,
-    is_tick,
     log,
     model_of,
     monitoring,
@@ -27,17 +25,9 @@ from streams.app import (
     tick_everywhere,
     writing_for,
 )
-from vigil.events import (
-    CLOCK_TOPIC,
-    EVENT_TYPES,
-    Event,
-    GuidelineChanged,
-    InferenceMade,
-    ModelRegistered,
-    OutcomeObserved,
-    ThresholdBreached,
-)
+from vigil.events import GuidelineChanged, InferenceMade, ModelRegistered, OutcomeObserved, ThresholdBreached
 from vigil.guidelines import guideline_alert
+from vigil.join import Entry, Met, Parked, arrive
 from vigil.oversight import missed_escalation
 from vigil.performance import Counts, name_of
 from vigil.performance_monitor import (
@@ -46,8 +36,6 @@ from vigil.performance_monitor import (
     add_pair,
     breach_candidate,
     join_key,
-    meet,
-    mismatched,
     pair_of,
     performance_alert,
     refused,
@@ -59,138 +47,161 @@ from vigil.performance_monitor import encode as encode_bucket
 from vigil.performance_monitor import transitions as performance_transitions
 from vigil.validation import Rejected, canonical_json
 
+OutcomeJoin = Entry[InferenceMade, OutcomeObserved]
+ParkedPairs = Parked[InferenceMade, OutcomeObserved]
+
 # Inferences, outcomes and registry events are keyed by model_id, so the tables are co-partitioned.
-join_events = app.topic(
-    *settings.topics(("inference.v1", "outcome.v1", "model.v1", CLOCK_TOPIC)),
-    value_serializer="raw",
-    key_serializer="raw",
-)
-registry = app.Table("models", default=None, key_type=bytes, value_type=bytes)  # model_id -> ModelRegistered
-registered_on = app.Table(
-    "model-partitions", default=None, key_type=bytes, value_type=bytes
-)  # model_id -> its partition
-waiting = app.Table("outcome-join", default=None, key_type=bytes, value_type=bytes)  # inference_id -> one side
-performance_state = app.Table("performance-state", default=None, key_type=bytes, value_type=bytes)
+registry = Stored("models", ModelRegistered)  # model_id -> its registration
+registered_on = app.Table("model-partitions", default=None, key_type=bytes, value_type=bytes)  # model_id -> partition
+joins = Stored("outcome-join", OutcomeJoin)  # inference_id -> what waits for its other side
+parked = Stored("outcome-parked", ParkedPairs)  # model_id -> pairs waiting for its registration
+performance_state = Stored("performance-state", PerformanceState)  # model, version -> rolling state
+# model, version, day -> Bucket, in its own codec (counts per label and subgroup)
 performance_days = app.Table("performance-days", default=None, key_type=bytes, value_type=bytes)
-_swept: dict[int, float] = {}  # partition -> when its waiting entries were last checked for expiry
-
-
-@app.agent(join_events)
-async def join_outcomes(stream: faust.StreamT) -> None:
-    """Outcome joined to inference in either order; then the escalation check and the performance buckets."""
-    await each_batch(stream, "join_outcomes", _join_batch)
+due = due_index()  # join keys by wall-clock time of expiry, per partition
 
 
 class _Batch:
     def __init__(self) -> None:
         self.states: dict[tuple[str, str], PerformanceState] = {}
         self.buckets: dict[bytes, Bucket] = {}
-        self.last_of: dict[str, faust.EventT] = {}
+        self.parked: dict[str, ParkedPairs] = {}
+        self.last_of: dict[str, Item] = {}  # model_id -> its latest record: where its tables are written
+
+    def state(self, model_id: str, version: str) -> PerformanceState:
+        if (model_id, version) not in self.states:
+            stored = performance_state.get(table_key(model_id, version))
+            self.states[(model_id, version)] = stored or PerformanceState()
+        return self.states[(model_id, version)]
+
+    def parked_of(self, model_id: str, partition: int) -> ParkedPairs:
+        if model_id not in self.parked:
+            self.parked[model_id] = parked.get(model_id.encode()) or ParkedPairs(partition=partition)
+        return self.parked[model_id]
 
 
-async def _join_batch(records: list[faust.EventT]) -> None:
+@concern("join_outcomes", "inference.v1", "outcome.v1", "model.v1")
+async def join_outcomes(items: list[Item]) -> None:
+    """Outcome joined to inference in either order; then the escalation check and the performance buckets."""
     batch = _Batch()
+    now = datetime.now(UTC)
 
-    async def handle(record: faust.EventT, event: Event | None) -> None:
-        message = record.message
+    async def handle(item: Item) -> None:
+        event = item.event
         if isinstance(event, ModelRegistered):
-            registry[event.model_id.encode()] = canonical_json(event).encode()
-            registered_on[event.model_id.encode()] = str(message.partition).encode()
-            batch.last_of[event.model_id] = record
-            await _release_parked(event.model_id, message, batch)
+            registry[event.model_id.encode()] = event
+            registered_on[event.model_id.encode()] = str(item.message.partition).encode()
+            batch.last_of[event.model_id] = item
+            waited = batch.parked_of(event.model_id, item.message.partition)
+            released, waited.pairs = waited.pairs, []
+            for pair in released:
+                await _count_pair(Met(pair.left, pair.right, pair.right_from), item, batch, now)
         elif isinstance(event, InferenceMade | OutcomeObserved):
-            batch.last_of[event.model_id] = record
-            await _join(event, message, batch)
+            batch.last_of[event.model_id] = item
+            await _join(event, item, batch, now)
         elif isinstance(event, GuidelineChanged):  # keyed by its own id: tell every partition's models
             await tick_everywhere(guideline=canonical_json(event))
-        elif is_tick(record):
-            if guideline := news_of(record, "guideline"):
-                await _tell_affected(GuidelineChanged.model_validate_json(guideline), message.partition)
-            if time.monotonic() - _swept.get(message.partition, 0.0) > min(60.0, settings.registry_grace):
-                await _sweep(message.partition)
+        elif item.is_tick:
+            if guideline := news_of(item, "guideline"):
+                await _tell_affected(GuidelineChanged.model_validate_json(guideline), item.message.partition)
+            await _expire(item, batch, now)
 
-    await each_in_batch(records, "join_outcomes", handle)
+    await each(items, "join_outcomes", handle)
     for key, bucket in batch.buckets.items():
-        writing_for(batch.last_of[model_of(key)])
+        writing_for(batch.last_of[model_of(key)].record)
         stored = decode_bucket(performance_days.get(key))
         for name, counts in bucket.items():
             stored[name] = stored.get(name, Counts()) + counts
         performance_days[key] = encode_bucket(stored)
+    for model_id, pairs in batch.parked.items():
+        writing_for(batch.last_of[model_id].record)
+        if pairs.pairs:
+            parked[model_id.encode()] = pairs
+        else:
+            parked.pop(model_id.encode())
     for (model_id, version), state in batch.states.items():
-        writing_for(batch.last_of[model_id])
+        writing_for(batch.last_of[model_id].record)
         await _judge_performance(model_id, version, state)
-        performance_state[table_key(model_id, version)] = state.model_dump_json().encode()
+        performance_state[table_key(model_id, version)] = state
 
 
 def _registered(model_id: str) -> ModelRegistered | None:
-    return cached(registry, model_id.encode(), ModelRegistered.model_validate_json)
+    return cached(registry.table, model_id.encode(), ModelRegistered.model_validate_json)
 
 
-async def _join(event: InferenceMade | OutcomeObserved, message: Message, batch: _Batch) -> None:
-    key = join_key(event).encode()
-    position = (message.topic, message.partition, message.offset)
+async def _join(event: InferenceMade | OutcomeObserved, item: Item, batch: _Batch, now: datetime) -> None:
     if isinstance(event, OutcomeObserved) and (model := _registered(event.model_id)) and (why := refused(event, model)):
-        await send_dead_letter(why, *position, message.value)  # a label outside the set; unknown models wait
+        await send_dead_letter(why, *item.position, item.message.value)  # a label outside the set; unknown models wait
         return
-    stored = json.loads(raw) if (raw := waiting.get(key)) else None
-    other = EVENT_TYPES[stored["side"]].model_validate_json(stored["event"]) if stored else None
-    pair = meet(other, event)  # type: ignore[arg-type]
-    if pair is None:
-        if stored is None:
-            kept = waiting_form(event) if isinstance(event, InferenceMade) else event
-            waiting[key] = _entry(
-                event.event_type, event.model_id, message, event=canonical_json(kept), position=position
-            )
+    # Wall-clock time: an inference never followed up is forgotten after the horizon, however far
+    # behind its stream is read.
+    until = now + timedelta(days=monitoring.for_model(event.model_id).performance.horizon_days)
+    side = OutcomeJoin(model_id=event.model_id, partition=item.message.partition, due=until)
+    if isinstance(event, InferenceMade):
+        new = side.holding(left=waiting_form(event))
+    else:
+        new = side.holding(right=event, right_from=item.position)
+    key = join_key(event).encode()
+    arrival = arrive(joins.get(key), new, "outcome", "performance")
+    if arrival.repeat:
         return
-    del waiting[key]
-    inference, outcome = pair
-    where = position if isinstance(event, OutcomeObserved) else tuple(stored["position"])  # type: ignore[index]
-    if why := mismatched(inference, outcome):  # its buckets would sit in another model's partition
-        await send_dead_letter(why, *where, canonical_json(outcome).encode())
-        return
-    await _check_escalation(inference, outcome)
-    await _count_pair(inference, outcome, where, message, batch)
+    joins[key] = arrival.entry
+    due.add((item.message.partition, ""), arrival.entry.due, key)
+    if arrival.refused:  # its buckets would sit in another model's partition
+        refusal = arrival.refused
+        await send_dead_letter(refusal.why, *refusal.right_from, canonical_json(refusal.right).encode())
+    if arrival.met:
+        await _check_escalation(arrival.met.left, arrival.met.right)
+        await _count_pair(arrival.met, item, batch, now)
 
 
-def _entry(side: str, model_id: str, message: Message, **content: object) -> bytes:
-    """A waiting entry. `partition` is the changelog partition it is written to (the current
-    record's): the sweep deletes only entries of the partition it runs for."""
-    head = {"side": side, "model_id": model_id, "at": time.time(), "partition": message.partition}
-    return json.dumps(head | content).encode()
-
-
-def _parked_key(model_id: str, inference_id: str) -> bytes:
-    return table_key("parked", model_id, inference_id)
-
-
-async def _count_pair(
-    inference: InferenceMade, outcome: OutcomeObserved, where: tuple, message: Message, batch: _Batch
-) -> None:
+async def _count_pair(met: Met[InferenceMade, OutcomeObserved], item: Item, batch: _Batch, now: datetime) -> None:
     """Adds a joined pair to its day's bucket. A pair of a model whose registration the worker has
-    not seen yet (on a fresh start, topics are read in parallel) waits for it."""
+    not seen yet (on a fresh start, topics are read in parallel) is parked until it comes."""
+    inference, outcome = met.left, met.right
     model = _registered(inference.model_id)
     if model is None:
-        parked = {"inference": canonical_json(inference), "outcome": canonical_json(outcome), "position": where}
-        waiting[_parked_key(inference.model_id, str(inference.event_id))] = _entry(
-            "pair", inference.model_id, message, **parked
-        )
+        batch.parked_of(inference.model_id, item.message.partition).park(met, now)
         return
     if why := refused(outcome, model):
-        await send_dead_letter(why, *where, canonical_json(outcome).encode())
+        await send_dead_letter(why, *met.right_from, canonical_json(outcome).encode())
         return
     policy = monitoring.for_model(model.model_id).performance
-    version = inference.model_version
-    if (model.model_id, version) not in batch.states:
-        stored = performance_state.get(table_key(model.model_id, version))
-        batch.states[(model.model_id, version)] = (
-            PerformanceState.model_validate_json(stored) if stored else PerformanceState()
-        )
-    state = batch.states[(model.model_id, version)]
+    state = batch.state(model.model_id, inference.model_version)
     attributes = state.capped(policy.max_values).apply(inference.subgroup, policy.attributes)
     day = inference.occurred_at.date()
-    bucket = batch.buckets.setdefault(table_key(model.model_id, version, day.isoformat()), {})
+    bucket = batch.buckets.setdefault(table_key(model.model_id, inference.model_version, day.isoformat()), {})
     add_pair(bucket, pair_of(inference, outcome, attributes), model, policy.attributes, policy.depth)
     state.counted(inference.occurred_at, inference.event_id)
+
+
+async def _expire(tick: Item, batch: _Batch, now: datetime) -> None:
+    """On the tick's partition: forgets join entries past the horizon (inferences never followed
+    up, outcomes never matched: counted), and dead-letters parked pairs whose model is still not
+    registered after the grace period."""
+    partition = tick.message.partition
+    if not due.filled(partition):
+        due.fill(partition, (((partition, ""), e.due, k) for k, e in joins.items() if e.partition == partition))
+    for key in due.due((partition, ""), now):
+        entry = joins.get(key)
+        if entry is None or entry.due > now:  # gone, or moved on since it was indexed
+            continue
+        joins.pop(key)
+        if not entry.paired:
+            JOIN_EXPIRED.labels(entry.model_id, "inference" if entry.left else "outcome").inc()
+    for key, waiting in parked.items():
+        model_id = key.decode()
+        if waiting.partition != partition:
+            continue
+        batch.last_of.setdefault(model_id, tick)
+        for gone in batch.parked_of(model_id, partition).overstayed(now, timedelta(seconds=settings.registry_grace)):
+            why = Rejected(
+                f"outcome for model {model_id!r}, which no ModelRegistered event names "
+                f"(waited {settings.registry_grace:g} s); not counted in performance",
+                "unknown_model",
+                "model_id",
+            )
+            await send_dead_letter(why, *gone.right_from, canonical_json(gone.right).encode())
 
 
 async def _tell_affected(guideline: GuidelineChanged, partition: int) -> None:
@@ -200,41 +211,6 @@ async def _tell_affected(guideline: GuidelineChanged, partition: int) -> None:
         if int(on) == partition and model is not None and (alert := guideline_alert(guideline, model)):
             await emit(alert)
             log.warning("worker.guideline", model_id=model.model_id, guideline_id=guideline.guideline_id)
-
-
-async def _release_parked(model_id: str, message: Message, batch: _Batch) -> None:
-    prefix = _parked_key(model_id, "")
-    for key, value in list(waiting.items()):
-        if key.startswith(prefix):
-            del waiting[key]
-            entry = json.loads(value)
-            inference = InferenceMade.model_validate_json(entry["inference"])
-            outcome = OutcomeObserved.model_validate_json(entry["outcome"])
-            await _count_pair(inference, outcome, tuple(entry["position"]), message, batch)
-
-
-async def _sweep(partition: int) -> None:
-    """Forget entries older than the horizon (inferences never followed up, outcomes never matched),
-    counted; dead-letter pairs whose model is still not registered after the grace period. Only
-    this partition's entries: their changelog partition is the current record's."""
-    _swept[partition] = time.monotonic()
-    now = time.time()
-    for key, value in list(waiting.items()):
-        entry = json.loads(value)
-        if entry["partition"] != partition:
-            continue
-        if entry["side"] == "pair" and now - entry["at"] > settings.registry_grace:
-            del waiting[key]
-            why = Rejected(
-                f"outcome for model {entry['model_id']!r}, which no ModelRegistered event names "
-                f"(waited {settings.registry_grace:g} s); not counted in performance",
-                "unknown_model",
-                "model_id",
-            )
-            await send_dead_letter(why, *entry["position"], entry["outcome"].encode())
-        elif now - entry["at"] > monitoring.for_model(entry["model_id"]).performance.horizon_days * 86_400:
-            del waiting[key]
-            JOIN_EXPIRED.labels(entry["model_id"], entry["side"]).inc()
 
 
 async def _check_escalation(inference: InferenceMade, outcome: OutcomeObserved) -> None:

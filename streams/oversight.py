@@ -3,200 +3,186 @@ rolling windows judged against the policy."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime
-
-import faust
-from faust.types import Message
 
 from services.observability import OVERSIGHT, OVERSIGHT_ACTIVE, REVIEWS_UNMATCHED
 from streams.app import (
     STARTED,
-    app,
-    each_batch,
-    each_in_batch,
+    Item,
+    Stored,
+    concern,
+    due_index,
+    each,
     emit,
-    is_tick,
     log,
     model_of,
     monitoring,
     send_dead_letter,
-    settings,
     table_key,
     writing_for,
 )
-from vigil.events import CLOCK_TOPIC, Event, InferenceMade, ReviewRecorded
+from vigil.events import InferenceMade, ReviewRecorded
+from vigil.join import Arrival, Entry, arrive
 from vigil.oversight import (
     Awaiting,
     ModelOversight,
-    OversightClock,
     Tally,
     assess,
     awaiting,
+    clock_now,
     count_inference,
     count_review,
     count_unreviewed,
-    overdue,
     oversight_alert,
+    review_deadline,
+    review_let_go,
     transitions,
-    unmatched,
 )
 from vigil.rolling import RollingState
-from vigil.validation import Rejected, canonical_json
+from vigil.validation import canonical_json
+
+ReviewJoin = Entry[Awaiting, ReviewRecorded]
 
 # Inferences and reviews are keyed by model_id, so the tables are co-partitioned.
-oversight_events = app.topic(
-    *settings.topics(("inference.v1", "review.v1", CLOCK_TOPIC)), value_serializer="raw", key_serializer="raw"
-)
-oversight_join = app.Table("oversight-join", default=None, key_type=bytes, value_type=bytes)  # inference_id -> side
-oversight_state = app.Table("oversight-state", default=None, key_type=bytes, value_type=bytes)  # model_id -> state
-oversight_days = app.Table("oversight-days", default=None, key_type=bytes, value_type=bytes)  # version, day -> Tally
-
-
-@app.agent(oversight_events)
-async def watch_oversight(stream: faust.StreamT) -> None:
-    """Reviews joined to their inferences, outputs past their review time counted; windows judged."""
-    await each_batch(stream, "watch_oversight", _oversight_batch)
+joins = Stored("oversight-join", ReviewJoin)  # inference_id -> what waits for its other side
+oversight_state = Stored("oversight-state", ModelOversight)  # model_id -> clock and rolling windows
+oversight_days = Stored("oversight-days", Tally)  # model, version, day -> Tally
+# Join keys by when they fall due on their model's oversight clock (event time), per partition and model.
+due = due_index()
 
 
 class _Oversight:
     def __init__(self) -> None:
         self.models: dict[str, ModelOversight] = {}
         self.tallies: dict[bytes, Tally] = {}  # counted in this batch, per (model, version, day)
-        self.last_of: dict[str, faust.EventT] = {}
+        self.last_of: dict[str, Item] = {}  # model_id -> its latest record: where its tables are written
 
     def model(self, model_id: str) -> ModelOversight:
+        """The model's state, to change in this batch and write at its end."""
         if model_id not in self.models:
-            self.models[model_id] = _stored_oversight(model_id)
+            self.models[model_id] = self.stored(model_id)
         return self.models[model_id]
+
+    def stored(self, model_id: str) -> ModelOversight:
+        """The model's state as it stands, to read."""
+        if found := self.models.get(model_id):
+            return found
+        model = oversight_state.get(model_id.encode()) or ModelOversight()
+        model.clock.woke(STARTED)
+        return model
 
     def tally(self, model_id: str, version: str, at: datetime, inference_id: uuid.UUID) -> Tally:
         self.model(model_id).versions.setdefault(version, RollingState()).counted(at, inference_id)
         return self.tallies.setdefault(table_key(model_id, version, at.date().isoformat()), Tally())
 
 
-def _stored_oversight(model_id: str) -> ModelOversight:
-    stored = oversight_state.get(model_id.encode())
-    model = ModelOversight.model_validate_json(stored) if stored else ModelOversight()
-    model.clock.woke(STARTED)
-    return model
-
-
-async def _oversight_batch(records: list[faust.EventT]) -> None:
+@concern("watch_oversight", "inference.v1", "review.v1")
+async def watch_oversight(items: list[Item]) -> None:
+    """Reviews joined to their inferences, outputs past their review time counted; windows judged."""
     batch = _Oversight()
     now = datetime.now(UTC)
 
-    async def handle(record: faust.EventT, event: Event | None) -> None:
+    async def handle(item: Item) -> None:
+        event = item.event
         if isinstance(event, InferenceMade):
-            batch.last_of[event.model_id] = record
-            _oversee_inference(event, record.message, batch, now)
+            batch.last_of[event.model_id] = item
+            await _oversee_inference(event, item, batch, now)
         elif isinstance(event, ReviewRecorded):
-            batch.last_of[event.model_id] = record
-            await _oversee_review(event, record.message, batch, now)
-        elif is_tick(record):
-            _expire_reviews(record, batch, now)
+            batch.last_of[event.model_id] = item
+            await _oversee_review(event, item, batch, now)
+        elif item.is_tick:
+            _expire_reviews(item, batch, now)
 
-    await each_in_batch(records, "watch_oversight", handle)
+    await each(items, "watch_oversight", handle)
     for key, tally in batch.tallies.items():
-        writing_for(batch.last_of[model_of(key)])
+        writing_for(batch.last_of[model_of(key)].record)
         if stored := oversight_days.get(key):
-            tally = Tally.model_validate_json(stored) + tally
-        oversight_days[key] = tally.model_dump_json().encode()
+            tally = stored + tally
+        oversight_days[key] = tally
     for model_id, version in sorted({tuple(key.decode().split("\x1f")[:2]) for key in batch.tallies}):
-        writing_for(batch.last_of[model_id])
+        writing_for(batch.last_of[model_id].record)
         await _judge_oversight(model_id, version, batch.models[model_id].versions[version])
     for model_id, model in batch.models.items():
-        writing_for(batch.last_of[model_id])
-        oversight_state[model_id.encode()] = model.model_dump_json().encode()
+        writing_for(batch.last_of[model_id].record)
+        oversight_state[model_id.encode()] = model
 
 
-def _join_side(key: bytes) -> dict | None:
-    """What waits under an inference id: the inference's compact entry, or a review."""
-    return json.loads(raw) if (raw := oversight_join.get(key)) else None
-
-
-def _join_entry(side: str, model_id: str, message: Message, body: str) -> bytes:
-    return json.dumps({"side": side, "model_id": model_id, "partition": message.partition, "body": body}).encode()
-
-
-def _oversee_inference(inference: InferenceMade, message: Message, batch: _Oversight, now: datetime) -> None:
+async def _oversee_inference(inference: InferenceMade, item: Item, batch: _Oversight, now: datetime) -> None:
     policy = monitoring.for_model(inference.model_id).oversight
     model = batch.model(inference.model_id)
-    model.clock.partition = message.partition
+    model.clock.partition = item.message.partition
     model.clock.saw_inference(inference, now)
     key = str(inference.event_id).encode()
-    stored = _join_side(key)
-    if stored and stored["side"] == "inference":
-        return  # a repeat of an inference still within its review time
+    output = awaiting(inference, policy)
+    if output is None:  # patient-facing: nothing to review, and a review waiting for it counts against nothing
+        if joins.get(key) is not None:
+            joins.pop(key)
+            REVIEWS_UNMATCHED.labels(inference.model_id).inc()
+        count_inference(batch.tally(inference.model_id, inference.model_version, inference.occurred_at,
+                                    inference.event_id), inference, policy)  # fmt: skip
+        return
+    new = ReviewJoin(model_id=inference.model_id, partition=item.message.partition,
+                     due=review_deadline(output, policy), left=output)  # fmt: skip
+    arrival = await _arrive(key, new, item)
+    if arrival.repeat:
+        return  # a repeat of an inference within its review time
     tally = batch.tally(inference.model_id, inference.model_version, inference.occurred_at, inference.event_id)
     count_inference(tally, inference, policy)
-    output = awaiting(inference, policy)
-    if output is None:
-        if stored:  # a review of a patient-facing output: nothing to count it against
-            del oversight_join[key]
-            REVIEWS_UNMATCHED.labels(inference.model_id).inc()
-        return
-    if stored:
-        count_review(tally, output, ReviewRecorded.model_validate_json(stored["body"]), policy)
-        output.reviewed = True
-    oversight_join[key] = _join_entry("inference", inference.model_id, message, output.model_dump_json())
+    if arrival.met:
+        count_review(tally, arrival.met.left, arrival.met.right, policy)
 
 
-async def _oversee_review(review: ReviewRecorded, message: Message, batch: _Oversight, now: datetime) -> None:
-    model = batch.model(review.model_id)
-    model.clock.partition = message.partition
-    model.clock.saw_review(review, now)
-    key = str(review.inference_id).encode()
-    stored = _join_side(key)
-    if stored is None:
-        oversight_join[key] = _join_entry("review", review.model_id, message, canonical_json(review))
-        return
-    if stored["model_id"] != review.model_id:
-        why = Rejected(
-            f"review names model {review.model_id!r}, but its inference was made by {stored['model_id']!r}; "
-            "not counted in oversight",
-            "model_mismatch",
-            "model_id",
-        )
-        await send_dead_letter(why, message.topic, message.partition, message.offset, message.value)
-        return
-    if stored["side"] == "review":
-        return  # the first review of an output decides; a repeat or a second opinion does not count again
-    output = Awaiting.model_validate_json(stored["body"])
-    if output.reviewed:
-        return
+async def _oversee_review(review: ReviewRecorded, item: Item, batch: _Oversight, now: datetime) -> None:
     policy = monitoring.for_model(review.model_id).oversight
-    count_review(batch.tally(review.model_id, output.model_version, output.made_at, output.inference_id), output,
-                 review, policy)  # fmt: skip
-    output.reviewed = True
-    oversight_join[key] = _join_entry("inference", review.model_id, message, output.model_dump_json())
+    model = batch.model(review.model_id)
+    model.clock.partition = item.message.partition
+    model.clock.saw_review(review, now)
+    new = ReviewJoin(model_id=review.model_id, partition=item.message.partition,
+                     due=review_let_go(review, policy), right=review, right_from=item.position)  # fmt: skip
+    arrival = await _arrive(str(review.inference_id).encode(), new, item)
+    if met := arrival.met:  # the first review of an output decides; a repeat or a second opinion does not count
+        output = met.left
+        tally = batch.tally(review.model_id, output.model_version, output.made_at, output.inference_id)
+        count_review(tally, output, met.right, policy)
 
 
-def _expire_reviews(tick: faust.EventT, batch: _Oversight, now: datetime) -> None:
+async def _arrive(key: bytes, new: ReviewJoin, item: Item) -> Arrival[Awaiting, ReviewRecorded]:
+    """The join's step for one record: what waits is written and indexed, a refused review dead-lettered."""
+    arrival = arrive(joins.get(key), new, "review", "oversight")
+    if not arrival.repeat:
+        joins[key] = arrival.entry
+        due.add((item.message.partition, new.model_id), arrival.entry.due, key)
+    if refusal := arrival.refused:
+        await send_dead_letter(refusal.why, *refusal.right_from, canonical_json(refusal.right).encode())
+    return arrival
+
+
+def _expire_reviews(tick: Item, batch: _Oversight, now: datetime) -> None:
     """On the tick's partition: counts outputs past their review time as unreviewed and forgets
-    reviews whose inference did not come."""
+    reviews whose inference did not come, each model by its own oversight clock."""
     partition = tick.message.partition
-    clocks: dict[str, OversightClock] = {}
-    for key, raw in list(oversight_join.items()):
-        entry = json.loads(raw)
-        if entry["partition"] != partition:
+    if not due.filled(partition):
+        found = joins.items()
+        due.fill(partition, (((partition, e.model_id), e.due, k) for k, e in found if e.partition == partition))
+    for lane in due.lanes(partition):
+        model_id = lane[1]
+        policy = monitoring.for_model(model_id).oversight
+        clock_time = clock_now(batch.stored(model_id).clock, policy, now)
+        if clock_time is None:
             continue
-        model_id = entry["model_id"]
-        if model_id not in clocks:
-            clocks[model_id] = (batch.models.get(model_id) or _stored_oversight(model_id)).clock
-        clock, policy = clocks[model_id], monitoring.for_model(model_id).oversight
-        if entry["side"] == "inference":
-            output = Awaiting.model_validate_json(entry["body"])
-            if overdue(output, clock, policy, now):
-                del oversight_join[key]
-                if output.due and not output.reviewed:
-                    batch.last_of.setdefault(model_id, tick)
-                    count_unreviewed(batch.tally(model_id, output.model_version, output.made_at, output.inference_id),
-                                     output)  # fmt: skip
-        elif unmatched(ReviewRecorded.model_validate_json(entry["body"]), clock, policy, now):
-            del oversight_join[key]
-            REVIEWS_UNMATCHED.labels(model_id).inc()
+        for key in due.due(lane, clock_time):
+            entry = joins.get(key)
+            if entry is None or entry.due > clock_time:  # gone, or moved on since it was indexed
+                continue
+            joins.pop(key)
+            batch.last_of.setdefault(model_id, tick)
+            if entry.left is not None and entry.left.due:
+                output = entry.left
+                count_unreviewed(batch.tally(model_id, output.model_version, output.made_at, output.inference_id),
+                                 output)  # fmt: skip
+            elif entry.right is not None:
+                REVIEWS_UNMATCHED.labels(model_id).inc()
 
 
 async def _judge_oversight(model_id: str, version: str, state: RollingState) -> None:
@@ -204,7 +190,7 @@ async def _judge_oversight(model_id: str, version: str, state: RollingState) -> 
     window = Tally()
     for day in state.window(policy.window_days):
         if stored := oversight_days.get(table_key(model_id, version, day.isoformat())):
-            window += Tally.model_validate_json(stored)
+            window += stored
     findings = assess(window, policy)
     for finding in findings:
         OVERSIGHT.labels(model_id, version, finding.kind).set(finding.value)

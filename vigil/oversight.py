@@ -91,7 +91,6 @@ class Awaiting(BaseModel):
     model_version: str
     made_at: datetime
     due: bool  # a review in time is required
-    reviewed: bool = False  # kept after its review until the deadline passes, so repeats are not counted again
 
 
 def awaiting(inference: InferenceMade, policy: OversightPolicy) -> Awaiting | None:
@@ -191,23 +190,31 @@ class ModelOversight(BaseModel):
     versions: dict[str, RollingState] = Field(default_factory=dict)
 
 
-def _clock_time(clock: OversightClock, policy: OversightPolicy, now: datetime) -> datetime | None:
+def clock_now(clock: OversightClock, policy: OversightPolicy, now: datetime) -> datetime | None:
+    """The model's oversight time: what review deadlines are judged against."""
     # A stream silent for as long as the grace it would be given has stopped, not fallen behind.
     return clock.time(now, idle=timedelta(minutes=max(1, policy.grace_minutes)))
 
 
+def review_deadline(output: Awaiting, policy: OversightPolicy) -> datetime:
+    """Past this (its review time and the grace), a review still to come would not count."""
+    return output.made_at + timedelta(minutes=policy.review_within_minutes + policy.grace_minutes)
+
+
+def review_let_go(review: ReviewRecorded, policy: OversightPolicy) -> datetime:
+    """A review whose inference has not come when the inferences have passed it by the grace is of
+    a patient-facing output, of an output already counted unreviewed, or of one never sent."""
+    return review.reviewed_at + timedelta(minutes=policy.grace_minutes)
+
+
 def overdue(output: Awaiting, clock: OversightClock, policy: OversightPolicy, now: datetime) -> bool:
-    """Past the review deadline and its grace: a review still to come would not count."""
-    time = _clock_time(clock, policy, now)
-    wait = timedelta(minutes=policy.review_within_minutes + policy.grace_minutes)
-    return time is not None and time >= output.made_at + wait
+    time = clock_now(clock, policy, now)
+    return time is not None and time >= review_deadline(output, policy)
 
 
 def unmatched(review: ReviewRecorded, clock: OversightClock, policy: OversightPolicy, now: datetime) -> bool:
-    """A review whose inference has not come although the inferences have passed it by the grace:
-    a review of a patient-facing output, of an output already counted unreviewed, or of one never sent."""
-    time = _clock_time(clock, policy, now)
-    return time is not None and time >= review.reviewed_at + timedelta(minutes=policy.grace_minutes)
+    time = clock_now(clock, policy, now)
+    return time is not None and time >= review_let_go(review, policy)
 
 
 # --- judging ----------------------------------------------------------------------------------

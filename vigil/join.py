@@ -1,0 +1,177 @@
+"""The either-order join, pairs parked until their model registers, and the index of what falls due.
+
+Two streams name the same key: an inference and its outcome, an inference and its review. Whichever
+comes first waits under the key for the other. Everything here is pure: a state and an arrival (or
+the time) in, the new state and what to do out. The worker's agents keep only the I/O around it.
+
+The rules, for every concern that joins:
+- the first arrival of a side decides; a repeat of a side already seen changes nothing, also after
+  the pair has met (the entry stays, marked paired, until it falls due), so a record read twice
+  after a crash is not counted twice;
+- the right side (an outcome, a review) must name the model its inference was made by; one that
+  does not is refused with a reason, and the inference keeps waiting for a right one;
+- an entry is forgotten when it falls due; what it still held unpaired is reported, for the
+  concern to count (an inference never reviewed) or drop (an outcome never matched).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Hashable, Iterable
+from datetime import datetime, timedelta
+from typing import Generic, NamedTuple, TypeVar
+
+from pydantic import BaseModel
+
+from vigil.validation import Rejected
+
+L = TypeVar("L", bound=BaseModel)  # the left side: what the join keeps of an inference
+R = TypeVar("R", bound=BaseModel)  # the right side: an outcome or a review
+K = TypeVar("K", bound=Hashable)
+Lane = tuple[int, str]  # (partition, a name within it: "" or a model id)
+
+
+class Position(NamedTuple):
+    """Where a record was read: a refused right side is dead-lettered at its own position."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class Entry(BaseModel, Generic[L, R]):
+    """What waits under one join key."""
+
+    model_id: str
+    partition: int  # the changelog partition it lives on: expiry runs for one partition at a time
+    due: datetime  # when it is forgotten, on the clock the concern expires by
+    left: L | None = None
+    right: R | None = None
+    right_from: Position | None = None  # set with `right`
+    paired: bool = False  # met; the sides are dropped, the key kept to absorb repeats
+
+    def holding(self, left: L | None = None, right: R | None = None, right_from: Position | None = None) -> Entry[L, R]:
+        """This entry's key, partition and due time, holding the given side."""
+        return self.model_copy(update={"left": left, "right": right, "right_from": right_from, "paired": False})
+
+
+class Met(NamedTuple, Generic[L, R]):
+    left: L
+    right: R
+    right_from: Position
+
+
+class Refusal(NamedTuple, Generic[R]):
+    why: Rejected
+    right: R
+    right_from: Position
+
+
+class Arrival(NamedTuple, Generic[L, R]):
+    entry: Entry[L, R]  # what stays under the key (the same object when nothing changed)
+    met: Met[L, R] | None = None
+    repeat: bool = False  # this side had come already: nothing changes
+    refused: Refusal[R] | None = None  # the right side names another model than its inference
+
+
+def arrive(entry: Entry[L, R] | None, new: Entry[L, R], right_name: str, counted_in: str) -> Arrival[L, R]:
+    """`new` holds one side; `entry` is what waited under its key, if anything. A right side is
+    judged against its inference's model when they meet: before that, two right sides of one key
+    cannot tell which is wrong, and the first one waits."""
+    if entry is None:
+        return Arrival(new)
+    knows_model = entry.left is not None or entry.paired
+    if new.right is not None and knows_model and new.model_id != entry.model_id:
+        return Arrival(entry, refused=_refusal(new, entry.model_id, right_name, counted_in))
+    if entry.paired or (entry.left if new.left is not None else entry.right) is not None:
+        return Arrival(entry, repeat=True)
+    left, right = (new, entry) if new.left is not None else (entry, new)
+    if left.model_id != right.model_id:  # the inference takes the key, to wait for a right one
+        return Arrival(left, refused=_refusal(right, left.model_id, right_name, counted_in))
+    assert left.left is not None and right.right is not None and right.right_from is not None
+    kept = entry.holding().model_copy(update={"paired": True, "due": max(entry.due, new.due)})
+    return Arrival(kept, met=Met(left.left, right.right, right.right_from))
+
+
+def _refusal(right: Entry[L, R], inference_model: str, right_name: str, counted_in: str) -> Refusal[R]:
+    assert right.right is not None and right.right_from is not None
+    why = Rejected(
+        f"{right_name} names model {right.model_id!r}, but its inference was made by {inference_model!r}; "
+        f"not counted in {counted_in}",
+        "model_mismatch",
+        "model_id",
+    )
+    return Refusal(why, right.right, right.right_from)
+
+
+# --- pairs parked until their model registers --------------------------------------------------
+
+
+class ParkedPair(BaseModel, Generic[L, R]):
+    left: L
+    right: R
+    right_from: Position
+    since: datetime
+
+
+class Parked(BaseModel, Generic[L, R]):
+    """The pairs of one model that no registration names yet (on a fresh start, topics are read in
+    parallel, so a model's outcomes may come before its registration)."""
+
+    partition: int  # the model's: where its pairs are parked and expired
+    pairs: list[ParkedPair[L, R]] = []
+
+    def park(self, met: Met[L, R], now: datetime) -> None:
+        self.pairs.append(ParkedPair(left=met.left, right=met.right, right_from=met.right_from, since=now))
+
+    def overstayed(self, now: datetime, grace: timedelta) -> list[ParkedPair[L, R]]:
+        """Removes and returns the pairs that waited longer than `grace`."""
+        gone = [p for p in self.pairs if now - p.since > grace]
+        self.pairs = [p for p in self.pairs if now - p.since <= grace]
+        return gone
+
+
+# --- what falls due when ----------------------------------------------------------------------
+
+
+class DueIndex(Generic[K]):
+    """When each key falls due, per lane (a partition, or one model's entries on a partition), so
+    that expiry reads only what is due rather than every entry. Not stored: a concern rebuilds a
+    partition's lanes from its table (`fill`) the first time it expires there after the partition
+    was assigned. Popped keys are candidates: the entry may have moved its due time or gone since,
+    which the caller checks against the entry itself."""
+
+    def __init__(self) -> None:
+        self._heaps: dict[Lane, list[tuple[datetime, int, K]]] = {}
+        self._filled: set[int] = set()
+        self._order = 0  # ties broken by insertion, so keys need not be comparable
+
+    def add(self, lane: Lane, due: datetime, key: K) -> None:
+        self._order += 1
+        heapq.heappush(self._heaps.setdefault(lane, []), (due, self._order, key))
+
+    def due(self, lane: Lane, now: datetime) -> list[K]:
+        heap = self._heaps.get(lane, [])
+        out = []
+        while heap and heap[0][0] <= now:
+            out.append(heapq.heappop(heap)[2])
+        return out
+
+    def lanes(self, partition: int) -> list[Lane]:
+        return [lane for lane in self._heaps if lane[0] == partition]
+
+    def filled(self, partition: int) -> bool:
+        return partition in self._filled
+
+    def fill(self, partition: int, entries: Iterable[tuple[Lane, datetime, K]]) -> None:
+        """The partition's entries as (lane, due, key), read once from the table."""
+        for lane, due, key in entries:
+            self.add(lane, due, key)
+        self._filled.add(partition)
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        """Partitions taken away by a rebalance: their lanes are rebuilt if they come back."""
+        gone = set(partitions)
+        self._filled -= gone
+        for lane in [lane for lane in self._heaps if lane[0] in gone]:
+            del self._heaps[lane]
