@@ -23,7 +23,7 @@ import typer
 from benchmarks.drift import _write_section
 from services.demo.hospital import MODELS, Hospital
 from vigil.events import InferenceMade, ModelRegistered, OutcomeObserved
-from vigil.performance_monitor import Bucket, add_pair, pair_of, waiting_form
+from vigil.performance_monitor import Bucket, add_pairs, pair_of, waiting_form
 from vigil.policy import PerformancePolicy
 from vigil.validation import canonical_json
 
@@ -56,7 +56,7 @@ def vigil_join(inferences: list[bytes], outcomes: list[bytes], policy: Performan
         outcome = OutcomeObserved.model_validate_json(raw)
         inference = InferenceMade.model_validate_json(waiting.pop(str(outcome.inference_id)))
         attributes = {a: inference.subgroup.get(a, "unknown") for a in policy.attributes}
-        add_pair(bucket, pair_of(inference, outcome, attributes), TRIAGE, policy.attributes, policy.depth)
+        add_pairs(bucket, [pair_of(inference, outcome, attributes)], TRIAGE, policy.attributes, policy.depth)
     return bucket
 
 

@@ -29,11 +29,10 @@ from vigil.events import GuidelineChanged, InferenceMade, ModelRegistered, Outco
 from vigil.guidelines import guideline_alert
 from vigil.join import Entry, Met, Parked, arrive
 from vigil.oversight import missed_escalation
-from vigil.performance import Counts, name_of
+from vigil.performance import Pair, name_of
 from vigil.performance_monitor import (
-    Bucket,
     PerformanceState,
-    add_pair,
+    add_pairs,
     breach_candidate,
     join_key,
     pair_of,
@@ -64,7 +63,7 @@ due = due_index()  # join keys by wall-clock time of expiry, per partition
 class _Batch:
     def __init__(self) -> None:
         self.states: dict[tuple[str, str], PerformanceState] = {}
-        self.buckets: dict[bytes, Bucket] = {}
+        self.pairs: dict[bytes, list[Pair]] = {}  # (model, version, day) -> pairs joined in this batch
         self.parked: dict[str, ParkedPairs] = {}
         self.last_of: dict[str, Item] = {}  # model_id -> its latest record: where its tables are written
 
@@ -107,12 +106,14 @@ async def join_outcomes(items: list[Item]) -> None:
             await _expire(item, batch, now)
 
     await each(items, "join_outcomes", handle)
-    for key, bucket in batch.buckets.items():
-        writing_for(batch.last_of[model_of(key)].record)
-        stored = decode_bucket(performance_days.get(key))
-        for name, counts in bucket.items():
-            stored[name] = stored.get(name, Counts()) + counts
-        performance_days[key] = encode_bucket(stored)
+    for key, pairs in batch.pairs.items():
+        model = _registered(model_of(key))
+        assert model is not None  # pairs of unregistered models are parked
+        policy = monitoring.for_model(model.model_id).performance
+        writing_for(batch.last_of[model.model_id].record)
+        bucket = decode_bucket(performance_days.get(key))
+        add_pairs(bucket, pairs, model, policy.attributes, policy.depth)
+        performance_days[key] = encode_bucket(bucket)
     for model_id, pairs in batch.parked.items():
         writing_for(batch.last_of[model_id].record)
         if pairs.pairs:
@@ -170,8 +171,8 @@ async def _count_pair(met: Met[InferenceMade, OutcomeObserved], item: Item, batc
     state = batch.state(model.model_id, inference.model_version)
     attributes = state.capped(policy.max_values).apply(inference.subgroup, policy.attributes)
     day = inference.occurred_at.date()
-    bucket = batch.buckets.setdefault(table_key(model.model_id, inference.model_version, day.isoformat()), {})
-    add_pair(bucket, pair_of(inference, outcome, attributes), model, policy.attributes, policy.depth)
+    pairs = batch.pairs.setdefault(table_key(model.model_id, inference.model_version, day.isoformat()), [])
+    pairs.append(pair_of(inference, outcome, attributes))
     state.counted(inference.occurred_at, inference.event_id)
 
 

@@ -113,9 +113,11 @@ def bucket_key(label: str, subgroup: Subgroup) -> str:
     return json.dumps([label, [list(pair) for pair in subgroup]])
 
 
-def add_pair(bucket: Bucket, pair: Pair, model: ModelRegistered, by: list[str], depth: int) -> None:
+def add_pairs(bucket: Bucket, pairs: Iterable[Pair], model: ModelRegistered, by: list[str], depth: int) -> None:
+    """Adds the pairs' confusion counts to a day's bucket (tallied together: a bucket's keys are
+    built once, not once per pair)."""
     positives = positive_labels(model.labels, model.critical_labels)
-    for (label, subgroup), counts in tally([pair], positives, by, depth).items():
+    for (label, subgroup), counts in tally(pairs, positives, by, depth).items():
         key = bucket_key(label, subgroup)
         bucket[key] = bucket.get(key, Counts()) + counts
 
