@@ -307,6 +307,10 @@ class Stored(Generic[M]):
     def pop(self, key: bytes) -> None:
         self.table.pop(key, None)
 
+    def read(self, key: bytes) -> M | None:
+        """`get` for values read often and changed seldom, decoded once while unchanged: not to be modified."""
+        return cached(self.table, key, self.kind.model_validate_json)
+
     def items(self) -> Iterator[tuple[bytes, M]]:
         for key, raw in list(self.table.items()):
             yield key, self.kind.model_validate_json(raw)
@@ -333,8 +337,9 @@ _decoded_values: dict[tuple[str, bytes], tuple[bytes, Any]] = {}
 
 
 def cached(table: faust.Table, key: bytes, decode_value: Callable[[bytes], T]) -> T | None:
-    """A table value decoded once, while the stored bytes stay the same object: these are read for
-    every event, and change only when a model registers or gets a new reference."""
+    """A table value decoded once, while the stored bytes stay the same object: for values read on
+    every event or batch that seldom change (a registration, a reference, the days of a rolling
+    window but its latest). The caller must not modify what it gets."""
     raw = table.get(key)
     if raw is None:
         return None

@@ -15,7 +15,6 @@ from streams.app import (
     each,
     emit,
     log,
-    model_of,
     monitoring,
     table_key,
     writing_for,
@@ -54,14 +53,14 @@ def profiles_for(version_key: bytes) -> dict[str, Profile] | None:
 async def watch_drift(items: list[Item]) -> None:
     """Inferences into windows against their version's reference; closed windows judged."""
     states: dict[tuple[str, str], MonitorState] = {}
-    added: dict[bytes, Window] = {}
+    added: dict[bytes, list[float | str | None]] = {}  # window and feature -> values in this batch
     last_of: dict[str, Item] = {}  # model_id -> its latest record in the batch
     ticks: list[Item] = []
 
     async def handle(item: Item) -> None:
         event = item.event
         if isinstance(event, DriftReferenceSet):
-            _set_reference(event, states)
+            _set_reference(event, states, added)
         elif isinstance(event, InferenceMade):
             await _window_inference(event, item.message.partition, states, added)
         elif item.is_tick:
@@ -70,8 +69,14 @@ async def watch_drift(items: list[Item]) -> None:
             last_of[event.model_id] = item
 
     await each(items, "watch_drift", handle)
-    for key, window in added.items():
-        writing_for(last_of[model_of(key)].record)
+    for key, values in added.items():
+        model_id, version, _, feature = key.decode().split("\x1f")
+        profile = (profiles_for(table_key(model_id, version)) or {})[feature]
+        window = profile.window()
+        window.add_all(profile, values)
+        if window.mismatched:
+            DRIFT_SKIPPED.labels(model_id, "type_mismatch").inc(window.mismatched)
+        writing_for(last_of[model_id].record)
         stored = drift_windows.get(key)
         merged = Window.from_dict(json.loads(stored)).merge(window) if stored else window
         drift_windows[key] = json.dumps(merged.to_dict()).encode()
@@ -106,7 +111,9 @@ def _state(model_id: str, version: str, states: dict[tuple[str, str], MonitorSta
     return states[(model_id, version)]
 
 
-def _set_reference(event: DriftReferenceSet, states: dict[tuple[str, str], MonitorState]) -> None:
+def _set_reference(
+    event: DriftReferenceSet, states: dict[tuple[str, str], MonitorState], added: dict[bytes, list]
+) -> None:
     version_key = table_key(event.model_id, event.model_version)
     stored = drift_references.get(version_key)
     if stored and DriftReferenceSet.model_validate_json(stored).event_id == event.event_id:
@@ -116,6 +123,7 @@ def _set_reference(event: DriftReferenceSet, states: dict[tuple[str, str], Monit
     for window_id in state.open:  # counts over the old bins cannot be compared with the new ones
         for feature in old:
             drift_windows.pop(table_key(event.model_id, event.model_version, window_id, feature), None)
+            added.pop(table_key(event.model_id, event.model_version, window_id, feature), None)
     state.open, state.position, state.reference_rows = {}, 0, []
     state.reference_id = event.event_id
     drift_references[version_key] = canonical_json(event).encode()
@@ -123,7 +131,7 @@ def _set_reference(event: DriftReferenceSet, states: dict[tuple[str, str], Monit
 
 
 async def _window_inference(
-    event: InferenceMade, partition: int, states: dict[tuple[str, str], MonitorState], added: dict[bytes, Window]
+    event: InferenceMade, partition: int, states: dict[tuple[str, str], MonitorState], added: dict[bytes, list]
 ) -> None:
     model_id, version = event.model_id, event.model_version
     state = _state(model_id, version, states)
@@ -136,7 +144,7 @@ async def _window_inference(
         if len(state.reference_rows) >= policy.reference_size:
             made = profiles_of(state.reference_rows, policy.bins, policy.max_categories)
             reference = reference_event(model_id, version, made, "first_events", None, event.occurred_at)
-            _set_reference(reference, states)
+            _set_reference(reference, states, added)
             await emit(reference)
         return
     window_id = place(state, monitoring.for_model(model_id).drift, event.occurred_at, datetime.now(UTC))
@@ -149,12 +157,7 @@ async def _window_inference(
             if value is not None:
                 DRIFT_SKIPPED.labels(model_id, "no_reference").inc()
             continue
-        key = table_key(model_id, version, window_id, feature)
-        window = added.get(key) or added.setdefault(key, profile.window())
-        before = window.mismatched
-        window.add(profile, value)
-        if window.mismatched > before:
-            DRIFT_SKIPPED.labels(model_id, "type_mismatch").inc()
+        added.setdefault(table_key(model_id, version, window_id, feature), []).append(value)
 
 
 async def _close_windows(model_id: str, version: str, state: MonitorState) -> None:

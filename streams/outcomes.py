@@ -227,7 +227,8 @@ async def _judge_performance(model_id: str, version: str, state: PerformanceStat
     policy = monitoring.for_model(model_id).performance
     rules = policy.rules(model.risk_class)
     days = state.window(policy.window_days)
-    table = window_table(decode_bucket(performance_days.get(table_key(model_id, version, d.isoformat()))) for d in days)
+    keys = (table_key(model_id, version, d.isoformat()) for d in days)
+    table = window_table(cached(performance_days, key, decode_bucket) or {} for key in keys)
     for (label, subgroup), counts in table.items():
         if len(subgroup) <= 1 and (value := counts.value(rules.metric)) is not None:
             PERFORMANCE.labels(model_id, version, label, rules.metric, name_of(subgroup)).set(value)

@@ -189,7 +189,7 @@ async def _judge_oversight(model_id: str, version: str, state: RollingState) -> 
     policy = monitoring.for_model(model_id).oversight
     window = Tally()
     for day in state.window(policy.window_days):
-        if stored := oversight_days.get(table_key(model_id, version, day.isoformat())):
+        if stored := oversight_days.read(table_key(model_id, version, day.isoformat())):
             window += stored
     findings = assess(window, policy)
     for finding in findings:

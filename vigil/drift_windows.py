@@ -84,6 +84,17 @@ class Window:
         if self.sketch is not None:
             self.sketch.update(float(value))
 
+    def add_all(self, profile: Profile, values: list[float | str | None]) -> None:
+        """`add` for many values: numeric ones binned and sketched in one numpy call."""
+        if profile.kind != "numeric":
+            for value in values:
+                self.add(profile, value)
+            return
+        numbers = [float(v) for v in values if v is not None and not isinstance(v, str)]
+        self.mismatched += sum(isinstance(v, str) for v in values)
+        self.missing += sum(v is None for v in values)
+        self.add_many(profile, np.asarray(numbers, dtype=float))
+
     def add_many(self, profile: Profile, values: np.ndarray) -> None:
         """A batch of numeric values at once (missing ones are NaN)."""
         finite = values[np.isfinite(values)]

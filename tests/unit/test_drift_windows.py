@@ -113,3 +113,19 @@ def test_a_batch_adds_like_single_values() -> None:
     batch = profile.window()
     batch.add_many(profile, values)
     assert (batch.counts == one_by_one.counts).all() and (batch.n, batch.missing) == (one_by_one.n, one_by_one.missing)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(allow_nan=True) | st.integers(-5, 5) | st.none() | st.sampled_from(["a", "b", "zz"]),
+                max_size=200))  # fmt: skip
+def test_a_list_of_mixed_values_adds_like_single_values(values) -> None:
+    """The worker adds a batch's values per window at once: the same counts as one by one, on
+    numeric profiles (strings counted as mismatched) and categorical ones alike."""
+    for profile in (numeric_profile("x", rng.normal(0, 1, 1000)), categorical_profile("c", ["a", "b", "a"])):
+        one_by_one = filled(profile, values)
+        together = profile.window()
+        together.add_all(profile, values)
+        assert (together.counts == one_by_one.counts).all()
+        assert (together.n, together.missing, together.mismatched) == (
+            one_by_one.n, one_by_one.missing, one_by_one.mismatched
+        )  # fmt: skip

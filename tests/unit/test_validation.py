@@ -10,7 +10,17 @@ from hypothesis import strategies as st
 
 from services.demo.hospital import Hospital
 from vigil.events import TOPIC_OF
-from vigil.validation import MAX_EVENT_BYTES, Rejected, canonical_json, dead_letter, decode, loads, parse
+from vigil.validation import (
+    MAX_EVENT_BYTES,
+    Rejected,
+    canonical_json,
+    check_depth,
+    dead_letter,
+    decode,
+    loads,
+    parse,
+    surely_bounded,
+)
 
 NOW = datetime(2026, 3, 6, 10, 0, tzinfo=UTC)
 
@@ -182,3 +192,19 @@ def test_an_event_type_of_any_shape_is_refused_by_name(event_type: object) -> No
     with pytest.raises(Rejected) as caught:
         parse({"event_type": event_type}, accepted=INPUT_EVENTS)
     assert caught.value.kind == "unknown_type"
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet=st.sampled_from("ab\x00\\u0{[")),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=60,
+)
+
+
+@given(_json, st.integers(0, 40))
+def test_what_the_bytes_show_bounded_the_full_walk_accepts(value, nest) -> None:
+    """The fast path skips the walk only where the walk would find nothing."""
+    for wrapped in (value, json.loads("[" * nest + json.dumps(value) + "]" * nest)):
+        raw = json.dumps(wrapped).encode()
+        if surely_bounded(raw):
+            check_depth(wrapped)  # does not raise
