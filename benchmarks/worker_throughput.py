@@ -96,29 +96,51 @@ async def committed(settings: Settings, group: str) -> dict[TopicPartition, int]
         await admin.close()
 
 
-async def worker(settings: Settings, end: dict[TopicPartition, int], home: Path) -> tuple[float, float]:
-    """Seconds from starting `vigil worker` until its group has committed every end offset, and
-    until its first commit (start-up: imports, joining the group, recovering its tables)."""
+def start_worker(
+    settings: Settings, home: Path, module: str = "services.cli", log: str = "worker.log", **env: str
+) -> subprocess.Popen:
+    """A real `vigil worker` process (or another Faust app's `worker` command) on the benchmark's
+    topics, logging to home/log."""
     env = {**os.environ, "VIGIL_TOPIC_PREFIX": settings.topic_prefix, "VIGIL_WORKER_ID": settings.worker_id,
-           "VIGIL_HOME": str(home), "VIGIL_WORKER_METRICS_PORT": "29201", "VIGIL_LOG_LEVEL": "warning"}  # fmt: skip
-    log = open(home / "worker.log", "wb")  # noqa: SIM115  (closed below, after the process)
-    started, first = time.perf_counter(), None
-    process = subprocess.Popen([sys.executable, "-m", "services.cli", "worker"], env=env, cwd=ROOT, stdout=log,
-                               stderr=subprocess.STDOUT)  # fmt: skip
+           "VIGIL_HOME": str(home), "VIGIL_WORKER_METRICS_PORT": "29201", "VIGIL_LOG_LEVEL": "warning",
+           **env}  # fmt: skip
+    with open(home / log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", module, "worker"], env=env, cwd=ROOT, stdout=out,
+                                stderr=subprocess.STDOUT)  # fmt: skip
+
+
+async def caught_up(settings: Settings, process: subprocess.Popen, end: dict[TopicPartition, int]) -> float | None:
+    """Waits until the worker's group has committed every end offset; returns when (perf_counter)
+    it first committed anything, if it had not before."""
+    first = None
+    while True:
+        await asyncio.sleep(0.5)
+        if process.poll() is not None:
+            raise RuntimeError(f"the worker exited with {process.returncode}; see its worker.log")
+        done = await committed(settings, settings.worker_id)
+        if first is None and any(done.get(tp, 0) for tp in end):
+            first = time.perf_counter()
+        if all(done.get(tp, 0) >= offset for tp, offset in end.items()):  # an empty partition has none
+            return first
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    process.wait(30)
+
+
+async def worker(
+    settings: Settings, end: dict[TopicPartition, int], home: Path, module: str = "services.cli"
+) -> tuple[float, float]:
+    """Seconds from starting `vigil worker` (or `module`'s) until its group has committed every end
+    offset, and until its first commit (start-up: imports, joining the group, recovering tables)."""
+    started = time.perf_counter()
+    process = start_worker(settings, home, module, f"{module}.log")
     try:
-        while True:
-            await asyncio.sleep(0.5)
-            if process.poll() is not None:
-                raise RuntimeError(f"the worker exited with {process.returncode}; see {home / 'worker.log'}")
-            done = await committed(settings, settings.worker_id)
-            if first is None and any(done.values()):
-                first = time.perf_counter() - started
-            if all(done.get(tp, 0) >= offset for tp, offset in end.items()):  # an empty partition has none
-                return time.perf_counter() - started, first or 0.0
+        first = await caught_up(settings, process, end)
+        return time.perf_counter() - started, (first or started) - started
     finally:
-        process.terminate()
-        process.wait(30)
-        log.close()
+        stop(process)
 
 
 def main(records_n: int = typer.Option(60_000, "--records", help="records to preload")) -> None:
@@ -127,26 +149,32 @@ def main(records_n: int = typer.Option(60_000, "--records", help="records to pre
     home = Path(f"/tmp/vigil-bench-{run}")
     home.mkdir(parents=True)
     items = records(records_n)
+    n = len(items)
+    bare = settings.model_copy(update={"worker_id": f"bare-faust-{run}"})
 
-    async def measure() -> tuple[float, tuple[float, float]]:
+    async def measure() -> tuple[float, tuple[float, float], tuple[float, float]]:
         await preload(settings, items)
         end = await ends(settings)
-        return await baseline(settings, len(items)), await worker(settings, end, home)
+        raw = await baseline(settings, n)
+        return raw, await worker(bare, end, home, "benchmarks.bare_faust"), await worker(settings, end, home)
 
     try:
-        raw_s, (worker_s, startup_s) = asyncio.run(measure())
+        raw_s, (bare_s, bare_startup_s), (worker_s, startup_s) = asyncio.run(measure())
     finally:
-        asyncio.run(delete_topics(settings, (settings.topic_prefix, settings.worker_id)))
+        asyncio.run(delete_topics(settings, (settings.topic_prefix, settings.worker_id, bare.worker_id)))
     report_throughput(
         "worker_throughput",
-        f"P1 worker throughput: {len(items):,} preloaded records (the demo hospital's mix)",
+        f"P1 worker throughput: {n:,} preloaded records (the demo hospital's mix)",
         f"python -m benchmarks.worker_throughput --records {records_n}",
         "records/s",
-        len(items),
+        n,
         ("raw aiokafka consumer + `json.loads`", raw_s),
         ("`vigil worker` (start-up included)", worker_s),
         f"Start-up (until the first commit) took {startup_s:.1f} s of the worker's {worker_s:.1f} s; after it, "
-        f"{len(items) / max(worker_s - startup_s, 1e-9):,.0f} records/s.",
+        f"{n / max(worker_s - startup_s, 1e-9):,.0f} records/s. A bare Faust agent with the worker's consumer "
+        f"settings that only `json.loads` each record (`benchmarks/bare_faust.py`), same records: {bare_s:.1f} s, "
+        f"{n / bare_s:,.0f} records/s (ratio {raw_s / bare_s:.3f}); after its start-up ({bare_startup_s:.1f} s), "
+        f"{n / max(bare_s - bare_startup_s, 1e-9):,.0f} records/s.",
     )
 
 

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
 
     worker_id: str = "vigil-worker"
     worker_metrics_port: int = 9101
+    # Where the worker keeps its tables: in memory (restored from their changelogs at every start),
+    # or in RocksDB under `home` (restored from disk; only what changed since is read back). See
+    # README, "The worker's state".
+    worker_store: Literal["memory", "rocksdb"] = "memory"
     clock_interval: float = 10.0  # seconds between checks of the reporting clocks, and between ticks on clock.v1
     # How far an event's times may lie after the moment it was sent (sender clocks drift); later is refused.
     max_clock_skew: timedelta = timedelta(minutes=5)

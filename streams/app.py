@@ -45,6 +45,17 @@ T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
 monitoring = load_policy(settings.policy_file)
+# Measured (BENCHMARKS.md, worker_throughput's bare Faust agent): with Faust's defaults (1 MiB
+# fetches, 4,096 buffered records) its consumer sits idle between fetches and tops out near 3,300
+# records/s here even with nothing to do; with these, near 7,700. Bigger producer batches carry
+# each batch's changelog writes in a few requests.
+CONSUMER_TUNING: dict[str, Any] = {
+    "consumer_max_fetch_size": 16 * 1024 * 1024,
+    "broker_max_poll_records": 5000,
+    "stream_buffer_maxsize": 32768,
+    "producer_max_batch_size": 1024 * 1024,
+    "producer_linger": 0.005,
+}
 
 
 class ChangelogInBatches(faust.Table):
@@ -84,20 +95,13 @@ app = faust.App(
     settings.worker_id,
     datadir=str(settings.home / "worker-data"),
     broker=f"kafka://{settings.kafka_bootstrap}",
-    store="memory://",
+    store=f"{settings.worker_store}://",
     web_enabled=False,
     topic_partitions=settings.topic_partitions,
     consumer_auto_offset_reset="earliest",
     producer_acks=-1,
-    # Measured (BENCHMARKS.md, worker_throughput): with Faust's defaults (1 MiB fetches, 4,096
-    # buffered records) its consumer sits idle between fetches and tops out near 3,300 records/s
-    # here even with nothing to do; with these, near 7,700.
-    consumer_max_fetch_size=16 * 1024 * 1024,
-    broker_max_poll_records=5000,
-    stream_buffer_maxsize=32768,
     Table=ChangelogInBatches,
-    producer_max_batch_size=1024 * 1024,
-    producer_linger=0.005,
+    **CONSUMER_TUNING,
     value_serializer="raw",
     key_serializer="raw",
 )
@@ -344,7 +348,7 @@ def cached(table: faust.Table, key: bytes, decode_value: Callable[[bytes], T]) -
     if raw is None:
         return None
     hit = _decoded_values.get((table.name, key))
-    if hit is None or hit[0] is not raw:
+    if hit is None or hit[0] != raw:  # the same object in memory (compared at once), equal bytes from RocksDB
         hit = (raw, decode_value(raw))
         _decoded_values[(table.name, key)] = hit
     return hit[1]
