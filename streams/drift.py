@@ -23,15 +23,16 @@ from vigil.drift_monitor import (
     MonitorState,
     closable,
     drift_alert,
+    first_events,
     judge,
     let_time_pass,
+    new_reference,
     place,
-    reference_event,
     signals,
     transitions,
     woke,
 )
-from vigil.drift_windows import Profile, Window, from_record, profiles_of
+from vigil.drift_windows import Profile, Window, from_record
 from vigil.events import DriftReferenceSet, DriftResolved, InferenceMade
 from vigil.validation import canonical_json
 
@@ -119,13 +120,10 @@ def _set_reference(
     if stored and DriftReferenceSet.model_validate_json(stored).event_id == event.event_id:
         return  # our own first-events reference, read back
     state = _state(event.model_id, event.model_version, states)
-    old = profiles_for(version_key) or {}
-    for window_id in state.open:  # counts over the old bins cannot be compared with the new ones
-        for feature in old:
+    for window_id in new_reference(state, event):
+        for feature in profiles_for(version_key) or {}:
             drift_windows.pop(table_key(event.model_id, event.model_version, window_id, feature), None)
             added.pop(table_key(event.model_id, event.model_version, window_id, feature), None)
-    state.open, state.position, state.reference_rows = {}, 0, []
-    state.reference_id = event.event_id
     drift_references[version_key] = canonical_json(event).encode()
     log.info("worker.drift_reference", model_id=event.model_id, model_version=event.model_version, source=event.source)
 
@@ -140,10 +138,7 @@ async def _window_inference(
     profiles = profiles_for(table_key(model_id, version))
     if profiles is None:
         policy = monitoring.for_model(model_id).drift
-        state.reference_rows.append(values)
-        if len(state.reference_rows) >= policy.reference_size:
-            made = profiles_of(state.reference_rows, policy.bins, policy.max_categories)
-            reference = reference_event(model_id, version, made, "first_events", None, event.occurred_at)
+        if reference := first_events(state, model_id, version, values, policy, event.occurred_at):
             _set_reference(reference, states, added)
             await emit(reference)
         return

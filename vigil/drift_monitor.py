@@ -25,7 +25,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from vigil.drift import DatasetDrift, DriftInputError, FeatureDrift, drifted, kind_of
-from vigil.drift_windows import MAX_FEATURES, Profile, Window, score, to_record
+from vigil.drift_windows import MAX_FEATURES, Profile, Window, profiles_of, score, to_record
 from vigil.events import AlertRaised, DriftDetected, DriftReferenceSet, DriftResolved, InferenceMade
 from vigil.policy import DriftPolicy
 
@@ -92,6 +92,27 @@ def place(state: MonitorState, policy: DriftPolicy, at: datetime, now: datetime)
     state.watermark = max(state.watermark or at, at)
     state.heard = now
     return window_id
+
+
+def first_events(
+    state: MonitorState, model_id: str, version: str, values: dict[str, Value], policy: DriftPolicy, at: datetime
+) -> DriftReferenceSet | None:
+    """A version without a reference collects its first `reference_size` events' signals; the
+    reference they make, once there are enough (its id is derived, so a replay makes the same)."""
+    state.reference_rows.append(values)
+    if len(state.reference_rows) < policy.reference_size:
+        return None
+    made = profiles_of(state.reference_rows, policy.bins, policy.max_categories)
+    return reference_event(model_id, version, made, "first_events", None, at)
+
+
+def new_reference(state: MonitorState, reference: DriftReferenceSet) -> list[str]:
+    """Starts the version over against a new reference; returns the open windows to drop, since
+    counts over the old bins cannot be compared with the new ones."""
+    dropped = list(state.open)
+    state.open, state.position, state.reference_rows = {}, 0, []
+    state.reference_id = reference.event_id
+    return dropped
 
 
 def let_time_pass(state: MonitorState, now: datetime) -> None:

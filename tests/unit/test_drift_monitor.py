@@ -14,8 +14,10 @@ from vigil.drift_monitor import (
     MonitorState,
     Span,
     closable,
+    first_events,
     judge,
     let_time_pass,
+    new_reference,
     place,
     signals,
     transitions,
@@ -243,3 +245,22 @@ def test_policy_merges_model_overrides_and_names_bad_paths(tmp_path) -> None:
         Policy({"model": {}})
     with pytest.raises(ValueError, match="does not apply to categorical"):
         DriftPolicy.model_validate({"features": {"lang": {"method": "ks"}}}).rule("lang", "categorical", 10)
+
+
+def test_the_first_events_make_the_reference_and_a_new_reference_starts_the_windows_over() -> None:
+    policy = DriftPolicy(reference_size=50)
+    state, made = MonitorState(), []
+    for i, row in enumerate(rows(120)):
+        if reference := first_events(state, "m", "1", row, policy, T0 + timedelta(seconds=i)):
+            made.append((i, reference))
+            break
+    ((i, reference),) = made
+    assert i == 49 and len(state.reference_rows) == 50  # made by the 50th event, not before
+    assert {p.feature for p in reference.profiles} == {"contrast", "language"}
+    again = MonitorState()
+    replayed = [first_events(again, "m", "1", row, policy, T0 + timedelta(seconds=49)) for row in state.reference_rows]
+    assert replayed[-1] is not None and replayed[-1].event_id == reference.event_id  # a replay makes the same one
+    for n in range(3):
+        place(state, policy, T0 + timedelta(hours=n), T0)
+    assert sorted(new_reference(state, reference)) == [(T0 + timedelta(hours=n)).isoformat() for n in range(3)]
+    assert (state.open, state.position, state.reference_rows, state.reference_id) == ({}, 0, [], reference.event_id)
