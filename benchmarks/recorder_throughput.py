@@ -76,14 +76,16 @@ async def recorder(settings: Settings, ids: list[str], home: Path) -> float:
         await store.engine.dispose()
 
 
-def main(records_n: int = typer.Option(60_000, "--records", help="records to preload")) -> None:
+def bench_database(**settings: str) -> Settings:
+    """Settings on the benchmarks' own database, which the stack script creates if need be."""
     subprocess.run(["bash", str(ROOT / "deploy/local/stack.sh"), "up", "postgres"], check=True,
                    env={**os.environ, "VIGIL_PG_EXTRA_DBS": DATABASE}, stdout=subprocess.DEVNULL)  # fmt: skip
+    return Settings(database_url=Settings().database_url.rsplit("/", 1)[0] + f"/{DATABASE}", **settings)
+
+
+def main(records_n: int = typer.Option(60_000, "--records", help="records to preload")) -> None:
     run = uuid.uuid4().hex[:6]
-    base = Settings()
-    settings = Settings(
-        topic_prefix=f"benchrec{run}.", database_url=base.database_url.rsplit("/", 1)[0] + f"/{DATABASE}"
-    )
+    settings = bench_database(topic_prefix=f"benchrec{run}.")
     home = Path(f"/tmp/vigil-bench-recorder-{run}")
     home.mkdir(parents=True)
     items = records(records_n)

@@ -206,9 +206,11 @@ async def each(items: list[Item], name: str, handle: Callable[[Item], Awaitable[
 
 
 async def each_record(stream: faust.StreamT, name: str, handle: Callable[[Item], Awaitable[None]]) -> None:
-    """`each` for an agent of its own, record by record."""
+    """`each` for an agent of its own, record by record, each one's table changes sent before it
+    is acknowledged."""
     async for record in stream.events():
         await each([admitted(record)], name, handle)
+        await send_changelogs()
 
 
 async def _take(part: Concern, items: list[Item]) -> None:

@@ -182,7 +182,7 @@ async def _expire(tick: Item, batch: _Batch, now: datetime) -> None:
     registered after the grace period."""
     partition = tick.message.partition
     if not due.filled(partition):
-        due.fill(partition, (((partition, ""), e.due, k) for k, e in joins.items() if e.partition == partition))
+        due.fill(partition, (((e.partition, ""), e.due, k) for k, e in joins.items()))
     for key in due.due((partition, ""), now):
         entry = joins.get(key)
         if entry is None or entry.due > now:  # gone, or moved on since it was indexed

@@ -152,7 +152,7 @@ async def _arrive(key: bytes, new: ReviewJoin, item: Item) -> Arrival[Awaiting, 
     arrival = arrive(joins.get(key), new, "review", "oversight")
     if not arrival.repeat:
         joins[key] = arrival.entry
-        due.add((item.message.partition, new.model_id), arrival.entry.due, key)
+        due.add((item.message.partition, arrival.entry.model_id), arrival.entry.due, key)
     if refusal := arrival.refused:
         await send_dead_letter(refusal.why, *refusal.right_from, canonical_json(refusal.right).encode())
     return arrival
@@ -163,8 +163,7 @@ def _expire_reviews(tick: Item, batch: _Oversight, now: datetime) -> None:
     reviews whose inference did not come, each model by its own oversight clock."""
     partition = tick.message.partition
     if not due.filled(partition):
-        found = joins.items()
-        due.fill(partition, (((partition, e.model_id), e.due, k) for k, e in found if e.partition == partition))
+        due.fill(partition, (((e.partition, e.model_id), e.due, k) for k, e in joins.items()))
     for lane in due.lanes(partition):
         model_id = lane[1]
         policy = monitoring.for_model(model_id).oversight

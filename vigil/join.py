@@ -164,9 +164,11 @@ class DueIndex(Generic[K]):
         return partition in self._filled
 
     def fill(self, partition: int, entries: Iterable[tuple[Lane, datetime, K]]) -> None:
-        """The partition's entries as (lane, due, key), read once from the table."""
+        """The table's entries as (lane, due, key), read once: `partition` and every partition
+        they name are filled (one scan of the table serves all of them)."""
         for lane, due, key in entries:
             self.add(lane, due, key)
+            self._filled.add(lane[0])
         self._filled.add(partition)
 
     def forget(self, partitions: Iterable[int]) -> None:

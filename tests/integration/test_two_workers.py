@@ -1,0 +1,109 @@
+"""Two workers in one group share the partitions; one SIGKILLed mid-stream, the other takes over its
+partitions and their state, and every model's derived sensitivity is exact: nothing lost, nothing
+counted twice, the same as one worker would derive (checked against scikit-learn on what was sent)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sklearn.metrics import recall_score
+from vigil_sdk import AsyncEmitter
+
+from services.processes import Background
+from tests.conftest import RUN, Pipeline
+from tests.integration.helpers import emit_all, wait_recorded, wait_until
+
+pytestmark = pytest.mark.integration
+T0 = datetime(2026, 10, 5, 8, 0, tzinfo=UTC)
+MODELS = [f"pair-{RUN}-{n}" for n in range(6)]  # spread over the partitions by their keys
+SECOND_PORT = 19111
+
+
+def model_events(model: str, n: int, rng: random.Random) -> tuple[list[dict], list[tuple[str, str]]]:
+    """A high-risk model's registration, n inferences each with its outcome, and (truth, predicted)."""
+    events: list[dict] = [{
+        "event_type": "ModelRegistered", "event_id": str(uuid.uuid4()), "occurred_at": T0.isoformat(),
+        "model_id": model, "name": "Pair probe", "manufacturer": "Vigil tests", "use_case": "ed_triage",
+        "risk_class": "high", "intended_use": "Exercises two workers.", "labels": ["urgent", "non_urgent"],
+        "critical_labels": ["urgent"], "countries": ["DE"],
+    }]  # fmt: skip
+    pairs = []
+    for i in range(n):
+        truth, predicted = rng.choice(["urgent", "non_urgent"]), rng.choice(["urgent", "urgent", "non_urgent"])
+        at, inference_id = T0 + timedelta(minutes=i), str(uuid.uuid4())
+        events.append({
+            "event_type": "InferenceMade", "event_id": inference_id, "occurred_at": at.isoformat(),
+            "model_id": model, "model_version": "1", "deployment": "st-mary", "use_case": "ed_triage",
+            "patient_ref": "pt_" + uuid.uuid4().hex[:24], "output": {"label": predicted, "score": 0.5},
+        })  # fmt: skip
+        events.append({
+            "event_type": "OutcomeObserved", "event_id": str(uuid.uuid4()),
+            "occurred_at": (at + timedelta(hours=3)).isoformat(), "inference_id": inference_id, "model_id": model,
+            "observed_at": (at + timedelta(hours=3)).isoformat(), "label": truth,
+            "critical_condition": truth == "urgent", "source": "follow_up",
+        })  # fmt: skip
+        pairs.append((truth, predicted))
+    return events, pairs
+
+
+def sensitivity_on(port: int, model: str) -> float | None:
+    """The worker's gauge of the model's sensitivity for everyone, if it shows one."""
+    try:
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    except httpx.TransportError:
+        return None
+    for family in text_string_to_metric_families(metrics):
+        for sample in family.samples:
+            wanted = {"model_id": model, "metric": "sensitivity", "label": "urgent", "subgroup": "everyone"}
+            if sample.name == "vigil_performance_value" and wanted.items() <= sample.labels.items():
+                return sample.value
+    return None
+
+
+async def test_a_worker_killed_mid_stream_hands_its_partitions_and_state_to_the_other(
+    pipeline: Pipeline, db, tmp_path: Path
+) -> None:
+    s = pipeline.settings
+    env = {"VIGIL_WORKER_METRICS_PORT": str(SECOND_PORT), "VIGIL_HOME": str(tmp_path / "second")}
+    second = Background("worker-2", [sys.executable, "-m", "services.cli", "worker"], s.home / "test-processes", env)
+    second.start()
+    try:
+        rng = random.Random(17)
+        streams = {model: model_events(model, 300, rng) for model in MODELS}
+        expected = {
+            model: recall_score([t for t, _ in pairs], [p for _, p in pairs], pos_label="urgent")
+            for model, (_, pairs) in streams.items()
+        }
+        registrations = [events[0] for events, _ in streams.values()]
+        rest = [e for events, _ in streams.values() for e in events[1:]]
+        rng.shuffle(rest)  # outcomes may come before their inferences
+        await asyncio.sleep(15)  # both workers in the group, the partitions shared
+        async with AsyncEmitter(kafka=s.kafka_bootstrap, topic_prefix=s.topic_prefix, spool_dir=tmp_path) as emitter:
+            await emit_all(emitter, registrations + rest[: len(rest) // 2])
+            await asyncio.sleep(4)  # some of it read and derived by both
+            pipeline.kill("worker")  # SIGKILL: its partitions and their state go to the other
+            await emit_all(emitter, rest[len(rest) // 2 :])
+        await wait_recorded(db, [e["event_id"] for e in rest], 120)
+
+        shown: dict[str, float | None] = {}
+
+        async def all_exact() -> bool:
+            shown.update({model: sensitivity_on(SECOND_PORT, model) for model in MODELS})
+            return all(shown[model] == pytest.approx(expected[model], abs=1e-12) for model in MODELS)
+
+        try:
+            await wait_until(all_exact, 240, "every model's sensitivity exact on the surviving worker")
+        except AssertionError:
+            assert shown == expected  # says which differ, and by how much
+            raise
+    finally:
+        second.stop()
+        pipeline.start("worker")
