@@ -27,19 +27,14 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.drift import _write_section
-from benchmarks.worker_throughput import caught_up, ends, preload, start_worker, stop
+from benchmarks.worker_throughput import caught_up, ends, preload, record_of, start_worker, stop
 from services.demo.hospital import Hospital, missed_chest_pain
 from services.settings import Settings
 from services.topics import delete_topics
-from vigil.events import ALERT_TOPIC, TOPIC_OF
+from vigil.events import ALERT_TOPIC
 from vigil.oversight import NAMESPACE
 
 PROBE_EVERY = 200
-
-
-def _record(event: dict) -> tuple[str, bytes, bytes]:
-    key = str(event.get("model_id") or event["event_id"]).encode()
-    return TOPIC_OF[event["event_type"]], key, json.dumps(event).encode()
 
 
 async def _send_at_rate(
@@ -57,12 +52,12 @@ async def _send_at_rate(
             while count < int(elapsed * rate):
                 count += 1
                 if count % PROBE_EVERY:
-                    topic, key, value = _record(next(stream))
+                    topic, key, value = record_of(next(stream))
                     await producer.send(settings.topic(topic), value, key=key)
                     continue
                 inference, outcome = missed_chest_pain(hospital, datetime.now(UTC) - timedelta(hours=6))
                 for event in (inference, outcome):
-                    topic, key, value = _record(event)
+                    topic, key, value = record_of(event)
                     await producer.send(settings.topic(topic), value, key=key)
                 incident = uuid.uuid5(NAMESPACE, f"missed-escalation/{inference['event_id']}")
                 probes[outcome["event_id"]] = (str(incident), time.time())
@@ -99,7 +94,7 @@ async def measure(rate: int, seconds: float) -> tuple[list[float], list[float]]:
     home.mkdir(parents=True)
     hospital = Hospital(seed=23, start=datetime.now(UTC) - timedelta(days=2))
     try:
-        await preload(settings, [_record(e) for e in hospital.registry()])
+        await preload(settings, [record_of(e) for e in hospital.registry()])
         worker = start_worker(settings, home)
         try:
             await caught_up(settings, worker, await ends(settings))  # running, the registry read

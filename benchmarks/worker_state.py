@@ -25,23 +25,18 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.drift import _write_section
-from benchmarks.worker_throughput import caught_up, ends, preload, start_worker, stop
+from benchmarks.worker_throughput import caught_up, ends, preload, record_of, start_worker, stop
 from services.demo.hospital import Hospital
 from services.settings import Settings
 from services.topics import delete_topics
-from vigil.events import TOPIC_OF
 
 
 def waiting_inferences(n: int) -> list[tuple[str, bytes, bytes]]:
     """The registry, then n of the hospital's inferences (and nothing that answers them)."""
     hospital = Hospital(seed=17, start=datetime.now(UTC) - timedelta(days=30))
-    out = [_record(e) for e in hospital.registry()]
+    out = [record_of(e) for e in hospital.registry()]
     inferences = (e for e in hospital.stream(n * 3) if e["event_type"] == "InferenceMade")
-    return out + [_record(e) for _, e in zip(range(n), inferences, strict=False)]
-
-
-def _record(event: dict) -> tuple[str, bytes, bytes]:
-    return TOPIC_OF[event["event_type"]], event["model_id"].encode(), json.dumps(event).encode()
+    return out + [record_of(e) for _, e in zip(range(n), inferences, strict=False)]
 
 
 def rss_kib(pid: int) -> int:

@@ -38,11 +38,16 @@ def records(n: int) -> list[tuple[str, bytes, bytes]]:
     hospital = Hospital(seed=11, start=datetime.now(UTC) - timedelta(days=30))
     out = []
     for event in [*hospital.registry(), *hospital.stream(n)]:
-        key = str(event.get("model_id") or event["event_id"]).encode()
-        out.append((TOPIC_OF[event["event_type"]], key, json.dumps(event).encode()))
+        out.append(record_of(event))
         if len(out) == n:
             break
     return out
+
+
+def record_of(event: dict) -> tuple[str, bytes, bytes]:
+    """(logical topic, key, value) of an event as an emitter sends it."""
+    key = str(event.get("model_id") or event["event_id"]).encode()
+    return TOPIC_OF[event["event_type"]], key, json.dumps(event).encode()
 
 
 async def preload(settings: Settings, items: list[tuple[str, bytes, bytes]]) -> None:

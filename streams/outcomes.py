@@ -127,7 +127,7 @@ async def join_outcomes(items: list[Item]) -> None:
 
 
 def _registered(model_id: str) -> ModelRegistered | None:
-    return cached(registry.table, model_id.encode(), ModelRegistered.model_validate_json)
+    return registry.read(model_id.encode())
 
 
 async def _join(event: InferenceMade | OutcomeObserved, item: Item, batch: _Batch, now: datetime) -> None:
