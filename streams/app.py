@@ -248,13 +248,34 @@ async def _dead_letter_failure(name: str, item: Item, error: Exception) -> None:
             await send_dead_letter(why, *item.position, item.message.value, name)
 
 
-@app.timer(interval=5.0)
+def steady_timer(interval: float) -> Callable[[Callable[[], Awaitable[None]]], Any]:
+    """`app.timer`, except that a failing run is logged and counted and the next one comes: Faust
+    crashes the whole worker when a timer raises."""
+
+    def register(run: Callable[[], Awaitable[None]]) -> Any:
+        @functools.wraps(run)
+        async def steady() -> None:
+            try:
+                await run()
+            except Exception:
+                PROCESSING_ERRORS.labels(run.__name__, "timer").inc()
+                log.exception("worker.timer_error", timer=run.__name__)
+
+        return app.timer(interval=interval)(steady)
+
+    return register
+
+
+@steady_timer(interval=5.0)
 async def report_lag() -> None:
     consumer = app.consumer
     for tp in consumer.assignment():
         position = await consumer.position(tp)
-        if position is not None:
-            lag = max(0, consumer.highwater(tp) - position)
+        # Either is unknown for a partition just assigned, until its first fetch (a crash here
+        # once took a worker down in the middle of a rebalance).
+        highwater = consumer.highwater(tp)
+        if position is not None and highwater is not None:
+            lag = max(0, highwater - position)
             CONSUMER_LAG.labels("worker", settings.logical_topic(tp.topic), str(tp.partition)).set(lag)
 
 
@@ -263,7 +284,7 @@ clock = app.topic(settings.topic(CLOCK_TOPIC), value_serializer="raw", key_seria
 
 # On every worker, not only the group's leader: after a worker is killed, the group may take a
 # session timeout to elect a live leader, and time must not stop meanwhile. Extra ticks are harmless.
-@app.timer(interval=settings.clock_interval)
+@steady_timer(interval=settings.clock_interval)
 async def tick() -> None:
     await tick_everywhere()
 

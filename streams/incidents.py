@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import faust
 
 from services.observability import INCIDENTS, PROCESSING_ERRORS, REPORT_NEXT_DUE, REPORTS_OVERDUE
-from streams.app import Item, app, each_record, emit, log, settings
+from streams.app import Item, app, each_record, emit, log, settings, steady_timer
 from vigil.events import INCIDENT_EVENTS, SURVEILLANCE_TOPIC
 from vigil.incidents import Inbox, Incident, clock_alert, clock_events, evolve, inbox
 
@@ -34,7 +34,7 @@ async def _track_incident(item: Item) -> None:
         incident_table[key] = state.model_dump_json().encode()
 
 
-@app.timer(interval=settings.clock_interval)
+@steady_timer(interval=settings.clock_interval)
 async def run_clocks() -> None:
     """Raise ReportDueSoon / ReportOverdue (and an alert) for every open clock that is due; show the inbox."""
     now = datetime.now(UTC)

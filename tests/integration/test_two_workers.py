@@ -102,7 +102,8 @@ async def test_a_worker_killed_mid_stream_hands_its_partitions_and_state_to_the_
         try:
             await wait_until(all_exact, 240, "every model's sensitivity exact on the surviving worker")
         except AssertionError:
-            assert shown == expected  # says which differ, and by how much
+            tail = second.logfile.read_text()[-3000:] if second.logfile.exists() else "(no log)"
+            assert shown == expected, f"the surviving worker's log ends:\n{tail}"  # and which differ, by how much
             raise
     finally:
         second.stop()
