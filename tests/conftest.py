@@ -35,6 +35,7 @@ TEST_ENV = {
     ),
     "VIGIL_CLOCK_INTERVAL": "1",
     "VIGIL_REGISTRY_GRACE": "2",
+    "VIGIL_WORKER_SESSION_TIMEOUT": "10",  # a killed worker's partitions are handed on within seconds
     "VIGIL_POLICY_FILE": str(ROOT / "tests" / "policy.yml"),
     "VIGIL_LOG_FORMAT": "json",
 }
