@@ -120,6 +120,9 @@ async def produce(
     return await app.producer.send(topic, key, value, partition, None, None, transactional_id=transactional_id)
 
 
+EXACTLY_ONCE = settings.worker_guarantee == "exactly_once"
+NEVER = 10**9  # seconds, or records
+
 app = faust.App(
     settings.worker_id,
     datadir=str(settings.home / "worker-data"),
@@ -131,7 +134,9 @@ app = faust.App(
     producer_acks=-1,
     processing_guarantee=settings.worker_guarantee,
     broker_session_timeout=settings.worker_session_timeout,
-    broker_commit_interval=settings.worker_commit_interval,
+    # At least once, Faust commits on its timer; exactly once, the agent commits after each batch.
+    broker_commit_interval=settings.worker_commit_interval if not EXACTLY_ONCE else NEVER,
+    broker_commit_every=NEVER if EXACTLY_ONCE else 10_000,
     Table=ChangelogInBatches,
     **CONSUMER_TUNING,
     value_serializer="raw",
@@ -220,6 +225,13 @@ async def process(stream: faust.StreamT) -> None:
             if mine := [item for item in items if item.topic in part.topics]:
                 await _take(part, mine)
         await send_changelogs()
+        if app.in_transaction:
+            # This batch's writes and its offsets in one transaction, and nothing of the next
+            # batch's: Faust's own commits, on a timer beside the agent, would commit the writes
+            # of a batch in progress without its offsets (read again and counted twice after a crash).
+            for record in batch:
+                await stream.ack(record)
+            await app.consumer.commit()
         done = time.time()
         for item in items:
             if not item.is_tick:

@@ -1,0 +1,84 @@
+"""P4, worker memory: RSS after N and after 5N records of the demo hospital's fixed cardinality.
+
+    python -m benchmarks.worker_memory [--records 200000]
+
+One `vigil worker` reads 5N preloaded records of the hospital's mix (three models, three sites,
+the same features and subgroups throughout); its RSS is taken when its group has committed N
+records and again at 5N. The baseline is the RSS at N, in the same run: ratio = RSS at 5N / RSS at
+N. The issue's bound is a growth of at most 5 % (ratio 1.05).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.drift import _write_section
+from benchmarks.worker_state import rss_kib
+from benchmarks.worker_throughput import committed, ends, preload, records, start_worker, stop
+from services.settings import Settings
+from services.topics import delete_topics
+
+
+async def rss_at(settings: Settings, marks: list[int], total: int) -> list[int]:
+    """The worker's RSS (KiB) when its group has first committed each of `marks` records."""
+    home = Path(f"/tmp/vigil-memory-{settings.worker_id}")
+    home.mkdir(parents=True)
+    process = start_worker(settings, home)
+    found: list[int] = []
+    try:
+        end = await ends(settings)
+        assert sum(end.values()) == total
+        while len(found) < len(marks):
+            await asyncio.sleep(0.5)
+            if process.poll() is not None:
+                raise RuntimeError(f"the worker exited with {process.returncode}; see {home}")
+            done = await committed(settings, settings.worker_id)
+            if sum(done.get(tp, 0) for tp in end) >= marks[len(found)]:
+                await asyncio.sleep(2)  # the batch in hand
+                found.append(rss_kib(process.pid))
+                Console().print(f"{marks[len(found) - 1]:,} records: RSS {found[-1] / 1024:,.0f} MiB")
+        return found
+    finally:
+        stop(process)
+
+
+def main(records_n: int = typer.Option(200_000, "--records", help="N: RSS after N and after 5N records")) -> None:
+    run = uuid.uuid4().hex[:6]
+    settings = Settings(topic_prefix=f"memory{run}.", worker_id=f"vigil-memory-{run}")
+    items = records(5 * records_n)
+
+    async def measure() -> list[int]:
+        await preload(settings, items)
+        return await rss_at(settings, [records_n, len(items)], len(items))
+
+    try:
+        first, last = asyncio.run(measure())
+    finally:
+        asyncio.run(delete_topics(settings, (settings.topic_prefix, settings.worker_id)))
+    ratio = last / first
+    title = f"P4 worker memory: RSS after {records_n:,} and {len(items):,} records of the hospital's mix"
+    table = Table(title=title)
+    for column in ("records read", "RSS MiB"):
+        table.add_column(column)
+    rows = [(f"{records_n:,}", f"{first / 1024:,.0f}"), (f"{len(items):,}", f"{last / 1024:,.0f}")]
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+    Console().print(f"ratio {ratio:.2f} (bound 1.05)")
+    _write_section(
+        "worker_memory",
+        f"### {title}\n\nOne run: `python -m benchmarks.worker_memory --records {records_n}`. Ratio = RSS after "
+        f"5N / RSS after N, in the same run (bound: 1.05).\n\n| records read | RSS MiB |\n|---|---|\n"
+        + "\n".join(f"| {a} | {b} |" for a, b in rows)
+        + f"\n| **ratio** | **{ratio:.2f}** |",
+    )
+
+
+if __name__ == "__main__":
+    typer.run(main)
