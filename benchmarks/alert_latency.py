@@ -71,11 +71,9 @@ async def _send_at_rate(
 async def _arrivals(
     settings: Settings, topic: str, key_of: Callable[[dict], str | None], seen: dict[str, float], until: asyncio.Event
 ) -> None:
-    """Fills `seen`: when each record (by `key_of` its value) was read on `topic` by a plain consumer
-    of committed records (as the notifier reads)."""
+    """Fills `seen`: when each record (by `key_of` its value) was read on `topic` by a plain consumer."""
     consumer = AIOKafkaConsumer(settings.topic(topic), bootstrap_servers=settings.kafka_bootstrap,
-                                auto_offset_reset="earliest", group_id=f"latency-{uuid.uuid4().hex[:6]}",
-                                isolation_level="read_committed")  # fmt: skip
+                                auto_offset_reset="earliest", group_id=f"latency-{uuid.uuid4().hex[:6]}")  # fmt: skip
     await consumer.start()
     try:
         while not until.is_set():

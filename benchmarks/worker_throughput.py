@@ -139,12 +139,12 @@ def stop(process: subprocess.Popen) -> None:
 
 
 async def worker(
-    settings: Settings, end: dict[TopicPartition, int], home: Path, module: str = "services.cli", **env: str
+    settings: Settings, end: dict[TopicPartition, int], home: Path, module: str = "services.cli"
 ) -> tuple[float, float]:
     """Seconds from starting `vigil worker` (or `module`'s) until its group has committed every end
     offset, and until its first commit (start-up: imports, joining the group, recovering tables)."""
     started = time.perf_counter()
-    process = start_worker(settings, home, module, f"{settings.worker_id}.log", **env)
+    process = start_worker(settings, home, module, f"{module}.log")
     try:
         first = await caught_up(settings, process, end)
         return time.perf_counter() - started, (first or started) - started
@@ -160,24 +160,17 @@ def main(records_n: int = typer.Option(60_000, "--records", help="records to pre
     items = records(records_n)
     n = len(items)
     bare = settings.model_copy(update={"worker_id": f"bare-faust-{run}"})
-    once = settings.model_copy(update={"worker_id": f"vigil-bench-alo-{run}"})
 
-    async def measure() -> tuple[float, tuple[float, float], tuple[float, float], tuple[float, float]]:
+    async def measure() -> tuple[float, tuple[float, float], tuple[float, float]]:
         await preload(settings, items)
         end = await ends(settings)
         raw = await baseline(settings, n)
-        return (
-            raw,
-            await worker(bare, end, home, "benchmarks.bare_faust"),
-            await worker(once, end, home, VIGIL_WORKER_GUARANTEE="at_least_once"),
-            await worker(settings, end, home, VIGIL_WORKER_GUARANTEE="exactly_once"),
-        )
+        return raw, await worker(bare, end, home, "benchmarks.bare_faust"), await worker(settings, end, home)
 
     try:
-        raw_s, (bare_s, bare_startup_s), (once_s, once_startup_s), (worker_s, startup_s) = asyncio.run(measure())
+        raw_s, (bare_s, bare_startup_s), (worker_s, startup_s) = asyncio.run(measure())
     finally:
-        groups = (settings.worker_id, bare.worker_id, once.worker_id)
-        asyncio.run(delete_topics(settings, (settings.topic_prefix, *groups)))
+        asyncio.run(delete_topics(settings, (settings.topic_prefix, settings.worker_id, bare.worker_id)))
     report_throughput(
         "worker_throughput",
         f"P1 worker throughput: {n:,} preloaded records (the demo hospital's mix)",
@@ -185,14 +178,10 @@ def main(records_n: int = typer.Option(60_000, "--records", help="records to pre
         "records/s",
         n,
         ("raw aiokafka consumer + `json.loads`", raw_s),
-        ("`vigil worker`, exactly once (the default; start-up included)", worker_s),
+        ("`vigil worker` (start-up included)", worker_s),
         f"Start-up (until the first commit) took {startup_s:.1f} s of the worker's {worker_s:.1f} s; after it, "
-        f"{n / max(worker_s - startup_s, 1e-9):,.0f} records/s. The same worker at least once "
-        f"(`VIGIL_WORKER_GUARANTEE=at_least_once`), same records: {once_s:.1f} s, {n / once_s:,.0f} records/s; "
-        f"after its start-up ({once_startup_s:.1f} s), {n / max(once_s - once_startup_s, 1e-9):,.0f} records/s: "
-        f"exactly once runs at {once_s / worker_s:.2f} times the rate of at least once. A bare Faust agent with "
-        f"the worker's consumer settings that only `json.loads` each record (`benchmarks/bare_faust.py`), same "
-        f"records: {bare_s:.1f} s, "
+        f"{n / max(worker_s - startup_s, 1e-9):,.0f} records/s. A bare Faust agent with the worker's consumer "
+        f"settings that only `json.loads` each record (`benchmarks/bare_faust.py`), same records: {bare_s:.1f} s, "
         f"{n / bare_s:,.0f} records/s (ratio {raw_s / bare_s:.3f}); after its start-up ({bare_startup_s:.1f} s), "
         f"{n / max(bare_s - bare_startup_s, 1e-9):,.0f} records/s.",
     )

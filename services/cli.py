@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterable
@@ -140,10 +139,6 @@ def worker() -> None:
     settings = get_settings()
     settings.home.mkdir(parents=True, exist_ok=True)  # Faust keeps its data directory there
     configure_logging(settings)
-    if settings.worker_store == "rocksdb" and settings.worker_guarantee == "exactly_once":
-        # A local RocksDB copy may hold writes of a transaction that was never committed (the
-        # worker was killed mid-batch); the changelogs, read committed, are the truth it is rebuilt from.
-        shutil.rmtree(faust_app.conf.tabledir, ignore_errors=True)
     serve_metrics(settings.worker_metrics_port)
     process = Worker(faust_app, loglevel="warning", redirect_stdouts=False)
     # Faust's start-up spinner sets the root logger to DEBUG so that it spins on every record: every

@@ -34,16 +34,9 @@ class Settings(BaseSettings):
     # or in RocksDB under `home` (restored from disk; only what changed since is read back). See
     # README, "The worker's state".
     worker_store: Literal["memory", "rocksdb"] = "memory"
-    # exactly_once: what the worker writes for a batch (table changes, events, dead letters) and the
-    # input offsets it consumed commit in one Kafka transaction per input partition, so a crash
-    # anywhere repeats nothing and loses nothing. See README, "Exactly once".
-    worker_guarantee: Literal["at_least_once", "exactly_once"] = "exactly_once"
     # How long a worker that stopped answering (killed, cut off) holds its partitions before the
     # group hands them to the others: the failover time after a crash.
     worker_session_timeout: float = 60.0
-    # Seconds between commits. Under exactly-once what the worker writes is visible to readers (read
-    # committed) when its transaction commits, so this adds to every alert's latency (P2 in BENCHMARKS.md).
-    worker_commit_interval: float = 0.75
     clock_interval: float = 10.0  # seconds between checks of the reporting clocks, and between ticks on clock.v1
     # How far an event's times may lie after the moment it was sent (sender clocks drift); later is refused.
     max_clock_skew: timedelta = timedelta(minutes=5)

@@ -12,7 +12,6 @@ import json
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
-from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, NamedTuple, TypeVar
@@ -20,15 +19,17 @@ from typing import Any, Generic, NamedTuple, TypeVar
 import faust
 import faust.streams as faust_streams
 import structlog
-from faust.types import TP, Message, RecordMetadata
+from faust.types import TP, Message
 from pydantic import BaseModel
 
 from services.observability import CONSUMER_LAG, DEAD_LETTERS, EVENTS_IN, EVENTS_OUT, LATENCY, PROCESSING_ERRORS
 from services.settings import get_settings
 from vigil.events import (
+    ALERT_TOPIC,
     CLOCK_TOPIC,
     DEADLETTER_TOPIC,
     INPUT_TOPICS,
+    SURVEILLANCE_TOPIC,
     TOPIC_OF,
     Event,
     partition_key,
@@ -74,54 +75,21 @@ class ChangelogInBatches(faust.Table):
 
 
 _unsent: dict[tuple[ChangelogInBatches, int | None, Any], Any] = {}
-LARGE_VALUE = 512 * 1024  # Kafka refuses a record over 1 MiB
 
 
 async def send_changelogs() -> None:
     changes = list(_unsent.items())
     _unsent.clear()
     for (table, partition, key), value in changes:
-        # A table's partition is one of its input's (co-partitioned), in that one's transaction.
-        topic = table.changelog_topic.get_topic_name()
-        if value is not None and len(value) > LARGE_VALUE:  # seen once (1.7 MB, unexplained): which one
-            log.warning("worker.large_state_value", table=table.name, model_id=model_of(key), size=len(value))
-        sent = await produce(topic, key, value, partition, TP(topic, partition))
+        sent = await app.producer.send(table.changelog_topic.get_topic_name(), key, value, partition, None, None)
         sent.add_done_callback(functools.partial(_persisted, table))
 
 
 def _persisted(table: ChangelogInBatches, sent: asyncio.Future) -> None:
-    # What Faust's own callback does: a RocksDB store keeps the offset it holds data up to, under
-    # exactly-once only once the transaction that wrote it is committed.
+    # What Faust's own callback does: a RocksDB store keeps the offset it holds data up to.
     if not sent.cancelled() and sent.exception() is None:
-        done = sent.result()
-        if app.in_transaction:
-            app.tables.persist_offset_on_commit(table.data, done.topic_partition, done.offset)
-        else:
-            table.data.set_persisted_offset(done.topic_partition, done.offset)
+        table.data.set_persisted_offset(sent.result().topic_partition, sent.result().offset)
 
-
-# The input partition whose record is being processed: what the worker writes for it goes into
-# that partition's transaction (exactly-once), committed together with its consumed offset.
-_source: ContextVar[TP | None] = ContextVar("source_partition", default=None)
-
-
-async def produce(
-    topic: str, key: bytes | None, value: bytes | None, partition: int | None = None, source: TP | None = None
-) -> Awaitable[RecordMetadata]:
-    """Every record the worker writes. Under exactly-once, one written while processing an input
-    partition's record is part of that partition's open transaction (Faust's own routing picks the
-    transaction of the partition written to, which another worker may own); one written by a timer
-    outside any record (a tick, a reporting clock) is not, and is idempotent instead (ticks carry no
-    state; clock events have deterministic ids)."""
-    source = _source.get() if source is None else source
-    transactional_id = None
-    if app.in_transaction and source is not None:
-        transactional_id = f"{app.conf.id}-{app.assignor.group_for_topic(source.topic)}-{source.partition}"
-    return await app.producer.send(topic, key, value, partition, None, None, transactional_id=transactional_id)
-
-
-EXACTLY_ONCE = settings.worker_guarantee == "exactly_once"
-NEVER = 10**9  # seconds, or records
 
 app = faust.App(
     settings.worker_id,
@@ -132,11 +100,7 @@ app = faust.App(
     topic_partitions=settings.topic_partitions,
     consumer_auto_offset_reset="earliest",
     producer_acks=-1,
-    processing_guarantee=settings.worker_guarantee,
     broker_session_timeout=settings.worker_session_timeout,
-    # At least once, Faust commits on its timer; exactly once, the agent commits after each batch.
-    broker_commit_interval=settings.worker_commit_interval if not EXACTLY_ONCE else NEVER,
-    broker_commit_every=NEVER if EXACTLY_ONCE else 10_000,
     Table=ChangelogInBatches,
     **CONSUMER_TUNING,
     value_serializer="raw",
@@ -145,6 +109,7 @@ app = faust.App(
 
 # The one agent's topics: every input, and the ticks of wall-clock time the worker sends itself.
 inputs = app.topic(*settings.topics((*INPUT_TOPICS, CLOCK_TOPIC)), value_serializer="raw", key_serializer="raw")
+deadletters = app.topic(settings.topic(DEADLETTER_TOPIC), value_serializer="raw", key_serializer="raw")
 
 
 @dataclass(slots=True)
@@ -213,25 +178,16 @@ async def process(stream: faust.StreamT) -> None:
     Batches of up to 2,000 records or half a second (what bounds the latency of an alert, P2 in
     BENCHMARKS.md), so that a concern writes each table key once per batch."""
     async for batch in stream.take_events(2000, within=0.5):
-        _source.set(None)  # until a record's is set: a partition of the last batch may be gone
         items = [admitted(record) for record in batch]
         for item in items:
             if not item.is_tick:
                 EVENTS_IN.labels("worker", item.topic).inc()
             if item.refused is not None:
-                writing_for(item.record)
                 await send_dead_letter(item.refused, *item.position, item.message.value)
         for part in CONCERNS:
             if mine := [item for item in items if item.topic in part.topics]:
                 await _take(part, mine)
         await send_changelogs()
-        if app.in_transaction:
-            # This batch's writes and its offsets in one transaction, and nothing of the next
-            # batch's: Faust's own commits, on a timer beside the agent, would commit the writes
-            # of a batch in progress without its offsets (read again and counted twice after a crash).
-            for record in batch:
-                await stream.ack(record)
-            await app.consumer.commit()
         done = time.time()
         for item in items:
             if not item.is_tick:
@@ -324,6 +280,9 @@ async def report_lag() -> None:
             CONSUMER_LAG.labels("worker", settings.logical_topic(tp.topic), str(tp.partition)).set(lag)
 
 
+clock = app.topic(settings.topic(CLOCK_TOPIC), value_serializer="raw", key_serializer="raw")
+
+
 # On every worker, not only the group's leader: after a worker is killed, the group may take a
 # session timeout to elect a live leader, and time must not stop meanwhile. Extra ticks are harmless.
 @steady_timer(interval=settings.clock_interval)
@@ -336,11 +295,17 @@ async def tick_everywhere(**news: str) -> None:
     and news that concerns state on every partition (a guideline change) reaches all of it."""
     value = json.dumps({"at": datetime.now(UTC).isoformat(), **news}).encode()
     for partition in range(settings.topic_partitions):
-        await produce(settings.topic(CLOCK_TOPIC), None, value, partition)
+        await clock.send(value=value, partition=partition)
 
 
 def news_of(tick: Item, name: str) -> str | None:
     return json.loads(tick.message.value).get(name)
+
+
+outputs = {
+    name: app.topic(settings.topic(name), value_serializer="raw", key_serializer="raw")
+    for name in (ALERT_TOPIC, SURVEILLANCE_TOPIC, "model.v1")
+}
 
 
 def sent_at(message: Message) -> datetime:
@@ -350,7 +315,7 @@ def sent_at(message: Message) -> datetime:
 
 async def emit(event: Event) -> None:
     topic = TOPIC_OF[event.event_type]  # type: ignore[attr-defined]
-    await produce(settings.topic(topic), partition_key(event), canonical_json(event).encode())
+    await outputs[topic].send(key=partition_key(event), value=canonical_json(event).encode())
     EVENTS_OUT.labels("worker", topic).inc()
 
 
@@ -418,7 +383,7 @@ async def send_dead_letter(
     why: Rejected, topic: str, partition: int, offset: int, raw: bytes, agent: str | None = None
 ) -> None:
     letter = dead_letter(why, topic, partition, offset, raw, datetime.now(UTC), agent)
-    await produce(settings.topic(DEADLETTER_TOPIC), topic.encode(), letter.model_dump_json().encode())
+    await deadletters.send(key=topic.encode(), value=letter.model_dump_json().encode())
     logical = settings.logical_topic(topic)
     DEAD_LETTERS.labels(logical, why.kind).inc()
     EVENTS_OUT.labels("worker", DEADLETTER_TOPIC).inc()
@@ -437,7 +402,5 @@ def model_of(key: bytes) -> str:
 def writing_for(record: faust.EventT) -> None:
     """Faust writes a table change to the changelog partition of the event being processed, which
     `take_events` leaves unset (faust-streaming issue #497). Every key written here belongs to the
-    record's model, and a model's records share one partition, so the record's is the right one;
-    what is sent meanwhile goes into that partition's transaction."""
+    record's model, and a model's records share one partition, so the record's is the right one."""
     faust_streams._current_event.set(weakref.ref(record))
-    _source.set(record.message.tp)

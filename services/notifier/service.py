@@ -52,7 +52,6 @@ class Notifier:
             group_id=f"{settings.worker_id}-notifier",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            isolation_level="read_committed",  # no page for an alert of a batch the worker did not commit
         )
         self.client = httpx.AsyncClient(base_url=settings.alertmanager_url, timeout=10)
         self.stopping = asyncio.Event()
