@@ -111,7 +111,8 @@ DRIFT_ACTIVE = Gauge(
 )
 DRIFT_SKIPPED = Counter(
     "vigil_drift_values_skipped_total",
-    "Values left out of drift windows: late events, text for a numeric feature, features without a reference",
+    "Values left out of drift windows: late events, text for a numeric feature, features without a reference, "
+    "events read again after a crash",
     ["model_id", "reason"],
 )
 PERFORMANCE = Gauge(

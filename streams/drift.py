@@ -21,6 +21,7 @@ from streams.app import (
 )
 from vigil.drift_monitor import (
     MonitorState,
+    already_taken,
     closable,
     drift_alert,
     first_events,
@@ -63,7 +64,7 @@ async def watch_drift(items: list[Item]) -> None:
         if isinstance(event, DriftReferenceSet):
             _set_reference(event, states, added)
         elif isinstance(event, InferenceMade):
-            await _window_inference(event, item.message.partition, states, added)
+            await _window_inference(event, item, states, added)
         elif item.is_tick:
             ticks.append(item)
         if isinstance(event, DriftReferenceSet | InferenceMade):
@@ -129,11 +130,13 @@ def _set_reference(
 
 
 async def _window_inference(
-    event: InferenceMade, partition: int, states: dict[tuple[str, str], MonitorState], added: dict[bytes, list]
+    event: InferenceMade, item: Item, states: dict[tuple[str, str], MonitorState], added: dict[bytes, list]
 ) -> None:
     model_id, version = event.model_id, event.model_version
     state = _state(model_id, version, states)
-    state.partition = partition
+    if already_taken(state, item.message.partition, item.message.offset):
+        DRIFT_SKIPPED.labels(model_id, "repeat").inc()
+        return
     values = signals(event)
     profiles = profiles_for(table_key(model_id, version))
     if profiles is None:

@@ -64,9 +64,21 @@ class MonitorState(BaseModel):
     watermark: datetime | None = None  # event time: how far the version's stream has come
     heard: datetime | None = None  # wall-clock time of its last event, or of the last tick that moved the watermark
     partition: int | None = None  # the Kafka partition its events arrive on, where the worker's ticks reach it
+    through: int = -1  # the offset on that partition of the last event it took
     open: dict[str, Span] = {}
     drifting: dict[str, uuid.UUID] = {}  # feature -> the DriftDetected that stands
     late: int = 0
+
+
+def already_taken(state: MonitorState, partition: int, offset: int) -> bool:
+    """Whether the event at this position was taken before: read again after a crash that came
+    after the state was written with it and before its offset was committed. A version's events
+    share one partition (they are keyed by model) and come in order within it, so the offset of
+    the last one taken says which were. Otherwise the state moves on to this one."""
+    if state.partition == partition and offset <= state.through:
+        return True
+    state.partition, state.through = partition, offset
+    return False
 
 
 def place(state: MonitorState, policy: DriftPolicy, at: datetime, now: datetime) -> str | None:

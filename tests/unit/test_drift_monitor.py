@@ -7,12 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy import stats
 
 from vigil.drift_monitor import (
     DATASET,
     MonitorState,
     Span,
+    already_taken,
     closable,
     first_events,
     judge,
@@ -264,3 +267,19 @@ def test_the_first_events_make_the_reference_and_a_new_reference_starts_the_wind
         place(state, policy, T0 + timedelta(hours=n), T0)
     assert sorted(new_reference(state, reference)) == [(T0 + timedelta(hours=n)).isoformat() for n in range(3)]
     assert (state.open, state.position, state.reference_rows, state.reference_id) == ({}, 0, [], reference.event_id)
+
+
+@given(st.lists(st.integers(0, 60), min_size=1, max_size=8))
+def test_records_read_again_after_crashes_are_taken_once(restarts: list[int]) -> None:
+    """A partition read from 0 to 60, the reading starting over after each crash from any earlier
+    offset (where the last commit was): every offset is taken exactly once, in order."""
+    state, taken = MonitorState(), []
+    ends = [*sorted(restarts), 61]
+    start = 0
+    for end in ends:
+        for offset in range(start, end):
+            if not already_taken(state, 3, offset):
+                taken.append(offset)
+        start = max(0, end - 7)  # the crash: the last few were not committed, and are read again
+    assert taken == list(range(61))
+    assert already_taken(state, 3, 60) and not already_taken(state, 1, 0)  # another partition starts over
