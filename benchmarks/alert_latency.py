@@ -23,10 +23,8 @@ from pathlib import Path
 import numpy as np
 import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from rich.console import Console
-from rich.table import Table
 
-from benchmarks.drift import _write_section
+from benchmarks.throughput import report_table
 from benchmarks.worker_throughput import caught_up, ends, preload, record_of, start_worker, stop
 from services.demo.hospital import Hospital, missed_chest_pain
 from services.settings import Settings
@@ -133,21 +131,15 @@ def main(
         p50, p99 = np.percentile(values, [50, 99])
         rows.append((name, f"{len(values)}", f"{p50:.3f}", f"{p99:.3f}"))
     ratio = float(np.percentile(vigil, 99) / np.percentile(kafka, 99))
-    table = Table(title=f"P2 latency: emit → alert at {rate:,} records/s for {seconds:g} s")
-    for column in ("", "probes", "p50 s", "p99 s"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*row)
-    Console().print(table)
-    Console().print(f"p99 ratio {ratio:.1f}")
-    _write_section(
+    report_table(
         "alert_latency",
-        f"### P2 latency: emit → alert at {rate:,} records/s for {seconds:g} s\n\n"
+        f"P2 latency: emit → alert at {rate:,} records/s for {seconds:g} s",
         f"One run: `python -m benchmarks.alert_latency --rate {rate} --seconds {seconds:g}`; a probe every "
         f"{PROBE_EVERY} records (the WHO missed-escalation example, which raises a critical alert). Ratio = "
-        "Vigil's p99 / Kafka's p99.\n\n| | probes | p50 s | p99 s |\n|---|---|---|---|\n"
-        + "\n".join(f"| {' | '.join(row)} |" for row in rows)
-        + f"\n| **p99 ratio** | | | **{ratio:.1f}** |",
+        "Vigil's p99 / Kafka's p99.",
+        ["", "probes", "p50 s", "p99 s"],
+        rows,
+        ("p99 ratio", "", "", f"{ratio:.1f}"),
     )
 
 

@@ -1,4 +1,4 @@
-"""One throughput figure against its baseline: printed as a table and written to BENCHMARKS.md."""
+"""Benchmark figures printed as a table and written to their section of BENCHMARKS.md."""
 
 from __future__ import annotations
 
@@ -37,3 +37,22 @@ def report_throughput(
         f"| | seconds | {unit} |\n|---|---|---|\n" + "\n".join(lines) + (f"\n\n{note}" if note else ""),
     )
     return ratio
+
+
+def report_table(section: str, title: str, intro: str, columns: list[str], rows: list[tuple[str, ...]],
+                 summary: tuple[str, ...] | None = None) -> None:  # fmt: skip
+    """Prints `rows` under `columns` (and a bold `summary` row) and writes them, after `intro`, as
+    the section `section` of BENCHMARKS.md."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    if summary:
+        table.add_row(*summary)
+    Console().print(table)
+    lines = [f"| {' | '.join(row)} |" for row in rows]
+    if summary:
+        lines.append("| " + " | ".join(f"**{cell}**" if cell else "" for cell in summary) + " |")
+    header = f"| {' | '.join(columns)} |\n|{'---|' * len(columns)}\n"
+    _write_section(section, f"### {title}\n\n{intro}\n\n" + header + "\n".join(lines))

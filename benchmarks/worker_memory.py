@@ -16,9 +16,8 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from benchmarks.drift import _write_section
+from benchmarks.throughput import report_table
 from benchmarks.worker_state import rss_kib
 from benchmarks.worker_throughput import committed, ends, preload, records, start_worker, stop
 from services.settings import Settings
@@ -62,21 +61,14 @@ def main(records_n: int = typer.Option(200_000, "--records", help="N: RSS after 
     finally:
         asyncio.run(delete_topics(settings, (settings.topic_prefix, settings.worker_id)))
     ratio = last / first
-    title = f"P4 worker memory: RSS after {records_n:,} and {len(items):,} records of the hospital's mix"
-    table = Table(title=title)
-    for column in ("records read", "RSS MiB"):
-        table.add_column(column)
-    rows = [(f"{records_n:,}", f"{first / 1024:,.0f}"), (f"{len(items):,}", f"{last / 1024:,.0f}")]
-    for row in rows:
-        table.add_row(*row)
-    Console().print(table)
-    Console().print(f"ratio {ratio:.2f} (bound 1.05)")
-    _write_section(
+    report_table(
         "worker_memory",
-        f"### {title}\n\nOne run: `python -m benchmarks.worker_memory --records {records_n}`. Ratio = RSS after "
-        f"5N / RSS after N, in the same run (bound: 1.05).\n\n| records read | RSS MiB |\n|---|---|\n"
-        + "\n".join(f"| {a} | {b} |" for a, b in rows)
-        + f"\n| **ratio** | **{ratio:.2f}** |",
+        f"P4 worker memory: RSS after {records_n:,} and {len(items):,} records of the hospital's mix",
+        f"One run: `python -m benchmarks.worker_memory --records {records_n}`. Ratio = RSS after 5N / RSS after N, "
+        "in the same run (bound: 1.05).",
+        ["records read", "RSS MiB"],
+        [(f"{records_n:,}", f"{first / 1024:,.0f}"), (f"{len(items):,}", f"{last / 1024:,.0f}")],
+        ("ratio", f"{ratio:.2f}"),
     )
 
 

@@ -21,10 +21,8 @@ from pathlib import Path
 
 import typer
 from aiokafka import AIOKafkaProducer
-from rich.console import Console
-from rich.table import Table
 
-from benchmarks.drift import _write_section
+from benchmarks.throughput import report_table
 from benchmarks.worker_throughput import caught_up, ends, preload, record_of, start_worker, stop
 from services.demo.hospital import Hospital
 from services.settings import Settings
@@ -86,25 +84,25 @@ def main(inferences: int = typer.Option(200_000, help="inferences left waiting")
     empty = {store: asyncio.run(measure(store, items[:-inferences]))[0] for store in stores}  # the registry alone
     results = {store: asyncio.run(measure(store, items)) for store in stores}
     per_million = {store: (rss - empty[store]) / 1024 * 1_000_000 / inferences for store, (rss, _) in results.items()}
-    table = Table(title=f"Worker state: {inferences:,} inferences waiting in both joins")
-    for column in ("store", "RSS MiB", "RSS MiB per million waiting", "recovery s", "recovery ratio"):
-        table.add_column(column)
     base_recovery = results["memory"][1]
-    rows = []
-    for store, (rss, recovery) in results.items():
-        row = (store, f"{rss / 1024:,.0f}", f"{per_million[store]:,.0f}", f"{recovery:.1f}",
-               f"{recovery / base_recovery:.2f}")  # fmt: skip
-        rows.append(row)
-        table.add_row(*row)
-    Console().print(table)
-    _write_section(
+    rows = [
+        (
+            store,
+            f"{rss / 1024:,.0f}",
+            f"{per_million[store]:,.0f}",
+            f"{recovery:.1f}",
+            f"{recovery / base_recovery:.2f}",
+        )
+        for store, (rss, recovery) in results.items()
+    ]
+    report_table(
         "worker_state",
-        f"### Worker state: {inferences:,} inferences waiting in both joins\n\n"
+        f"Worker state: {inferences:,} inferences waiting in both joins",
         f"One run: `python -m benchmarks.worker_state --inferences {inferences}`. RSS of the worker after it read "
         "them all; per million: above a worker that read the registry alone, scaled linearly; recovery: from a "
-        "restart until it has read one more inference; ratio against the memory store in the same run.\n\n"
-        "| store | RSS MiB | RSS MiB per million waiting | recovery s | recovery ratio |\n|---|---|---|---|---|\n"
-        + "\n".join(f"| {' | '.join(row)} |" for row in rows),
+        "restart until it has read one more inference; ratio against the memory store in the same run.",
+        ["store", "RSS MiB", "RSS MiB per million waiting", "recovery s", "recovery ratio"],
+        rows,
     )
 
 
