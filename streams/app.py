@@ -62,8 +62,8 @@ class ChangelogInBatches(faust.Table):
     """A table whose changes reach its changelog once per batch, the last value of each key only,
     sent straight to the producer. Faust's own path sends each change through a buffer one message
     at a time and holds the stream back while more than 100 wait: measured, the worker spent more
-    time waiting on it than processing. Sent before the batch's records are acknowledged, so the
-    commit (which flushes the producer first) never covers a record whose changes are unsent."""
+    time waiting on it than processing. Sent and delivered before the batch's records are
+    acknowledged (`send_changelogs`)."""
 
     def on_key_set(self, key: Any, value: Any) -> None:
         _unsent[(self, self.partition_for_key(key), key)] = value
@@ -78,11 +78,16 @@ _unsent: dict[tuple[ChangelogInBatches, int | None, Any], Any] = {}
 
 
 async def send_changelogs() -> None:
+    """Sends the table changes made since the last call, then waits until they and every event sent
+    meanwhile are delivered. Called before records are acknowledged: Faust's commit does not flush
+    the producer, so without the wait a crash just after a commit could lose the changes and events
+    of records whose offsets it had committed."""
     changes = list(_unsent.items())
     _unsent.clear()
     for (table, partition, key), value in changes:
         sent = await app.producer.send(table.changelog_topic.get_topic_name(), key, value, partition, None, None)
         sent.add_done_callback(functools.partial(_persisted, table))
+    await app.producer.flush()
 
 
 def _persisted(table: ChangelogInBatches, sent: asyncio.Future) -> None:
