@@ -21,28 +21,22 @@ def report_throughput(
     """Prints and writes `title` with the baseline's and Vigil's seconds and rates (and a note under
     the table); returns the ratio Vigil / baseline (of rates)."""
     ratio = baseline[1] / vigil[1]
-    rows = [(label, f"{seconds:.2f}", f"{n / seconds:,.0f}") for label, seconds in (baseline, vigil)]
-    table = Table(title=title)
-    for column in ("", "seconds", unit):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*row)
-    Console().print(table)
-    Console().print(f"ratio {ratio:.3f}" + (f"\n{note}" if note else ""))
-    lines = [f"| {label} | {seconds} | {rate} |" for label, seconds, rate in rows]
-    lines.append(f"| **ratio** | | **{ratio:.3f}** |")
-    _write_section(
+    report_table(
         section,
-        f"### {title}\n\nOne run: `{command}`. Ratio = Vigil's {unit} / the baseline's.\n\n"
-        f"| | seconds | {unit} |\n|---|---|---|\n" + "\n".join(lines) + (f"\n\n{note}" if note else ""),
+        title,
+        f"One run: `{command}`. Ratio = Vigil's {unit} / the baseline's.",
+        ["", "seconds", unit],
+        [(label, f"{seconds:.2f}", f"{n / seconds:,.0f}") for label, seconds in (baseline, vigil)],
+        ("ratio", "", f"{ratio:.3f}"),
+        note,
     )
     return ratio
 
 
 def report_table(section: str, title: str, intro: str, columns: list[str], rows: list[tuple[str, ...]],
-                 summary: tuple[str, ...] | None = None) -> None:  # fmt: skip
-    """Prints `rows` under `columns` (and a bold `summary` row) and writes them, after `intro`, as
-    the section `section` of BENCHMARKS.md."""
+                 summary: tuple[str, ...] | None = None, note: str = "") -> None:  # fmt: skip
+    """Prints `rows` under `columns` (and a bold `summary` row, and a `note`) and writes them,
+    between `intro` and `note`, as the section `section` of BENCHMARKS.md."""
     table = Table(title=title)
     for column in columns:
         table.add_column(column)
@@ -51,8 +45,11 @@ def report_table(section: str, title: str, intro: str, columns: list[str], rows:
     if summary:
         table.add_row(*summary)
     Console().print(table)
+    if note:
+        Console().print(note)
     lines = [f"| {' | '.join(row)} |" for row in rows]
     if summary:
         lines.append("| " + " | ".join(f"**{cell}**" if cell else "" for cell in summary) + " |")
     header = f"| {' | '.join(columns)} |\n|{'---|' * len(columns)}\n"
-    _write_section(section, f"### {title}\n\n{intro}\n\n" + header + "\n".join(lines))
+    body = f"### {title}\n\n{intro}\n\n" + header + "\n".join(lines) + (f"\n\n{note}" if note else "")
+    _write_section(section, body)
