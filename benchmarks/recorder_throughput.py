@@ -1,12 +1,14 @@
-"""P5, recorder throughput: the recorder (hash chain, tracking records, one transaction per batch)
-against PostgreSQL's COPY of the same rows into a table with a unique key.
+"""P5, recorder throughput: one recorder and several sharing the partitions (hash chain, tracking
+records, one transaction per batch) against PostgreSQL's COPY of the same rows into a table with a
+unique key.
 
-    python -m benchmarks.recorder_throughput [--records 60000]
+    python -m benchmarks.recorder_throughput [--records 60000] [--recorders 2]
 
-Both in the same run, on a database of their own (`vigil_bench`, created by the stack script).
-The recorder is a real `vigil recorder` process, start-up included, done when every event is
-stored. The baseline COPYs the same canonical bodies with their ids, what a recorder that did
-nothing else would cost. Ratio = recorder events/s / COPY rows/s.
+All in the same run, on a database of their own (`vigil_bench`, created by the stack script). The
+recorders are real `vigil recorder` processes, start-up included, done when every event is stored.
+The baseline COPYs the same canonical bodies with their ids, what a recorder that did nothing else
+would cost; `EventStore.append` alone, on events decoded beforehand, is what one chain can take
+however many recorders share it. Ratio = events/s / COPY's rows/s.
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ import asyncpg
 import typer
 from sqlalchemy import text
 
-from benchmarks.throughput import report_throughput
+from benchmarks.throughput import report_table
 from benchmarks.worker_throughput import preload, records
 from services.database import engine_for, migrate
-from services.recorder.store import EventStore
+from services.recorder.store import EventStore, Incoming
 from services.settings import Settings
 from services.topics import delete_topics
+from vigil.events import Event
 from vigil.validation import canonical_json, decode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,25 +58,47 @@ async def copy_baseline(settings: Settings, bodies: list[tuple[str, str]]) -> fl
         await conn.close()
 
 
-async def recorder(settings: Settings, ids: list[str], home: Path) -> float:
+async def recorders(settings: Settings, ids: list[str], home: Path, n: int) -> float:
+    """Seconds from starting `n` recorder processes, each with its share of the partitions, until
+    every event is stored."""
     env = {**os.environ, "VIGIL_TOPIC_PREFIX": settings.topic_prefix, "VIGIL_DATABASE_URL": settings.database_url,
-           "VIGIL_HOME": str(home), "VIGIL_RECORDER_METRICS_PORT": "29202", "VIGIL_LOG_LEVEL": "warning"}  # fmt: skip
+           "VIGIL_HOME": str(home), "VIGIL_LOG_LEVEL": "warning"}  # fmt: skip
     store = EventStore(engine_for(settings))
-    log = open(home / "recorder.log", "wb")  # noqa: SIM115  (closed below, after the process)
+    logs = [open(home / f"recorder-{i}.log", "wb") for i in range(n)]  # noqa: SIM115  (closed below)
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "services.cli", "recorder"], env=env, cwd=ROOT, stdout=log,
-                               stderr=subprocess.STDOUT)  # fmt: skip
+    shares = [env | {"VIGIL_RECORDER_METRICS_PORT": str(29202 + i), "VIGIL_RECORDER_SHARE": f"{i + 1}/{n}"}
+              for i in range(n)]  # fmt: skip
+    command = [sys.executable, "-m", "services.cli", "recorder"]
+    processes = [
+        subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=share)
+        for share, log in zip(shares, logs, strict=True)
+    ]
     try:
         while await store.count() < len(ids):
-            if process.poll() is not None:
-                raise RuntimeError(f"the recorder exited with {process.returncode}; see {home / 'recorder.log'}")
+            if exited := [p for p in processes if p.poll() is not None]:
+                raise RuntimeError(f"a recorder exited with {exited[0].returncode}; see {home}/recorder-*.log")
             await asyncio.sleep(0.2)
         return time.perf_counter() - started
     finally:
-        process.terminate()
-        process.wait(30)
-        log.close()
+        for process in processes:
+            process.terminate()
+        for process, log in zip(processes, logs, strict=True):
+            process.wait(30)
+            log.close()
         await store.engine.dispose()
+
+
+async def append_alone(settings: Settings, events: list[Event]) -> float:
+    """Seconds for `EventStore.append` alone to store the decoded events in batches of 1,000: what
+    one chain takes, however many recorders share it (each append holds the chain's lock)."""
+    store = EventStore(engine_for(settings))
+    incoming = [Incoming("inference.v1", 0, i, event) for i, event in enumerate(events)]
+    started = time.perf_counter()
+    for i in range(0, len(incoming), 1000):
+        await store.append(incoming[i : i + 1000], [], {("bench", 0): i + 1000})
+    took = time.perf_counter() - started
+    await store.engine.dispose()
+    return took
 
 
 def bench_database(**settings: str) -> Settings:
@@ -83,7 +108,10 @@ def bench_database(**settings: str) -> Settings:
     return Settings(database_url=Settings().database_url.rsplit("/", 1)[0] + f"/{DATABASE}", **settings)
 
 
-def main(records_n: int = typer.Option(60_000, "--records", help="records to preload")) -> None:
+def main(
+    records_n: int = typer.Option(60_000, "--records", help="records to preload"),
+    most: int = typer.Option(2, "--recorders", help="also measure this many recorder processes together"),
+) -> None:
     run = uuid.uuid4().hex[:6]
     settings = bench_database(topic_prefix=f"benchrec{run}.")
     home = Path(f"/tmp/vigil-bench-recorder-{run}")
@@ -91,26 +119,43 @@ def main(records_n: int = typer.Option(60_000, "--records", help="records to pre
     items = records(records_n)
     events = [decode(value, topic) for topic, _, value in items]
     bodies = [(str(e.event_id), canonical_json(e)) for e in events]
+    ids = [i for i, _ in bodies]
+    counts = sorted({1, most})
 
-    async def measure() -> tuple[float, float]:
+    async def measure() -> tuple[float, float, dict[int, float]]:
         await fresh_store(settings)
         await asyncio.to_thread(migrate, settings)
         await preload(settings, items)
         copy_s = await copy_baseline(settings, bodies)
-        return copy_s, await recorder(settings, [i for i, _ in bodies], home)
+        append_s = await append_alone(settings, events)
+        took = {}
+        for n in counts:
+            await fresh_store(settings)
+            await asyncio.to_thread(migrate, settings)
+            took[n] = await recorders(settings, ids, home, n)
+        return copy_s, append_s, took
 
     try:
-        copy_s, recorder_s = asyncio.run(measure())
+        copy_s, append_s, took = asyncio.run(measure())
     finally:
         asyncio.run(delete_topics(settings, (settings.topic_prefix,)))
-    report_throughput(
+    n = len(items)
+    what = "(decode, PHI guard, hash chain, tracking records; start-up included)"
+    rows = [
+        (label, f"{seconds:.2f}", f"{n / seconds:,.0f}", f"{copy_s / seconds:.3f}")
+        for label, seconds in [
+            ("`COPY` of the same rows into a table with a unique key", copy_s),
+            ("`EventStore.append` alone: decoded events, batches of 1,000 (what one chain takes)", append_s),
+            *((f"{count} × `vigil recorder` {what}", seconds) for count, seconds in took.items()),
+        ]
+    ]
+    report_table(
         "recorder_throughput",
-        f"P5 recorder throughput: {len(items):,} events",
-        f"python -m benchmarks.recorder_throughput --records {records_n}",
-        "events/s",
-        len(items),
-        ("`COPY` of the same rows into a table with a unique key", copy_s),
-        ("`vigil recorder` (decode, PHI guard, hash chain, tracking records; start-up included)", recorder_s),
+        f"P5 recorder throughput: {n:,} events, {os.cpu_count()} cores",
+        f"One run: `python -m benchmarks.recorder_throughput --records {records_n} --recorders {most}`. "
+        "Ratio = events/s / COPY's rows/s. Recorders share the partitions (`VIGIL_RECORDER_SHARE`) and one hash chain.",
+        ["", "seconds", "events/s", "ratio"],
+        rows,
     )
 
 

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     registry_grace: float = 300.0  # seconds an outcome's model may take to appear registered before a dead letter
     policy_file: Path | None = CHECKOUT_POLICY if CHECKOUT_POLICY.exists() else None  # YAML, see vigil/policy.py
     recorder_metrics_port: int = 9102
+    # "k/n": this is recorder k of n, recording the partitions p with p mod n = k - 1 of every topic
+    # into the one hash chain (README, "More than one recorder").
+    recorder_share: str = "1/1"
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     # token -> "role" or "role:person" (the person is named in the audit trail). Tokens are
@@ -63,6 +66,20 @@ class Settings(BaseSettings):
             if value.partition(":")[0] not in ROLES:
                 raise ValueError(f"unknown role in {value!r}; roles: {', '.join(ROLES)}")
         return tokens
+
+    @field_validator("recorder_share")
+    @classmethod
+    def _share(cls, share: str) -> str:
+        k, _, n = share.partition("/")
+        if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+            raise ValueError(f"{share!r} is not k/n with 1 <= k <= n (e.g. 1/2 and 2/2 for two recorders)")
+        return share
+
+    @property
+    def recorder_partitions(self) -> tuple[int, int]:
+        """(k - 1, n) of `recorder_share`: a partition p is this recorder's if p % n == k - 1."""
+        k, n = self.recorder_share.split("/")
+        return int(k) - 1, int(n)
 
     def topic(self, name: str) -> str:
         """The Kafka topic for a logical topic name such as `inference.v1`."""

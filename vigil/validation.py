@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from vigil.events import EVENT_TYPES, INPUT_EVENTS, SCHEMA_VERSION, TOPIC_OF, DeadLetter, Event
@@ -158,6 +159,10 @@ def loads(raw: bytes | None, max_bytes: int = MAX_EVENT_BYTES) -> Any:
     if len(raw) > max_bytes:
         raise Rejected(f"record of {len(raw)} bytes exceeds the limit of {max_bytes} bytes", "oversized")
     try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass  # json says why (the reason people read), and decides what orjson is stricter about
+    try:
         return json.loads(raw)
     except RecursionError:
         raise Rejected(f"nested deeper than {MAX_DEPTH} levels; events nest at most a few", "too_deep") from None
@@ -183,8 +188,16 @@ def surely_bounded(raw: bytes) -> bool:
 
 
 def canonical_json(event: Event) -> str:
-    """The one serialisation that is hashed, stored and sent: sorted keys, no whitespace."""
-    return json.dumps(event.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """The one serialisation that is hashed, stored and sent: sorted keys, no whitespace, UTF-8.
+    orjson writes it (measured: more than twice as fast as `json.dumps`, on the recorder's and the
+    API's path for every event); what it cannot write (integers beyond 64 bits, lone surrogates),
+    `json.dumps` does. Stored bodies are hashed as stored, so the form may change between versions
+    (orjson writes 1e-05 as 0.00001) without breaking the chain."""
+    value = event.model_dump(mode="json")
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 DEAD_LETTER_NAMESPACE = uuid.UUID("6f1c0de5-5a1e-4c2b-9a57-7d3c1f0e0b11")

@@ -1,6 +1,7 @@
 """Recorder: Kafka → event store.
 
-It assigns itself every partition of the recorded topics and of the dead-letter topic, seeks to
+It assigns itself its share of the partitions of the recorded topics and of the dead-letter topic
+(all of them, unless several recorders share the work: `VIGIL_RECORDER_SHARE`), seeks to
 the positions stored in PostgreSQL (tracking records), and appends each fetched batch in one
 transaction together with the new positions. Kafka's own consumer-group offsets are not used:
 the database is the only place that says how far the recorder got.
@@ -60,7 +61,8 @@ class Recorder:
     async def _assign(self) -> list[TopicPartition]:
         topics = self.settings.topics((*RECORDED_TOPICS, DEADLETTER_TOPIC))
         known = await self._wait_out("kafka", lambda: partitions_of(self.settings, topics))
-        partitions = [TopicPartition(topic, p) for topic, numbers in known.items() for p in numbers]
+        mine, of = self.settings.recorder_partitions
+        partitions = [TopicPartition(topic, p) for topic, numbers in known.items() for p in numbers if p % of == mine]
         self.consumer.assign(partitions)
         stored = await self._wait_out("postgres", self.store.positions)
         for tp in partitions:
@@ -68,7 +70,8 @@ class Recorder:
                 self.consumer.seek(tp, stored[(tp.topic, tp.partition)])
             else:
                 await self.consumer.seek_to_beginning(tp)
-        log.info("recorder.assigned", partitions=len(partitions), resumed=len(stored))
+        log.info("recorder.assigned", share=self.settings.recorder_share, partitions=len(partitions),
+                 resumed=len(stored))  # fmt: skip
         return partitions
 
     async def _sort(self, records: list[ConsumerRecord]) -> tuple[list[Incoming], list[DeadLetter]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
@@ -23,6 +24,14 @@ from vigil.validation import canonical_json
 
 # pg_advisory_xact_lock key serialising writers of the chain ("vigil" in ASCII).
 CHAIN_LOCK = 0x766967696C
+# The columns a recorder writes (the rest are the database's: recorded_at, the JSONB payload).
+COPIED = ("seq", "event_id", "event_type", "schema_version", "model_id", "occurred_at", "topic", "source_partition",
+          "source_offset", "body", "prev_hash", "hash")  # fmt: skip
+
+
+async def _driver(conn: AsyncConnection) -> Any:
+    """The asyncpg connection under SQLAlchemy's, in the same transaction: for COPY and arrays."""
+    return (await conn.get_raw_connection()).driver_connection
 
 
 @dataclass(frozen=True)
@@ -31,6 +40,11 @@ class Incoming:
     partition: int
     offset: int
     event: Event
+    # Serialised before the append, outside the chain lock that every recorder waits for.
+    body: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "body", canonical_json(self.event))
 
 
 @dataclass
@@ -94,10 +108,12 @@ class EventStore:
         return result
 
     async def _new_only(self, conn: AsyncConnection, incoming: list[Incoming], result: AppendResult) -> list[Incoming]:
-        ids = [str(i.event.event_id) for i in incoming]
-        stored = set()
-        if ids:
-            rows = await conn.execute(select(events.c.event_id).where(events.c.event_id.in_(ids)))
+        stored: set[str] = set()
+        if incoming:
+            rows = await (await _driver(conn)).fetch(
+                "SELECT event_id::text FROM events WHERE event_id = ANY($1::uuid[])",
+                [str(i.event.event_id) for i in incoming],
+            )
             stored = {r[0] for r in rows}
         fresh: list[Incoming] = []
         for item in incoming:
@@ -111,32 +127,22 @@ class EventStore:
         return fresh
 
     async def _link_and_insert(self, conn: AsyncConnection, fresh: list[Incoming]) -> list[tuple[int, Event]]:
-        head = (await conn.execute(select(events.c.seq, events.c.hash).order_by(events.c.seq.desc()).limit(1))).first()
-        seq, prev = (head[0], head[1]) if head else (0, GENESIS)
+        """Links the events into the chain after its head and COPYs them in: measured, the chain's
+        lock is held a fraction as long as with an INSERT of the same rows through SQLAlchemy."""
+        driver = await _driver(conn)
+        head = await driver.fetchrow("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
+        seq, prev = (head["seq"], head["hash"]) if head else (0, GENESIS)
         rows = []
         for item in fresh:
-            body = canonical_json(item.event)
             seq += 1
-            digest = link(prev, body)
-            rows.append(
-                {
-                    "seq": seq,
-                    "event_id": str(item.event.event_id),
-                    "event_type": item.event.event_type,  # type: ignore[attr-defined]
-                    "schema_version": item.event.schema_version,
-                    "model_id": getattr(item.event, "model_id", None),
-                    "occurred_at": item.event.occurred_at,
-                    "topic": item.topic,
-                    "source_partition": item.partition,
-                    "source_offset": item.offset,
-                    "body": body,
-                    "prev_hash": prev,
-                    "hash": digest,
-                }
-            )
+            digest = link(prev, item.body)
+            event = item.event
+            rows.append((seq, event.event_id, event.event_type, event.schema_version,  # type: ignore[attr-defined]
+                         getattr(event, "model_id", None), event.occurred_at, item.topic, item.partition, item.offset,
+                         item.body, prev, digest))  # fmt: skip
             prev = digest
-        await conn.execute(events.insert(), rows)
-        return [(row["seq"], item.event) for row, item in zip(rows, fresh, strict=True)]
+        await driver.copy_records_to_table("events", records=rows, columns=COPIED)
+        return [(row[0], item.event) for row, item in zip(rows, fresh, strict=True)]
 
     async def count(self) -> int:
         async with self.engine.connect() as conn:
