@@ -1,8 +1,9 @@
 """Streaming drift per model version: what is measured, which window an event falls in, and when a
 window's verdicts become DriftDetected / DriftResolved events.
 
-The worker keeps one `MonitorState` per (model, version) and one `Window` per (model, version,
-window, feature); everything here is pure, so the rules are tested without a broker.
+The worker keeps one `MonitorState` per (model, version), with its reference, and one `Window` per
+(model, version, reference, window, feature); everything here is pure, so the rules are tested
+without a broker.
 
 - Until a version has a reference, its first `reference_size` events are kept as rows; then they
   become its `DriftReferenceSet` (an uploaded reference replaces it the same way).
@@ -59,6 +60,9 @@ class MonitorState(BaseModel):
     """What the worker remembers of one model version between events."""
 
     reference_rows: list[dict[str, Value]] = []
+    # What windows are judged against. In the state, not beside it: a crash can then never leave a
+    # reference without the state that knows which events made it, or the other way round.
+    reference: DriftReferenceSet | None = None
     reference_id: uuid.UUID | None = None  # part of event ids: windows of another reference are other windows
     position: int = 0  # events placed in windows since the reference
     watermark: datetime | None = None  # event time: how far the version's stream has come
@@ -123,7 +127,7 @@ def new_reference(state: MonitorState, reference: DriftReferenceSet) -> list[str
     counts over the old bins cannot be compared with the new ones."""
     dropped = list(state.open)
     state.open, state.position, state.reference_rows = {}, 0, []
-    state.reference_id = reference.event_id
+    state.reference, state.reference_id = reference, reference.event_id
     return dropped
 
 

@@ -267,6 +267,7 @@ def test_the_first_events_make_the_reference_and_a_new_reference_starts_the_wind
         place(state, policy, T0 + timedelta(hours=n), T0)
     assert sorted(new_reference(state, reference)) == [(T0 + timedelta(hours=n)).isoformat() for n in range(3)]
     assert (state.open, state.position, state.reference_rows, state.reference_id) == ({}, 0, [], reference.event_id)
+    assert state.reference == reference  # in the state itself, so a crash cannot part them
 
 
 @given(st.lists(st.integers(0, 60), min_size=1, max_size=8))
