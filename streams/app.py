@@ -77,14 +77,16 @@ class ChangelogInBatches(faust.Table):
 _unsent: dict[tuple[ChangelogInBatches, int | None, Any], Any] = {}
 
 
-async def send_changelogs() -> None:
-    """Sends the table changes made since the last call, then waits until they and every event sent
-    meanwhile are delivered. Called before records are acknowledged: Faust's commit does not flush
-    the producer, so without the wait a crash just after a commit could lose the changes and events
-    of records whose offsets it had committed."""
-    changes = list(_unsent.items())
-    _unsent.clear()
-    for (table, partition, key), value in changes:
+async def send_changelogs(*tables: faust.Table) -> None:
+    """Sends the table changes made since the last call (of these tables only, if named), then
+    waits until they and every event sent meanwhile are delivered. Called before records are
+    acknowledged: Faust's commit does not flush the producer, so without the wait a crash just after
+    a commit could lose the changes and events of records whose offsets it had committed. A concern
+    names tables to deliver some of its changes before others (drift.py says why)."""
+    changes = [(where, value) for where, value in _unsent.items() if not tables or where[0] in tables]
+    for where, value in changes:
+        del _unsent[where]
+        table, partition, key = where
         sent = await app.producer.send(table.changelog_topic.get_topic_name(), key, value, partition, None, None)
         sent.add_done_callback(functools.partial(_persisted, table))
     await app.producer.flush()

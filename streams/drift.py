@@ -98,14 +98,16 @@ async def watch_drift(items: list[Item]) -> None:
             DRIFT_SKIPPED.labels(model_id, "type_mismatch").inc(window.mismatched)
         merged = Window.from_dict(stored).merge(window) if stored else window
         drift_windows[key] = json.dumps({**merged.to_dict(), "through": values[-1][0]}).encode()
-    await send_changelogs()
+    if added:
+        await send_changelogs(drift_windows)
     for tick in ticks:
         _let_time_pass(tick, states, last_of)
     for (model_id, version), state in states.items():
         writing_for(last_of[model_id].record)
         await _close_windows(model_id, version, state, closed)
         drift_state[table_key(model_id, version)] = state.model_dump_json().encode()
-    await send_changelogs()
+    if closed:
+        await send_changelogs(drift_state)
     for model_id, keys in closed.items():
         writing_for(last_of[model_id].record)
         for key in keys:
