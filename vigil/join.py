@@ -165,10 +165,14 @@ class DueIndex(Generic[K]):
 
     def fill(self, partition: int, entries: Iterable[tuple[Lane, datetime, K]]) -> None:
         """The table's entries as (lane, due, key), read once: `partition` and every partition
-        they name are filled (one scan of the table serves all of them)."""
+        they name are filled (one scan of the table serves all of them). Partitions filled before
+        are skipped: their lanes are up to date, and a second copy of each key would only be
+        popped in vain."""
+        before = set(self._filled)
         for lane, due, key in entries:
-            self.add(lane, due, key)
-            self._filled.add(lane[0])
+            if lane[0] not in before:
+                self.add(lane, due, key)
+                self._filled.add(lane[0])
         self._filled.add(partition)
 
     def forget(self, partitions: Iterable[int]) -> None:

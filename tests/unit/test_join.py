@@ -153,6 +153,13 @@ def test_a_partition_taken_away_is_filled_again_from_its_table_when_it_comes_bac
     assert not index.filled(1) and index.lanes(1) == [] and index.lanes(2) == [(2, "")]
 
 
+def test_a_refill_after_a_rebalance_leaves_the_partitions_filled_before_as_they_were() -> None:
+    index = DueIndex[str]()
+    index.fill(1, [((1, ""), T0, "a")])
+    index.fill(3, [((1, ""), T0, "a"), ((3, ""), T0, "c")])  # partition 3 assigned later: one more scan
+    assert index.due((1, ""), T0) == ["a"] and index.due((3, ""), T0) == ["c"]
+
+
 def test_parked_pairs_go_after_their_grace_and_the_others_stay() -> None:
     parked = Parked[Inference, Answer](partition=3)
     for minutes, key in ((0, "old"), (9, "new")):
