@@ -64,19 +64,17 @@ async def test_no_operation_answers_a_server_error_for_any_role(pipeline: Pipeli
     figures = {}
     for role, examples in EXAMPLES.items():
         report = tmp_path / f"{role}.json"
+        # One worker: with two threads, hypothesis (inside schemathesis) parses lambdas' source in
+        # both at once, and CPython 3.11's ast is not safe for that ("AST constructor recursion
+        # depth mismatch", cpython#106905): it broke schemathesis itself twice in a row once.
         argv = [
             ST, "--config-file", str(config), "run", f"{pipeline.api_url}/openapi.json",
             "-H", f"Authorization: Bearer {TOKENS[role]}", "--checks", "not_a_server_error",
-            "--max-examples", str(examples), "--seed", "2026", "--workers", "2", "--phases",
+            "--max-examples", str(examples), "--seed", "2026", "--workers", "1", "--phases",
             "examples,coverage,fuzzing", "--report", "json", "--report-json-path", str(report), "--no-color",
         ]  # fmt: skip
         result = subprocess.run(argv, capture_output=True, text=True, timeout=600, cwd=tmp_path)
         out = result.stdout + result.stderr
-        if result.returncode != 0 and "Runtime Error" in out and "Server error" not in out:
-            # schemathesis itself broke, not the API: once, CPython's "AST constructor recursion
-            # depth mismatch" inside hypothesis, with every generated case passing. Run it again.
-            result = subprocess.run(argv, capture_output=True, text=True, timeout=600, cwd=tmp_path)
-            out = result.stdout + result.stderr
         assert result.returncode == 0, out[-6000:]
         assert "Server error" not in out, out[-6000:]
         summary = out[out.rfind("API Operations:") :]
