@@ -3,6 +3,7 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml ./
 COPY vigil vigil
+COPY vigil_runtime vigil_runtime
 COPY streams streams
 COPY services services
 COPY deploy deploy

@@ -27,10 +27,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from benchmarks.throughput import report_table
 from benchmarks.worker_throughput import caught_up, ends, preload, record_of, start_worker, stop
 from services.demo.hospital import Hospital, missed_chest_pain
-from services.settings import Settings
-from services.topics import delete_topics
 from vigil.events import ALERT_TOPIC
 from vigil.oversight import NAMESPACE
+from vigil_runtime.settings import Settings
+from vigil_runtime.topics import delete_topics
 
 PROBE_EVERY = 200
 

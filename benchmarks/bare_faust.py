@@ -13,9 +13,9 @@ import json
 import faust
 from faust.worker import Worker
 
-from services.settings import get_settings
 from streams.app import CONSUMER_TUNING
 from vigil.events import INPUT_TOPICS
+from vigil_runtime.settings import get_settings
 
 settings = get_settings()
 app = faust.App(settings.worker_id, broker=f"kafka://{settings.kafka_bootstrap}", store="memory://",

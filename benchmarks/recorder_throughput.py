@@ -27,12 +27,12 @@ from sqlalchemy import text
 
 from benchmarks.throughput import report_table
 from benchmarks.worker_throughput import preload, records
-from services.database import engine_for, migrate
 from services.recorder.store import EventStore, Incoming
-from services.settings import Settings
-from services.topics import delete_topics
 from vigil.events import Event
 from vigil.validation import canonical_json, decode
+from vigil_runtime.database import engine_for, migrate
+from vigil_runtime.settings import Settings
+from vigil_runtime.topics import delete_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "vigil_bench"

@@ -26,11 +26,11 @@ from sqlalchemy import text
 
 from benchmarks.drift import _write_section
 from benchmarks.recorder_throughput import bench_database, fresh_store
-from services.database import engine_for, migrate
 from services.demo.hospital import Hospital
 from services.recorder.replay import INCIDENT_TYPES, replay_incidents
-from services.settings import Settings
 from vigil.chain import GENESIS, link
+from vigil_runtime.database import engine_for, migrate
+from vigil_runtime.settings import Settings
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)  # the store's events are dated; the replay does not care when it runs
 

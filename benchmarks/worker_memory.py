@@ -20,8 +20,8 @@ from rich.console import Console
 from benchmarks.throughput import report_table
 from benchmarks.worker_state import rss_kib
 from benchmarks.worker_throughput import committed, ends, preload, records, start_worker, stop
-from services.settings import Settings
-from services.topics import delete_topics
+from vigil_runtime.settings import Settings
+from vigil_runtime.topics import delete_topics
 
 
 async def rss_at(settings: Settings, marks: list[int], total: int) -> list[int]:

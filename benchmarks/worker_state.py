@@ -25,8 +25,8 @@ from aiokafka import AIOKafkaProducer
 from benchmarks.throughput import report_table
 from benchmarks.worker_throughput import caught_up, ends, preload, record_of, start_worker, stop
 from services.demo.hospital import Hospital
-from services.settings import Settings
-from services.topics import delete_topics
+from vigil_runtime.settings import Settings
+from vigil_runtime.topics import delete_topics
 
 
 def waiting_inferences(n: int) -> list[tuple[str, bytes, bytes]]:

@@ -26,9 +26,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from benchmarks.throughput import report_throughput
 from services.demo.hospital import Hospital
-from services.settings import Settings
-from services.topics import delete_topics, ensure_topics, partitions_of
 from vigil.events import INPUT_TOPICS, TOPIC_OF
+from vigil_runtime.settings import Settings
+from vigil_runtime.topics import delete_topics, ensure_topics, partitions_of
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -18,13 +18,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.database import ROOT, engine_for, migrate
-from services.observability import configure_logging
 from services.processes import services
 from services.progress import console, progress_bar
-from services.settings import Settings, get_settings
 from vigil.events import Harm, ReportType, RiskClass
 from vigil.regulatory import REGIMES, RULES
+from vigil_runtime.database import ROOT, engine_for, migrate
+from vigil_runtime.observability import configure_logging
+from vigil_runtime.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from vigil.export import Period
@@ -78,7 +78,7 @@ def _stack(action: str, *parts: str) -> None:
 
 
 def _init(settings: Settings) -> None:
-    from services.topics import ensure_topics
+    from vigil_runtime.topics import ensure_topics
 
     created = asyncio.run(ensure_topics(settings))
     console.print(f"[bold]\\[vigil][/bold] topics: {len(created)} created, {len(settings.topics())} in all")
@@ -133,8 +133,8 @@ def worker() -> None:
     """Run the Faust worker in the foreground."""
     from faust.worker import Worker
 
-    from services.observability import serve_metrics
     from streams.worker import app as faust_app
+    from vigil_runtime.observability import serve_metrics
 
     settings = get_settings()
     settings.home.mkdir(parents=True, exist_ok=True)  # Faust keeps its data directory there
@@ -150,8 +150,8 @@ def worker() -> None:
 @app.command()
 def recorder() -> None:
     """Run the recorder (Kafka → event store) in the foreground."""
-    from services.observability import serve_metrics
     from services.recorder.service import run_recorder
+    from vigil_runtime.observability import serve_metrics
 
     settings = get_settings()
     configure_logging(settings)

@@ -11,10 +11,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.recorder.tables import events
-from services.settings import Settings
 from vigil.events import TOPIC_OF, Event, partition_key
 from vigil.incidents import InvalidInput
 from vigil.validation import canonical_json
+from vigil_runtime.settings import Settings
 
 
 class NotYetRecorded(Exception):

@@ -13,16 +13,16 @@ from rich.progress import TaskID
 from sqlalchemy import BigInteger, Float, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.database import engine_for
 from services.models import UnknownModel, oversight, performance
 from services.progress import progress_bar
 from services.recorder.store import EventStore
 from services.recorder.tables import dead_letters, events, incidents
-from services.settings import Settings
 from vigil.export import SIGNALS, Period, counts_by_model, signal_row
 from vigil.footprint import footprint
 from vigil.policy import Policy
 from vigil.reports.quarterly import render_quarterly_pdf
+from vigil_runtime.database import engine_for
+from vigil_runtime.settings import Settings
 
 Progress = Callable[[str, int, int | None], None]  # step, done, total
 

@@ -22,8 +22,6 @@ import structlog
 from faust.types import TP, Message
 from pydantic import BaseModel
 
-from services.observability import CONSUMER_LAG, DEAD_LETTERS, EVENTS_IN, EVENTS_OUT, LATENCY, PROCESSING_ERRORS
-from services.settings import get_settings
 from vigil.events import (
     ALERT_TOPIC,
     CLOCK_TOPIC,
@@ -37,6 +35,8 @@ from vigil.events import (
 from vigil.join import DueIndex, Position
 from vigil.policy import load_policy
 from vigil.validation import Rejected, canonical_json, dead_letter, decode
+from vigil_runtime.observability import CONSUMER_LAG, DEAD_LETTERS, EVENTS_IN, EVENTS_OUT, LATENCY, PROCESSING_ERRORS
+from vigil_runtime.settings import get_settings
 
 settings = get_settings()
 log = structlog.get_logger("worker")

@@ -6,7 +6,6 @@ import json
 import uuid
 from datetime import UTC, datetime
 
-from services.observability import DRIFT_ACTIVE, DRIFT_SCORE, DRIFT_SKIPPED
 from streams.app import (
     STARTED,
     Item,
@@ -36,6 +35,7 @@ from vigil.drift_monitor import (
 )
 from vigil.drift_windows import Profile, Window, from_record
 from vigil.events import DriftReferenceSet, DriftResolved, InferenceMade
+from vigil_runtime.observability import DRIFT_ACTIVE, DRIFT_SCORE, DRIFT_SKIPPED
 
 # Inferences and references are keyed by model_id on both topics, so the tables are co-partitioned.
 drift_state = app.Table("drift-state", default=None, key_type=bytes, value_type=bytes)

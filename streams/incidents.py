@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import faust
 
-from services.observability import INCIDENTS, PROCESSING_ERRORS, REPORT_NEXT_DUE, REPORTS_OVERDUE
 from streams.app import Item, app, each_record, emit, log, settings, steady_timer
 from vigil.events import INCIDENT_EVENTS, SURVEILLANCE_TOPIC
 from vigil.incidents import Inbox, Incident, clock_alert, clock_events, evolve, inbox
+from vigil_runtime.observability import INCIDENTS, PROCESSING_ERRORS, REPORT_NEXT_DUE, REPORTS_OVERDUE
 
 # Incident events are keyed by incident_id on both topics, so the table is co-partitioned.
 incident_events = app.topic(

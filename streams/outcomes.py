@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from services.observability import JOIN_EXPIRED, PERFORMANCE
 from streams.app import (
     Item,
     Stored,
@@ -45,6 +44,7 @@ from vigil.performance_monitor import decode as decode_bucket
 from vigil.performance_monitor import encode as encode_bucket
 from vigil.performance_monitor import transitions as performance_transitions
 from vigil.validation import Rejected, canonical_json
+from vigil_runtime.observability import JOIN_EXPIRED, PERFORMANCE
 
 OutcomeJoin = Entry[InferenceMade, OutcomeObserved]
 ParkedPairs = Parked[InferenceMade, OutcomeObserved]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from services.observability import OVERSIGHT, OVERSIGHT_ACTIVE, REVIEWS_UNMATCHED
 from streams.app import (
     STARTED,
     Item,
@@ -41,6 +40,7 @@ from vigil.oversight import (
 )
 from vigil.rolling import RollingState
 from vigil.validation import canonical_json
+from vigil_runtime.observability import OVERSIGHT, OVERSIGHT_ACTIVE, REVIEWS_UNMATCHED
 
 ReviewJoin = Entry[Awaiting, ReviewRecorded]
 

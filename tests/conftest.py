@@ -42,7 +42,7 @@ TEST_ENV = {
 os.environ.update(TEST_ENV)
 
 from services.processes import Background, services  # noqa: E402
-from services.settings import Settings  # noqa: E402
+from vigil_runtime.settings import Settings  # noqa: E402
 
 
 def stack(action: str, *parts: str) -> None:
@@ -56,8 +56,8 @@ def settings() -> Iterator[Settings]:
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from services.database import migrate
-    from services.topics import delete_topics, ensure_topics
+    from vigil_runtime.database import migrate
+    from vigil_runtime.topics import delete_topics, ensure_topics
 
     stack("up", "kafka", "postgres", "alertmanager")
     s = Settings()
@@ -130,7 +130,7 @@ def pipeline(settings: Settings) -> Iterator[Pipeline]:
 
 @pytest.fixture(scope="session")
 async def db(settings: Settings) -> AsyncIterator[object]:
-    from services.database import engine_for
+    from vigil_runtime.database import engine_for
 
     engine = engine_for(settings)
     yield engine

@@ -24,14 +24,14 @@ from services.api.errors import Unavailable, install_error_handlers
 from services.api.incidents import routes as incident_routes
 from services.api.models import guideline_routes
 from services.api.models import routes as model_routes
-from services.database import engine_for
 from services.incidents import IncidentService
 from services.models import ModelService
-from services.observability import EVENTS_IN, EVENTS_OUT
-from services.settings import Settings, get_settings
 from vigil.events import EVENT_TYPES, INPUT_EVENTS, TOPIC_OF, partition_key
 from vigil.policy import load_policy
 from vigil.validation import MAX_EVENT_BYTES, Rejected, canonical_json, loads, parse
+from vigil_runtime.database import engine_for
+from vigil_runtime.observability import EVENTS_IN, EVENTS_OUT
+from vigil_runtime.settings import Settings, get_settings
 
 log = structlog.get_logger("api")
 MAX_BATCH = 1000

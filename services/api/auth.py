@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from services.settings import Role
+from vigil_runtime.settings import Role
 
 bearer = HTTPBearer(auto_error=False)
 

@@ -14,10 +14,10 @@ from services.event_service import NotYetRecorded
 from services.guidelines import UnknownGuideline
 from services.incidents import UnknownIncident
 from services.models import UnknownModel
-from services.outages import is_outage
 from vigil.drift import DriftInputError
 from vigil.incidents import DomainError, InvalidInput
 from vigil.policy import PolicyError
+from vigil_runtime.outages import is_outage
 
 log = structlog.get_logger("api")
 RETRY_AFTER_SECONDS = 5

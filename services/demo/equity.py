@@ -16,8 +16,8 @@ from services.demo.incidents import wait_for
 from services.models import performance
 from services.performance_view import print_performance
 from services.recorder.tables import events
-from services.settings import Settings
 from vigil.policy import load_policy
+from vigil_runtime.settings import Settings
 
 MODEL = "ed-triage"
 

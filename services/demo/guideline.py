@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.demo.incidents import wait_for
 from services.guidelines_view import print_audit, write_cases
 from services.recorder.store import EventStore
-from services.settings import Settings
+from vigil_runtime.settings import Settings
 
 GUIDELINE = "triage-protocol-2026-2"
 

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.demo.hospital import Hospital, missed_chest_pain
 from services.recorder.tables import incidents
-from services.settings import Settings
 from vigil.incidents import latest_awareness_overdue
+from vigil_runtime.settings import Settings
 
 
 async def wait_for(check, seconds: float, what: str):

@@ -14,7 +14,6 @@ from rich.table import Table
 from sqlalchemy import func, select
 from vigil_sdk import AsyncEmitter
 
-from services.database import engine_for
 from services.demo.drift import drift_episode
 from services.demo.equity import equity_finding
 from services.demo.guideline import guideline_change
@@ -25,9 +24,10 @@ from services.export import run_export
 from services.progress import progress_bar
 from services.recorder.store import EventStore
 from services.recorder.tables import dead_letters, events
-from services.settings import Settings
 from vigil.export import span
 from vigil.policy import load_policy
+from vigil_runtime.database import engine_for
+from vigil_runtime.settings import Settings
 
 
 async def _wait_for_api(url: str, seconds: float = 60) -> None:

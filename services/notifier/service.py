@@ -16,9 +16,9 @@ from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 from tenacity import retry, retry_if_exception_type, stop_never, wait_exponential
 
-from services.observability import EVENTS_IN, EVENTS_OUT
-from services.settings import Settings
 from vigil.events import ALERT_TOPIC, AlertRaised
+from vigil_runtime.observability import EVENTS_IN, EVENTS_OUT
+from vigil_runtime.settings import Settings
 
 log = structlog.get_logger("notifier")
 

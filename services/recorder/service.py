@@ -8,7 +8,7 @@ the database is the only place that says how far the recorder got.
 
 Nothing a record holds and no outage stops it. A record it cannot read is a dead letter; a batch
 the database refuses is written record by record, and the record it refuses becomes a dead letter
-with the database's reason. A lost PostgreSQL or Kafka is waited out (services/outages.py) with the
+with the database's reason. A lost PostgreSQL or Kafka is waited out (vigil_runtime/outages.py) with the
 batch in flight held until it is written once; the process stays up and shows the outage.
 """
 
@@ -27,14 +27,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
-from services.database import engine_for
-from services.observability import CONSUMER_LAG, DEAD_LETTERS, DUPLICATES, EVENTS_IN, EVENTS_OUT, LATENCY
-from services.outages import is_outage, waiting_out
 from services.recorder.store import AppendResult, EventStore, Incoming
-from services.settings import Settings
-from services.topics import partitions_of
 from vigil.events import DEADLETTER_TOPIC, INPUT_TOPICS, RECORDED_TOPICS, DeadLetter
 from vigil.validation import Rejected, canonical_json, dead_letter, decode
+from vigil_runtime.database import engine_for
+from vigil_runtime.observability import CONSUMER_LAG, DEAD_LETTERS, DUPLICATES, EVENTS_IN, EVENTS_OUT, LATENCY
+from vigil_runtime.outages import is_outage, waiting_out
+from vigil_runtime.settings import Settings
+from vigil_runtime.topics import partitions_of
 
 log = structlog.get_logger("recorder")
 T = TypeVar("T")

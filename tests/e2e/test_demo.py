@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from services.processes import services
-from services.topics import delete_topics
 from tests.conftest import ROOT, Settings
+from vigil_runtime.topics import delete_topics
 
 pytestmark = pytest.mark.integration
 

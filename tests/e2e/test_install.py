@@ -25,8 +25,8 @@ def test_a_wheel_installed_in_a_fresh_virtualenv_runs_vigil_init_elsewhere(setti
     )
     [wheel] = wheels.glob("vigil-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "services/migrations/env.py" in names and any(
-        n.startswith("services/migrations/versions/0001") for n in names
+    assert "vigil_runtime/migrations/env.py" in names and any(
+        n.startswith("vigil_runtime/migrations/versions/0001") for n in names
     )
 
     venv = tmp_path / "venv"

@@ -10,9 +10,9 @@ from collections import Counter
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from services.topics import partitions_of
 from tests.conftest import Pipeline
 from tests.integration.helpers import dead_letters_since, hospital_events, wait_recorded, wait_until
+from vigil_runtime.topics import partitions_of
 
 pytestmark = pytest.mark.integration
 

@@ -11,10 +11,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.processes import VIGIL, Background
 from services.recorder.store import EventStore
-from services.settings import Settings
-from services.topics import delete_topics, ensure_topics, partitions_of
 from tests.integration.helpers import count_events, emit_all, hospital_events, wait_recorded, wait_until
 from vigil.events import RECORDED_TOPICS
+from vigil_runtime.settings import Settings
+from vigil_runtime.topics import delete_topics, ensure_topics, partitions_of
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ from urllib.parse import urlparse
 import yaml
 
 from services.cli import app as cli
-from services.settings import Settings
+from vigil_runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from services.observability import RepeatFilter
+from vigil_runtime.observability import RepeatFilter
 
 
 def record(msg: str, *args: object, name: str = "aiokafka.conn") -> logging.LogRecord:
@@ -14,7 +14,7 @@ def record(msg: str, *args: object, name: str = "aiokafka.conn") -> logging.LogR
 
 def test_a_repeated_message_passes_once_per_period_and_then_says_how_many_were_held(monkeypatch) -> None:
     clock = iter([0.0, 1.0, 2.0, 3.0, 31.0])
-    monkeypatch.setattr("services.observability.time.monotonic", lambda: next(clock))
+    monkeypatch.setattr("vigil_runtime.observability.time.monotonic", lambda: next(clock))
     repeats = RepeatFilter(every=30)
     passed = [repeats.filter(r) for r in (record("Unable connect to node with id %s", n) for n in range(3))]
     assert passed == [True, False, False]

@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from services.settings import Settings
+from vigil_runtime.settings import Settings
 
 
 @pytest.mark.parametrize(("share", "partitions"), [("1/1", (0, 1)), ("1/2", (0, 2)), ("2/2", (1, 2)), ("3/8", (2, 8))])

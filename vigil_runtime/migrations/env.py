@@ -5,7 +5,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.settings import get_settings
+from vigil_runtime.settings import get_settings
 
 
 def run(connection) -> None:

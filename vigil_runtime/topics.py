@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from tenacity import retry, stop_after_delay, wait_fixed
 
-from services.settings import Settings
+from vigil_runtime.settings import Settings
 
 
 @retry(stop=stop_after_delay(60), wait=wait_fixed(1), reraise=True)

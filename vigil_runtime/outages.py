@@ -19,7 +19,7 @@ import structlog
 from sqlalchemy import exc as sa
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential_jitter
 
-from services.observability import DEPENDENCY_UP, OUTAGE_RETRIES
+from vigil_runtime.observability import DEPENDENCY_UP, OUTAGE_RETRIES
 
 log = structlog.get_logger("outages")
 T = TypeVar("T")

@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from services.settings import Settings
+from vigil_runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 # Inside the package, so that an installed Vigil (a wheel, the Docker image) migrates from anywhere.

@@ -14,7 +14,7 @@ import time
 import structlog
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from services.settings import Settings
+from vigil_runtime.settings import Settings
 
 
 def configure_logging(settings: Settings) -> None:

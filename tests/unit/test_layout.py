@@ -1,0 +1,27 @@
+"""The layout holds: what every process shares (vigil_runtime) and the worker (streams) do not
+import the services, and the shared runtime does not import the worker either."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def imported(package: str) -> set[tuple[str, str]]:
+    found = set()
+    for path in (ROOT / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {(str(path.relative_to(ROOT)), alias.name) for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.add((str(path.relative_to(ROOT)), node.module))
+    return found
+
+
+@pytest.mark.parametrize(("package", "forbidden"), [("streams", ("services",)),
+                                                    ("vigil_runtime", ("services", "streams"))])  # fmt: skip
+def test_a_package_imports_nothing_from_the_layers_above_it(package: str, forbidden: tuple[str, ...]) -> None:
+    wrong = sorted((where, name) for where, name in imported(package) if name.split(".")[0] in forbidden)
+    assert wrong == []
