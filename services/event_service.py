@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.recorder.tables import events
-from vigil.events import TOPIC_OF, Event, partition_key
+from vigil.events import Event
 from vigil.incidents import InvalidInput
-from vigil.validation import canonical_json
+from vigil.validation import outgoing
 from vigil_runtime.settings import Settings
 
 
@@ -35,8 +35,8 @@ class EventService:
 
     async def _publish(self, new: list[Event]) -> None:
         for event in new:
-            topic = self.settings.topic(TOPIC_OF[event.event_type])  # type: ignore[attr-defined]
-            await self.producer.send_and_wait(topic, canonical_json(event).encode(), key=partition_key(event))
+            record = outgoing(event)
+            await self.producer.send_and_wait(self.settings.topic(record.topic), record.value, key=record.key)
 
     async def _publish_and_wait(self, new: list[Event]) -> None:
         await self._publish(new)

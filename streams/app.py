@@ -28,13 +28,11 @@ from vigil.events import (
     DEADLETTER_TOPIC,
     INPUT_TOPICS,
     SURVEILLANCE_TOPIC,
-    TOPIC_OF,
     Event,
-    partition_key,
 )
 from vigil.join import DueIndex, Position
 from vigil.policy import load_policy
-from vigil.validation import Rejected, canonical_json, dead_letter, decode
+from vigil.validation import Rejected, dead_letter, decode, outgoing
 from vigil_runtime.observability import CONSUMER_LAG, DEAD_LETTERS, EVENTS_IN, EVENTS_OUT, LATENCY, PROCESSING_ERRORS
 from vigil_runtime.settings import get_settings
 
@@ -321,9 +319,9 @@ def sent_at(message: Message) -> datetime:
 
 
 async def emit(event: Event) -> None:
-    topic = TOPIC_OF[event.event_type]  # type: ignore[attr-defined]
-    await outputs[topic].send(key=partition_key(event), value=canonical_json(event).encode())
-    EVENTS_OUT.labels("worker", topic).inc()
+    record = outgoing(event)
+    await outputs[record.topic].send(key=record.key, value=record.value)
+    EVENTS_OUT.labels("worker", record.topic).inc()
 
 
 class Stored(Generic[M]):

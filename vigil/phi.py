@@ -21,7 +21,7 @@ import re
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
@@ -155,13 +155,18 @@ def _walk(value: Any, path: str, schema_path: str) -> Iterator[tuple[str, str, s
                 stack.append((item, f"{at}[{i}]", schema_at, key))
 
 
-@cache
+# Keys and event types come from records, so these caches are bounded: a stream of records with
+# random keys must not grow them for ever. Real events repeat a few hundred keys.
+KEY_CACHE = 4096
+
+
+@lru_cache(maxsize=KEY_CACHE)
 def _words(key: str) -> frozenset[str]:
     spaced = re.sub(r"([a-z])([A-Z])", r"\1_\2", key)
     return frozenset(w for w in re.split(r"[^a-z]+", spaced.lower()) if w)
 
 
-@cache
+@lru_cache(maxsize=KEY_CACHE)
 def _identifying(key: str) -> str | None:
     """The kind of identifier any value under this key is, if the key says so (keys repeat: cached)."""
     if key in NOT_A_PERSON:
@@ -169,7 +174,7 @@ def _identifying(key: str) -> str | None:
     return IDENTIFYING_KEYS.get(key.lower()) or IDENTIFYING_KEYS.get(re.sub(r"([a-z])([A-Z])", r"\1_\2", key).lower())
 
 
-@cache
+@lru_cache(maxsize=KEY_CACHE)
 def _names_a_person(key: str) -> bool:
     return key not in NOT_A_PERSON and bool(_words(key) & PERSON_WORDS)
 
@@ -200,7 +205,7 @@ def _kind_of_text(text: str, skip: tuple[str, ...] = ()) -> str | None:
     return next((kind for kind, p in VALUE_PATTERNS if kind not in skip and p.search(text)), None)
 
 
-@cache
+@lru_cache(maxsize=KEY_CACHE)
 def _kind_of_key_text(key: str) -> str | None:
     return _kind_of_text(key)
 
@@ -228,7 +233,7 @@ def find_phi(event: dict[str, Any]) -> PhiFinding | None:
     return None
 
 
-@cache
+@lru_cache(maxsize=64)  # by event type; unknown ones get an empty set
 def _typed_fields(event_type: str) -> frozenset[str]:
     """The schema's fields of an event type that cannot hold free text (dotted, without list
     indices): UUIDs, times, numbers and fixed words. Their values are checked by the schema, and a

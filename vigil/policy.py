@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vigil.drift import ALLOWED, THRESHOLDS, Method, method_for
+from vigil.events import RiskClass
 from vigil.performance import Metric, Rules
 
 
@@ -53,8 +54,6 @@ class DriftPolicy(Strict):
         default = self.thresholds.get(method, THRESHOLDS[method])
         return method, default if rule.threshold is None else rule.threshold
 
-
-RiskClass = Literal["high", "medium", "low"]
 
 # Sensitivity on critical labels by WHO risk class. 0.95 for high risk is the seed's safety rule;
 # 0.90 and 0.80 for medium and low risk are Vigil's defaults, to be set per deployment.

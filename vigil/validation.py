@@ -18,12 +18,12 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from pydantic import ValidationError
 
-from vigil.events import EVENT_TYPES, INPUT_EVENTS, SCHEMA_VERSION, TOPIC_OF, DeadLetter, Event
+from vigil.events import EVENT_TYPES, INPUT_EVENTS, SCHEMA_VERSION, TOPIC_OF, DeadLetter, Event, partition_key
 from vigil.phi import find_phi
 
 MAX_EVENT_BYTES = 256 * 1024
@@ -198,6 +198,19 @@ def canonical_json(event: Event) -> str:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
     except TypeError:
         return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class Outgoing(NamedTuple):
+    """An event as it goes to Kafka: its (logical) topic, its partition key and its bytes."""
+
+    topic: str
+    key: bytes
+    value: bytes
+
+
+def outgoing(event: Event) -> Outgoing:
+    """The one way an event is written to Kafka, by the API, the services and the worker alike."""
+    return Outgoing(TOPIC_OF[event.event_type], partition_key(event), canonical_json(event).encode())  # type: ignore[attr-defined]
 
 
 DEAD_LETTER_NAMESPACE = uuid.UUID("6f1c0de5-5a1e-4c2b-9a57-7d3c1f0e0b11")

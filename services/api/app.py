@@ -26,9 +26,9 @@ from services.api.models import guideline_routes
 from services.api.models import routes as model_routes
 from services.incidents import IncidentService
 from services.models import ModelService
-from vigil.events import EVENT_TYPES, INPUT_EVENTS, TOPIC_OF, partition_key
+from vigil.events import EVENT_TYPES, INPUT_EVENTS, TOPIC_OF
 from vigil.policy import load_policy
-from vigil.validation import MAX_EVENT_BYTES, Rejected, canonical_json, loads, parse
+from vigil.validation import MAX_EVENT_BYTES, Rejected, loads, outgoing, parse
 from vigil_runtime.database import engine_for
 from vigil_runtime.observability import EVENTS_IN, EVENTS_OUT
 from vigil_runtime.settings import Settings, get_settings
@@ -123,11 +123,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         producer: AIOKafkaProducer = request.app.state.producer
         sends = []
         for event in events:
-            topic = TOPIC_OF[event.event_type]  # type: ignore[attr-defined]
-            EVENTS_IN.labels("api", topic).inc()
-            sends.append(
-                await producer.send(settings.topic(topic), canonical_json(event).encode(), key=partition_key(event))
-            )
+            record = outgoing(event)
+            EVENTS_IN.labels("api", record.topic).inc()
+            sends.append(await producer.send(settings.topic(record.topic), record.value, key=record.key))
         try:
             await asyncio.gather(*sends)
         except KafkaError as error:  # every event of the batch is retried by the client: ids make that safe

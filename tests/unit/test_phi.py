@@ -48,3 +48,12 @@ def test_ordinary_prose_with_numbers_is_not_an_address() -> None:
 def test_a_model_may_have_a_name() -> None:
     registered = next(e for e in hospital_events(1) if e["event_type"] == "ModelRegistered")
     assert find_phi(registered) is None
+
+
+def test_random_keys_do_not_grow_the_guards_caches_for_ever() -> None:
+    from vigil import phi
+
+    for n in range(phi.KEY_CACHE + 500):
+        find_phi(inference(features={f"k{n}": 1.0}))
+    for cached in (phi._words, phi._identifying, phi._names_a_person, phi._kind_of_key_text):
+        assert cached.cache_info().currsize <= phi.KEY_CACHE
