@@ -21,8 +21,10 @@ from vigil.events import (
     Event,
     IncidentReported,
     IncidentViewed,
+    ReportType,
 )
 from vigil.incidents import Command, DomainError, Incident, Triage, check_awareness, decide, fold
+from vigil.reports.builders import REPORT_FORMATS, Fda3500aReport, MirReport
 from vigil.reports.models import ModelCard, model_card
 from vigil.trends import NON_SERIOUS, trend_events
 from vigil.validation import parse
@@ -103,6 +105,16 @@ class IncidentService(EventService):
             query = query.where(incidents.c.status == status)
         async with self.engine.connect() as conn:
             return [dict(r._mapping) for r in await conn.execute(query)]
+
+    async def report_for_regulator(
+        self, incident_id: UUID, format: str, report_type: ReportType, by: str, role: str, now: datetime
+    ) -> MirReport | Fda3500aReport:
+        """The incident's EU MIR or FDA 3500A-aligned report with its model card; preparing it is a
+        read, recorded like any other."""
+        state = await self.state(incident_id)
+        await self.viewed(incident_id, by, role, None, now)
+        card = await self.model_card(state.model_id, state.model_version)
+        return REPORT_FORMATS[format](state, card, report_type, by, now)
 
     async def model_card(self, model_id: str, version: str) -> ModelCard:
         async with self.engine.connect() as conn:

@@ -13,7 +13,6 @@ from services.api.auth import Caller, require
 from services.incidents import IncidentService
 from vigil.events import Causality, CountryCode, Harm, IncidentReported, LongText, RegimeName, ReportType, Text
 from vigil.incidents import Close, Command, DecideReportability, SubmitReport, Triage
-from vigil.reports.builders import REPORT_FORMATS
 from vigil.reports.pdf import render_pdf
 
 routes = APIRouter(prefix="/v1/incidents", tags=["incidents"])
@@ -132,10 +131,9 @@ async def report(
     type: ReportType = "initial",
     render: Literal["json", "pdf"] = "json",
 ) -> Response:
-    state = await incidents.state(incident_id)
-    await incidents.viewed(incident_id, caller.person, caller.role, None, datetime.now(UTC))
-    card = await incidents.model_card(state.model_id, state.model_version)
-    built = REPORT_FORMATS[format](state, card, type, caller.person, datetime.now(UTC))
+    built = await incidents.report_for_regulator(
+        incident_id, format, type, caller.person, caller.role, datetime.now(UTC)
+    )
     if render == "pdf":
         filename = f"{format}-{incident_id}.pdf"
         return Response(

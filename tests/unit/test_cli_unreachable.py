@@ -19,7 +19,7 @@ def test_a_query_without_postgresql_names_what_is_unreachable() -> None:
 def test_the_drift_method_choices_are_the_cores() -> None:
     from typing import get_args
 
-    from services.cli import MethodChoice
+    from services.cli.common import MethodChoice
     from vigil.drift import Method
 
     assert [m.value for m in MethodChoice] == list(get_args(Method))

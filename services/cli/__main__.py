@@ -1,0 +1,7 @@
+import os
+import sys
+
+from services.cli import app
+
+os.environ.setdefault("PYTHONUNBUFFERED", "1")
+sys.exit(app())

@@ -1,0 +1,67 @@
+"""`vigil export`: the surveillance record for a regulator, for a quarter or any period."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from services.cli.app import app
+from services.cli.common import (
+    ISO,
+    domain_errors,
+)
+from services.progress import console
+from vigil_runtime.settings import get_settings
+
+if TYPE_CHECKING:
+    from vigil.export import Period
+
+export_app = typer.Typer(help="Regulatory exports.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("quarterly")
+def export_quarterly(
+    quarter: Annotated[str | None, typer.Option(help="e.g. 2026Q4; default: the current quarter")] = None,
+    out: Annotated[Path, typer.Option(help="folder to write the export folder into")] = Path("out"),
+) -> None:
+    """The quarter's surveillance record for a regulator: events, signals, incidents, performance,
+    a PDF summary, and a manifest with each file's SHA-256 and the verified chain head."""
+    from vigil.export import current_quarter
+    from vigil.export import quarter as quarter_period
+
+    now = datetime.now(UTC)
+    _export(lambda: quarter_period(quarter or current_quarter(now)), out, now)
+
+
+@export_app.command("period")
+def export_period(
+    since: Annotated[datetime, typer.Option(help="start, inclusive; UTC unless it names a zone", formats=ISO)],
+    until: Annotated[datetime | None, typer.Option(help="end, exclusive; default: now", formats=ISO)] = None,
+    out: Annotated[Path, typer.Option(help="folder to write the export folder into")] = Path("out"),
+) -> None:
+    """The same export for any span of time, e.g. an auditor's request or the weeks since a release."""
+    from vigil.export import span
+
+    now = datetime.now(UTC)
+    _export(lambda: span(_in_utc_unless_zoned(since), _in_utc_unless_zoned(until or now)), out, now)
+
+
+def _in_utc_unless_zoned(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _export(period: Callable[[], Period], out: Path, now: datetime) -> None:
+    """Bounds are checked inside, so a bad quarter or span is reported like a broken chain."""
+    from services.export import run_export
+    from vigil.policy import load_policy
+
+    settings = get_settings()
+    with domain_errors():
+        folder = asyncio.run(run_export(settings, load_policy(settings.policy_file), period(), out, now))
+    console.print(f"[green]export written to {folder}[/green]")

@@ -1,0 +1,83 @@
+"""`vigil performance`: live subgroup performance, and validation on your own files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from services.cli.app import app
+from services.cli.common import (
+    RiskClassChoice,
+    ask_model,
+    domain_errors,
+    read_table,
+)
+from services.progress import console
+from vigil_runtime.settings import get_settings
+
+performance_app = typer.Typer(help="Subgroup performance: safety thresholds and equity.", no_args_is_help=True)
+app.add_typer(performance_app, name="performance")
+
+
+@performance_app.command("show")
+def performance_show(
+    model: Annotated[str, typer.Option(help="model_id of a registered model")],
+    by: Annotated[str, typer.Option(help="subgroup attributes, comma-separated")] = "",
+    window: Annotated[int, typer.Option(help="rolling window in days; 0 for since release")] = 30,
+    version: Annotated[str | None, typer.Option(help="one model version")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Live subgroup performance from the event store (as GET /v1/models/{id}/performance)."""
+    from services.models import performance
+    from services.performance_view import print_performance
+    from vigil.performance import attributes_of
+
+    result = ask_model(
+        lambda engine, policy, now: performance(engine, policy, model, version, attributes_of(by), window or None, now)
+    )
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    span = f"last {window} days" if window else "since release"
+    print_performance(
+        Console(), result, f"{model} {version or '(all versions)'}: {result['outcomes']} outcomes, {span}"
+    )
+    Console().print(f"outcomes without a recorded inference: {result['outcomes_without_inference']}")
+
+
+@performance_app.command("compute")
+def performance_compute(
+    predictions: Annotated[Path, typer.Option(help="CSV/Parquet: inference_id, label, optional score, attributes")],
+    outcomes: Annotated[Path, typer.Option(help="CSV/Parquet: inference_id, label (the truth)")],
+    positive: Annotated[list[str], typer.Option(help="the critical label(s), judged one-vs-rest; repeatable")],
+    by: Annotated[str, typer.Option(help="subgroup attributes (columns), comma-separated")] = "",
+    risk_class: Annotated[RiskClassChoice, typer.Option(help="WHO risk class")] = RiskClassChoice.high,
+    model: Annotated[str | None, typer.Option(help="apply this model's overrides from the policy file")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Validate a model on your own population before go-live: the same core as the live monitoring."""
+    from services.performance_view import print_performance
+    from vigil.performance import attributes_of, pairs_from_files, report, tally
+    from vigil.policy import load_policy
+
+    attributes = attributes_of(by)
+    with domain_errors():
+        policy = load_policy(get_settings().policy_file).for_model(model or "*").performance
+        rules = policy.rules(risk_class.value)
+        pairs, unmatched = pairs_from_files(read_table(predictions), read_table(outcomes), attributes)
+    if not pairs:
+        console.print("[red]no prediction matches an outcome by inference_id[/red]")
+        raise typer.Exit(2)
+    result = report(tally(pairs, positive, attributes, len(attributes) or 1), rules) | {"unmatched": unmatched}
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    print_performance(Console(), result, f"Performance on {len(pairs)} outcomes (risk class {risk_class.value})")
+    Console().print(
+        f"unmatched: {unmatched['predictions_without_outcome']} predictions without outcome, "
+        f"{unmatched['outcomes_without_prediction']} outcomes without prediction"
+    )
