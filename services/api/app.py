@@ -26,7 +26,7 @@ from services.api.models import guideline_routes
 from services.api.models import routes as model_routes
 from services.incidents import IncidentService
 from services.models import ModelService
-from vigil.events import EVENT_TYPES, INPUT_EVENTS, TOPIC_OF
+from vigil.events import EVENT_TYPES, INPUT_EVENTS
 from vigil.policy import load_policy
 from vigil.validation import MAX_EVENT_BYTES, Rejected, loads, outgoing, parse
 from vigil_runtime.database import engine_for
@@ -121,17 +121,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if problems:
             raise HTTPException(422, problems)
         producer: AIOKafkaProducer = request.app.state.producer
+        records = [outgoing(event) for event in events]
         sends = []
-        for event in events:
-            record = outgoing(event)
+        for record in records:
             EVENTS_IN.labels("api", record.topic).inc()
             sends.append(await producer.send(settings.topic(record.topic), record.value, key=record.key))
         try:
             await asyncio.gather(*sends)
         except KafkaError as error:  # every event of the batch is retried by the client: ids make that safe
             raise Unavailable(f"Kafka did not take the events ({type(error).__name__}); retry") from None
-        for event in events:
-            EVENTS_OUT.labels("api", TOPIC_OF[event.event_type]).inc()  # type: ignore[attr-defined]
+        for record in records:
+            EVENTS_OUT.labels("api", record.topic).inc()
         return Accepted(accepted=len(events), event_ids=[str(e.event_id) for e in events])
 
     original_openapi = app.openapi

@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from services.recorder.store import AppendResult, EventStore, Incoming
 from vigil.events import DEADLETTER_TOPIC, INPUT_TOPICS, RECORDED_TOPICS, DeadLetter
-from vigil.validation import Rejected, canonical_json, dead_letter, decode
+from vigil.validation import Rejected, dead_letter, decode
 from vigil_runtime.database import engine_for
 from vigil_runtime.observability import CONSUMER_LAG, DEAD_LETTERS, DUPLICATES, EVENTS_IN, EVENTS_OUT, LATENCY
 from vigil_runtime.outages import is_outage, waiting_out
@@ -165,7 +165,7 @@ class Recorder:
         # The database's first line says why (e.g. a character it cannot store); it names no values.
         detail = str(getattr(error, "orig", None) or error).splitlines()[0][:200]
         why = Rejected(f"the event store refused this record: {type(error).__name__}: {detail}", "recorder_error")
-        raw = canonical_json(item.event).encode()
+        raw = item.body.encode()
         topic = self.settings.topic(item.topic)
         DEAD_LETTERS.labels(item.topic, why.kind).inc()
         log.error("recorder.record_refused", topic=item.topic, partition=item.partition, offset=item.offset,
