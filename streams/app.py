@@ -81,7 +81,9 @@ async def send_changelogs(*tables: faust.Table) -> None:
     acknowledged: Faust's commit does not flush the producer, so without the wait a crash just after
     a commit could lose the changes and events of records whose offsets it had committed. A concern
     names tables to deliver some of its changes before others (drift.py says why)."""
-    changes = [(where, value) for where, value in _unsent.items() if not tables or where[0] in tables]
+    # By identity: a table is a Mapping, and `in` would compare the tables' contents.
+    named = {id(table) for table in tables}
+    changes = [(where, value) for where, value in _unsent.items() if not named or id(where[0]) in named]
     for where, value in changes:
         del _unsent[where]
         table, partition, key = where

@@ -1,5 +1,13 @@
 """Outcomes joined to their inferences in either order (vigil.join): the missed-escalation check and
-subgroup performance with its safety-threshold and equity signals."""
+subgroup performance with its safety-threshold and equity signals.
+
+Exactly once across a crash: a batch's table changes reach their changelogs as separate records,
+and a SIGKILL while they are being delivered can leave some delivered and others not. So a batch
+delivers its join entries first, then its day counts, then the release of parked pairs: a day's
+counts never run ahead of the entries that made them, and a pair whose entry was kept but whose
+count was lost is given again when its completing record is read again, and counted unless the
+day already took it (performance_monitor.Day). Pairs are counted in the order they met: while a
+model has pairs parked, its later pairs park behind them."""
 
 from __future__ import annotations
 
@@ -18,6 +26,7 @@ from streams.app import (
     model_of,
     monitoring,
     news_of,
+    send_changelogs,
     send_dead_letter,
     settings,
     table_key,
@@ -26,7 +35,7 @@ from streams.app import (
 )
 from vigil.events import GuidelineChanged, InferenceMade, ModelRegistered, OutcomeObserved, ThresholdBreached
 from vigil.guidelines import guideline_alert
-from vigil.join import Entry, Met, Parked, arrive
+from vigil.join import Entry, Met, Parked, Position, arrive
 from vigil.oversight import missed_escalation
 from vigil.performance import Pair, name_of
 from vigil.performance_monitor import (
@@ -40,8 +49,8 @@ from vigil.performance_monitor import (
     waiting_form,
     window_table,
 )
-from vigil.performance_monitor import decode as decode_bucket
-from vigil.performance_monitor import encode as encode_bucket
+from vigil.performance_monitor import decode as decode_day
+from vigil.performance_monitor import encode as encode_day
 from vigil.performance_monitor import transitions as performance_transitions
 from vigil.validation import Rejected, canonical_json
 from vigil_runtime.observability import JOIN_EXPIRED, PERFORMANCE
@@ -63,7 +72,8 @@ due = due_index()  # join keys by wall-clock time of expiry, per partition
 class _Batch:
     def __init__(self) -> None:
         self.states: dict[tuple[str, str], PerformanceState] = {}
-        self.pairs: dict[bytes, list[Pair]] = {}  # (model, version, day) -> pairs joined in this batch
+        self.pairs: dict[bytes, list[tuple[Pair, Position]]] = {}  # (model, version, day) -> pairs met, in order
+        self.released = False  # parked pairs were released to be counted
         self.parked: dict[str, ParkedPairs] = {}
         self.last_of: dict[str, Item] = {}  # model_id -> its latest record: where its tables are written
 
@@ -78,6 +88,19 @@ class _Batch:
             self.parked[model_id] = parked.get(model_id.encode()) or ParkedPairs(partition=partition)
         return self.parked[model_id]
 
+    def has_parked(self, model_id: str) -> bool:
+        if model_id in self.parked:
+            return bool(self.parked[model_id].pairs)
+        return parked.table.get(model_id.encode()) is not None
+
+    async def release(self, model_id: str, item: Item, now: datetime) -> None:
+        """Counts the pairs parked for a model now registered."""
+        waited = self.parked_of(model_id, item.message.partition)
+        released, waited.pairs = waited.pairs, []
+        self.released = self.released or bool(released)
+        for pair in released:
+            await _count_pair(pair.met(), item, self, now)
+
 
 @concern("join_outcomes", "inference.v1", "outcome.v1", "model.v1")
 async def join_outcomes(items: list[Item]) -> None:
@@ -91,10 +114,7 @@ async def join_outcomes(items: list[Item]) -> None:
             registry[event.model_id.encode()] = event
             registered_on[event.model_id.encode()] = str(item.message.partition).encode()
             batch.last_of[event.model_id] = item
-            waited = batch.parked_of(event.model_id, item.message.partition)
-            released, waited.pairs = waited.pairs, []
-            for pair in released:
-                await _count_pair(Met(pair.left, pair.right, pair.right_from), item, batch, now)
+            await batch.release(event.model_id, item, now)
         elif isinstance(event, InferenceMade | OutcomeObserved):
             batch.last_of[event.model_id] = item
             await _join(event, item, batch, now)
@@ -106,14 +126,18 @@ async def join_outcomes(items: list[Item]) -> None:
             await _expire(item, batch, now)
 
     await each(items, "join_outcomes", handle)
+    if batch.pairs or batch.parked:  # the entries that made them before the counts (see above)
+        await send_changelogs(joins.table, registry.table, registered_on)
     for key, pairs in batch.pairs.items():
         model = _registered(model_of(key))
         assert model is not None  # pairs of unregistered models are parked
         policy = monitoring.for_model(model.model_id).performance
         writing_for(batch.last_of[model.model_id].record)
-        bucket = decode_bucket(performance_days.get(key))
-        add_pairs(bucket, pairs, model, policy.attributes, policy.depth)
-        performance_days[key] = encode_bucket(bucket)
+        day = decode_day(performance_days.get(key))
+        add_pairs(day.counts, day.new(pairs), model, policy.attributes, policy.depth)
+        performance_days[key] = encode_day(day)
+    if batch.released:  # the counts of released pairs before their release
+        await send_changelogs(performance_days)
     for model_id, pairs in batch.parked.items():
         writing_for(batch.last_of[model_id].record)
         if pairs.pairs:
@@ -143,25 +167,25 @@ async def _join(event: InferenceMade | OutcomeObserved, item: Item, batch: _Batc
     else:
         new = side.holding(right=event, right_from=item.position)
     key = join_key(event).encode()
-    arrival = arrive(joins.get(key), new, "outcome", "performance")
-    if arrival.repeat:
-        return
-    joins[key] = arrival.entry
-    due.add((item.message.partition, ""), arrival.entry.due, key)
+    arrival = arrive(joins.get(key), new, item.position, "outcome", "performance")
+    if not arrival.repeat:
+        joins[key] = arrival.entry
+        due.add((item.message.partition, ""), arrival.entry.due, key)
     if arrival.refused:  # its buckets would sit in another model's partition
         refusal = arrival.refused
         await send_dead_letter(refusal.why, *refusal.right_from, canonical_json(refusal.right).encode())
-    if arrival.met:
+    if arrival.met:  # met now, or given again (the events it raises have fixed ids)
         await _check_escalation(arrival.met.left, arrival.met.right)
         await _count_pair(arrival.met, item, batch, now)
 
 
 async def _count_pair(met: Met[InferenceMade, OutcomeObserved], item: Item, batch: _Batch, now: datetime) -> None:
-    """Adds a joined pair to its day's bucket. A pair of a model whose registration the worker has
-    not seen yet (on a fresh start, topics are read in parallel) is parked until it comes."""
+    """Adds a joined pair to its day's pairs of this batch. A pair of a model whose registration the
+    worker has not seen yet (on a fresh start, topics are read in parallel) is parked until it
+    comes, and so is one whose model still has pairs parked: pairs are counted in the order they met."""
     inference, outcome = met.left, met.right
     model = _registered(inference.model_id)
-    if model is None:
+    if model is None or batch.has_parked(inference.model_id):
         batch.parked_of(inference.model_id, item.message.partition).park(met, now)
         return
     if why := refused(outcome, model):
@@ -172,14 +196,14 @@ async def _count_pair(met: Met[InferenceMade, OutcomeObserved], item: Item, batc
     attributes = state.capped(policy.max_values).apply(inference.subgroup, policy.attributes)
     day = inference.occurred_at.date()
     pairs = batch.pairs.setdefault(table_key(model.model_id, inference.model_version, day.isoformat()), [])
-    pairs.append(pair_of(inference, outcome, attributes))
-    state.counted(inference.occurred_at, inference.event_id)
+    pairs.append((pair_of(inference, outcome, attributes), met.at))
+    state.counted(inference.occurred_at, inference.event_id)  # also for a pair given again: its day may be new
 
 
 async def _expire(tick: Item, batch: _Batch, now: datetime) -> None:
     """On the tick's partition: forgets join entries past the horizon (inferences never followed
     up, outcomes never matched: counted), and dead-letters parked pairs whose model is still not
-    registered after the grace period."""
+    registered after the grace period (those of a model registered meanwhile are counted)."""
     partition = tick.message.partition
     if not due.filled(partition):
         due.fill(partition, (((e.partition, ""), e.due, k) for k, e in joins.items()))
@@ -195,6 +219,9 @@ async def _expire(tick: Item, batch: _Batch, now: datetime) -> None:
         if waiting.partition != partition:
             continue
         batch.last_of.setdefault(model_id, tick)
+        if _registered(model_id) is not None:
+            await batch.release(model_id, tick, now)
+            continue
         for gone in batch.parked_of(model_id, partition).overstayed(now, timedelta(seconds=settings.registry_grace)):
             why = Rejected(
                 f"outcome for model {model_id!r}, which no ModelRegistered event names "
@@ -228,7 +255,7 @@ async def _judge_performance(model_id: str, version: str, state: PerformanceStat
     rules = policy.rules(model.risk_class)
     days = state.window(policy.window_days)
     keys = (table_key(model_id, version, d.isoformat()) for d in days)
-    table = window_table(cached(performance_days, key, decode_bucket) or {} for key in keys)
+    table = window_table(day.counts for key in keys if (day := cached(performance_days, key, decode_day)))
     for (label, subgroup), counts in table.items():
         if len(subgroup) <= 1 and (value := counts.value(rules.metric)) is not None:
             PERFORMANCE.labels(model_id, version, label, rules.metric, name_of(subgroup)).set(value)

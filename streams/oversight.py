@@ -141,7 +141,7 @@ async def _oversee_review(review: ReviewRecorded, item: Item, batch: _Oversight,
     new = ReviewJoin(model_id=review.model_id, partition=item.message.partition,
                      due=review_let_go(review, policy), right=review, right_from=item.position)  # fmt: skip
     arrival = await _arrive(str(review.inference_id).encode(), new, item)
-    if met := arrival.met:  # the first review of an output decides; a repeat or a second opinion does not count
+    if (met := arrival.met) and not arrival.repeat:  # the first review decides; a repeat or second opinion does not
         output = met.left
         tally = batch.tally(review.model_id, output.model_version, output.made_at, output.inference_id)
         count_review(tally, output, met.right, policy)
@@ -149,7 +149,7 @@ async def _oversee_review(review: ReviewRecorded, item: Item, batch: _Oversight,
 
 async def _arrive(key: bytes, new: ReviewJoin, item: Item) -> Arrival[Awaiting, ReviewRecorded]:
     """The join's step for one record: what waits is written and indexed, a refused review dead-lettered."""
-    arrival = arrive(joins.get(key), new, "review", "oversight")
+    arrival = arrive(joins.get(key), new, item.position, "review", "oversight")
     if not arrival.repeat:
         joins[key] = arrival.entry
         due.add((item.message.partition, arrival.entry.model_id), arrival.entry.due, key)

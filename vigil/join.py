@@ -8,6 +8,10 @@ The rules, for every concern that joins:
 - the first arrival of a side decides; a repeat of a side already seen changes nothing, also after
   the pair has met (the entry stays, marked paired, until it falls due), so a record read twice
   after a crash is not counted twice;
+- a paired entry keeps the side that waited and where the record that completed the pair was read
+  (`met_at`): when exactly that record is read again after a crash, the pair is given again, for
+  the concern to tell from its own counts whether they took it before the crash (the entry may
+  have reached its changelog and the counts not);
 - the right side (an outcome, a review) must name the model its inference was made by; one that
   does not is refused with a reason, and the inference keeps waiting for a right one;
 - an entry is forgotten when it falls due; what it still held unpaired is reported, for the
@@ -48,17 +52,20 @@ class Entry(BaseModel, Generic[L, R]):
     left: L | None = None
     right: R | None = None
     right_from: Position | None = None  # set with `right`
-    paired: bool = False  # met; the sides are dropped, the key kept to absorb repeats
+    paired: bool = False  # met: the side that waited stays, to absorb repeats and give the pair again
+    met_at: Position | None = None  # set with `paired`: where the record that completed the pair was read
 
     def holding(self, left: L | None = None, right: R | None = None, right_from: Position | None = None) -> Entry[L, R]:
         """This entry's key, partition and due time, holding the given side."""
-        return self.model_copy(update={"left": left, "right": right, "right_from": right_from, "paired": False})
+        update = {"left": left, "right": right, "right_from": right_from, "paired": False, "met_at": None}
+        return self.model_copy(update=update)
 
 
 class Met(NamedTuple, Generic[L, R]):
     left: L
     right: R
     right_from: Position
+    at: Position  # where the record that completed the pair was read: the pair's place in its stream
 
 
 class Refusal(NamedTuple, Generic[R]):
@@ -69,28 +76,40 @@ class Refusal(NamedTuple, Generic[R]):
 
 class Arrival(NamedTuple, Generic[L, R]):
     entry: Entry[L, R]  # what stays under the key (the same object when nothing changed)
+    # The pair, when this arrival completes it; with `repeat`, when this is the record that
+    # completed it, read again.
     met: Met[L, R] | None = None
-    repeat: bool = False  # this side had come already: nothing changes
+    repeat: bool = False  # this side had come already: the entry does not change
     refused: Refusal[R] | None = None  # the right side names another model than its inference
 
 
-def arrive(entry: Entry[L, R] | None, new: Entry[L, R], right_name: str, counted_in: str) -> Arrival[L, R]:
-    """`new` holds one side; `entry` is what waited under its key, if anything. A right side is
-    judged against its inference's model when they meet: before that, two right sides of one key
-    cannot tell which is wrong, and the first one waits."""
+def arrive(
+    entry: Entry[L, R] | None, new: Entry[L, R], at: Position, right_name: str, counted_in: str
+) -> Arrival[L, R]:
+    """`new` holds one side, read at `at`; `entry` is what waited under its key, if anything. A
+    right side is judged against its inference's model when they meet: before that, two right
+    sides of one key cannot tell which is wrong, and the first one waits."""
     if entry is None:
         return Arrival(new)
     knows_model = entry.left is not None or entry.paired
     if new.right is not None and knows_model and new.model_id != entry.model_id:
         return Arrival(entry, refused=_refusal(new, entry.model_id, right_name, counted_in))
-    if entry.paired or (entry.left if new.left is not None else entry.right) is not None:
+    if entry.paired:
+        again = _met(entry, new, at) if at == entry.met_at else None
+        return Arrival(entry, met=again, repeat=True)
+    if (entry.left if new.left is not None else entry.right) is not None:
         return Arrival(entry, repeat=True)
     left, right = (new, entry) if new.left is not None else (entry, new)
     if left.model_id != right.model_id:  # the inference takes the key, to wait for a right one
         return Arrival(left, refused=_refusal(right, left.model_id, right_name, counted_in))
+    kept = entry.model_copy(update={"paired": True, "met_at": at, "due": max(entry.due, new.due)})
+    return Arrival(kept, met=_met(entry, new, at))
+
+
+def _met(waited: Entry[L, R], new: Entry[L, R], at: Position) -> Met[L, R]:
+    left, right = (new, waited) if new.left is not None else (waited, new)
     assert left.left is not None and right.right is not None and right.right_from is not None
-    kept = entry.holding().model_copy(update={"paired": True, "due": max(entry.due, new.due)})
-    return Arrival(kept, met=Met(left.left, right.right, right.right_from))
+    return Met(left.left, right.right, right.right_from, at)
 
 
 def _refusal(right: Entry[L, R], inference_model: str, right_name: str, counted_in: str) -> Refusal[R]:
@@ -111,7 +130,11 @@ class ParkedPair(BaseModel, Generic[L, R]):
     left: L
     right: R
     right_from: Position
+    at: Position  # the pair's place in its stream (Met.at)
     since: datetime
+
+    def met(self) -> Met[L, R]:
+        return Met(self.left, self.right, self.right_from, self.at)
 
 
 class Parked(BaseModel, Generic[L, R]):
@@ -122,7 +145,10 @@ class Parked(BaseModel, Generic[L, R]):
     pairs: list[ParkedPair[L, R]] = []
 
     def park(self, met: Met[L, R], now: datetime) -> None:
-        self.pairs.append(ParkedPair(left=met.left, right=met.right, right_from=met.right_from, since=now))
+        """Parks a pair once: the record that completed it may be read again after a crash."""
+        if all(pair.at != met.at for pair in self.pairs):
+            pair = ParkedPair(left=met.left, right=met.right, right_from=met.right_from, at=met.at, since=now)
+            self.pairs.append(pair)
 
     def overstayed(self, now: datetime, grace: timedelta) -> list[ParkedPair[L, R]]:
         """Removes and returns the pairs that waited longer than `grace`."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from pydantic import Field
 
@@ -29,6 +30,7 @@ from vigil.events import (
     ThresholdBreached,
     ThresholdRestored,
 )
+from vigil.join import Position
 from vigil.oversight import UNKNOWN_COUNTRY
 from vigil.performance import (
     Breach,
@@ -122,12 +124,37 @@ def add_pairs(bucket: Bucket, pairs: Iterable[Pair], model: ModelRegistered, by:
         bucket[key] = bucket.get(key, Counts()) + counts
 
 
-def encode(bucket: Bucket) -> bytes:
-    return json.dumps({k: c.as_dict() for k, c in bucket.items()}).encode()
+@dataclass
+class Day:
+    """One model version's bucket for a day, and how far in each stream the pairs it counts have
+    come: a pair's place is where the record that completed it was read (Met.at), and pairs are
+    counted in the order they meet, so a pair at or before `through` of its topic-partition has
+    been counted. That is how a pair given again after a crash (vigil.join) is told apart: its
+    join entry may have reached the changelog and this day's counts not."""
+
+    counts: Bucket = field(default_factory=dict)
+    through: dict[str, int] = field(default_factory=dict)  # "topic/partition" -> offset of the last pair counted
+
+    def new(self, pairs: Iterable[tuple[Pair, Position]]) -> list[Pair]:
+        """The pairs this day has not counted yet, marked as counted from now on."""
+        out = []
+        for pair, at in pairs:
+            stream = f"{at.topic}/{at.partition}"
+            if at.offset > self.through.get(stream, -1):
+                self.through[stream] = at.offset
+                out.append(pair)
+        return out
 
 
-def decode(raw: bytes | None) -> Bucket:
-    return {k: Counts(**v) for k, v in json.loads(raw).items()} if raw else {}
+def encode(day: Day) -> bytes:
+    return json.dumps({"counts": {k: c.as_dict() for k, c in day.counts.items()}, "through": day.through}).encode()
+
+
+def decode(raw: bytes | None) -> Day:
+    if not raw:
+        return Day()
+    stored = json.loads(raw)
+    return Day({k: Counts(**v) for k, v in stored["counts"].items()}, stored["through"])
 
 
 def window_table(buckets: Iterable[Bucket]) -> dict[tuple[str, Subgroup], Counts]:
