@@ -176,6 +176,8 @@ def _expire_reviews(tick: Item, batch: _Oversight, now: datetime) -> None:
                 continue
             joins.pop(key)
             batch.last_of.setdefault(model_id, tick)
+            if entry.paired:  # reviewed: the entry only absorbed repeats
+                continue
             if entry.left is not None and entry.left.due:
                 output = entry.left
                 count_unreviewed(batch.tally(model_id, output.model_version, output.made_at, output.inference_id),
