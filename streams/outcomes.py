@@ -163,9 +163,9 @@ async def _join(event: InferenceMade | OutcomeObserved, item: Item, batch: _Batc
     until = now + timedelta(days=monitoring.for_model(event.model_id).performance.horizon_days)
     side = OutcomeJoin(model_id=event.model_id, partition=item.message.partition, due=until)
     if isinstance(event, InferenceMade):
-        new = side.holding(left=waiting_form(event))
+        new = side.holding(item.position, left=waiting_form(event))
     else:
-        new = side.holding(right=event, right_from=item.position)
+        new = side.holding(item.position, right=event)
     key = join_key(event).encode()
     arrival = arrive(joins.get(key), new, item.position, "outcome", "performance")
     if not arrival.repeat:
@@ -206,7 +206,7 @@ async def _expire(tick: Item, batch: _Batch, now: datetime) -> None:
     registered after the grace period (those of a model registered meanwhile are counted)."""
     partition = tick.message.partition
     if not due.filled(partition):
-        due.fill(partition, (((e.partition, ""), e.due, k) for k, e in joins.items()))
+        due.fill(partition, (((e.partition, ""), e.due, k, None) for k, e in joins.items()))
     for key in due.due((partition, ""), now):
         entry = joins.get(key)
         if entry is None or entry.due > now:  # gone, or moved on since it was indexed

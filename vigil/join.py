@@ -44,21 +44,34 @@ class Position(NamedTuple):
 
 
 class Entry(BaseModel, Generic[L, R]):
-    """What waits under one join key."""
+    """What waits under one join key, and where each side's record was read: the record that put
+    a side here, or completed the pair, read again after a crash is told from a repeat (`again`)."""
 
     model_id: str
     partition: int  # the changelog partition it lives on: expiry runs for one partition at a time
     due: datetime  # when it is forgotten, on the clock the concern expires by
     left: L | None = None
+    left_from: Position | None = None  # set with `left`
     right: R | None = None
     right_from: Position | None = None  # set with `right`
     paired: bool = False  # met: the side that waited stays, to absorb repeats and give the pair again
     met_at: Position | None = None  # set with `paired`: where the record that completed the pair was read
+    # Set by a concern that counts what falls due: the tick that did, read again, counts it again.
+    # The entry stays a while (a new due time) to absorb late repeats.
+    expired_at: Position | None = None
 
-    def holding(self, left: L | None = None, right: R | None = None, right_from: Position | None = None) -> Entry[L, R]:
-        """This entry's key, partition and due time, holding the given side."""
-        update = {"left": left, "right": right, "right_from": right_from, "paired": False, "met_at": None}
+    def holding(self, at: Position, left: L | None = None, right: R | None = None) -> Entry[L, R]:
+        """This entry's key, partition and due time, holding the given side, read at `at`."""
+        update = {
+            "left": left,
+            "left_from": at if left is not None else None,
+            "right": right,
+            "right_from": at if right is not None else None,
+        }
         return self.model_copy(update=update)
+
+    def expired(self, at: Position, keep_until: datetime) -> Entry[L, R]:
+        return self.model_copy(update={"expired_at": at, "due": keep_until})
 
 
 class Met(NamedTuple, Generic[L, R]):
@@ -76,10 +89,9 @@ class Refusal(NamedTuple, Generic[R]):
 
 class Arrival(NamedTuple, Generic[L, R]):
     entry: Entry[L, R]  # what stays under the key (the same object when nothing changed)
-    # The pair, when this arrival completes it; with `repeat`, when this is the record that
-    # completed it, read again.
-    met: Met[L, R] | None = None
+    met: Met[L, R] | None = None  # the pair, when this arrival completes it (or completed it: `again`)
     repeat: bool = False  # this side had come already: the entry does not change
+    again: bool = False  # a repeat that is the very record that set a side or completed the pair
     refused: Refusal[R] | None = None  # the right side names another model than its inference
 
 
@@ -91,14 +103,16 @@ def arrive(
     sides of one key cannot tell which is wrong, and the first one waits."""
     if entry is None:
         return Arrival(new)
+    again = at in (entry.left_from, entry.right_from, entry.met_at)
+    if entry.expired_at is not None:  # counted as it fell due: what comes late changes nothing
+        return Arrival(entry, repeat=True, again=again)
     knows_model = entry.left is not None or entry.paired
     if new.right is not None and knows_model and new.model_id != entry.model_id:
         return Arrival(entry, refused=_refusal(new, entry.model_id, right_name, counted_in))
     if entry.paired:
-        again = _met(entry, new, at) if at == entry.met_at else None
-        return Arrival(entry, met=again, repeat=True)
+        return Arrival(entry, met=_met(entry, new, at) if at == entry.met_at else None, repeat=True, again=again)
     if (entry.left if new.left is not None else entry.right) is not None:
-        return Arrival(entry, repeat=True)
+        return Arrival(entry, repeat=True, again=again)
     left, right = (new, entry) if new.left is not None else (entry, new)
     if left.model_id != right.model_id:  # the inference takes the key, to wait for a right one
         return Arrival(left, refused=_refusal(right, left.model_id, right_name, counted_in))
@@ -121,6 +135,18 @@ def _refusal(right: Entry[L, R], inference_model: str, right_name: str, counted_
         "model_id",
     )
     return Refusal(why, right.right, right.right_from)
+
+
+def takes(through: dict[str, int], at: Position) -> bool:
+    """Whether counts that have taken their streams' records up to `through` ("topic/partition" ->
+    offset) have yet to take the record read at `at`, marking it taken if so. Counts take each
+    record's effects as the record is read, so in the order of its stream: what a record read again
+    after a crash adds, they took before the crash if they reached that far."""
+    stream = f"{at.topic}/{at.partition}"
+    if at.offset <= through.get(stream, -1):
+        return False
+    through[stream] = at.offset
+    return True
 
 
 # --- pairs parked until their model registers --------------------------------------------------
@@ -171,6 +197,7 @@ class DueIndex(Generic[K]):
         self._heaps: dict[Lane, list[tuple[datetime, int, K]]] = {}
         self._filled: set[int] = set()
         self._order = 0  # ties broken by insertion, so keys need not be comparable
+        self._marks: dict[Position, set[K]] = {}  # the tick that expired them -> keys (Entry.expired_at)
 
     def add(self, lane: Lane, due: datetime, key: K) -> None:
         self._order += 1
@@ -189,17 +216,28 @@ class DueIndex(Generic[K]):
     def filled(self, partition: int) -> bool:
         return partition in self._filled
 
-    def fill(self, partition: int, entries: Iterable[tuple[Lane, datetime, K]]) -> None:
-        """The table's entries as (lane, due, key), read once: `partition` and every partition
-        they name are filled (one scan of the table serves all of them). Partitions filled before
-        are skipped: their lanes are up to date, and a second copy of each key would only be
-        popped in vain."""
+    def fill(self, partition: int, entries: Iterable[tuple[Lane, datetime, K, Position | None]]) -> None:
+        """The table's entries as (lane, due, key, the tick that expired it if one did), read once:
+        `partition` and every partition they name are filled (one scan of the table serves all of
+        them). Partitions filled before are skipped: their lanes are up to date, and a second copy
+        of each key would only be popped in vain."""
         before = set(self._filled)
-        for lane, due, key in entries:
+        for lane, due, key, expired_at in entries:
             if lane[0] not in before:
                 self.add(lane, due, key)
+                if expired_at is not None:
+                    self._marks.setdefault(expired_at, set()).add(key)
                 self._filled.add(lane[0])
         self._filled.add(partition)
+
+    def expired_by(self, tick: Position) -> set[K]:
+        """The keys of entries this tick expired before they were restored: read again, it counts
+        them again (the counts say whether that is a repeat). Marks of earlier ticks of its
+        partition are dropped: ticks are read in order, so those will not come again."""
+        found = self._marks.pop(tick, set())
+        for at in [at for at in self._marks if at[:2] == tick[:2] and at.offset < tick.offset]:
+            del self._marks[at]
+        return found
 
     def forget(self, partitions: Iterable[int]) -> None:
         """Partitions taken away by a rebalance: their lanes are rebuilt if they come back."""
@@ -207,3 +245,5 @@ class DueIndex(Generic[K]):
         self._filled -= gone
         for lane in [lane for lane in self._heaps if lane[0] in gone]:
             del self._heaps[lane]
+        for at in [at for at in self._marks if at.partition in gone]:
+            del self._marks[at]

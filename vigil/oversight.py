@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -32,6 +32,7 @@ from vigil.events import (
     OversightViolation,
     ReviewRecorded,
 )
+from vigil.join import Position, takes
 from vigil.policy import OversightPolicy
 from vigil.rolling import RollingState
 
@@ -82,6 +83,20 @@ class Tally(BaseModel):
         ids = self.examples.setdefault(kind, [])
         if len(ids) < EXAMPLES:
             ids.append(str(inference_id))
+
+
+class OversightDay(BaseModel):
+    """A version's tally of a day, and how far in each stream the records it counts have come
+    (vigil.join.takes): a record read again after a crash adds its counts once."""
+
+    tally: Tally = Field(default_factory=Tally)
+    through: dict[str, int] = Field(default_factory=dict)
+
+    def add(self, counts: Mapping[Position, Tally]) -> None:
+        """Each record's counts, in the order the records were read."""
+        for at, tally in counts.items():
+            if takes(self.through, at):
+                self.tally += tally
 
 
 class Awaiting(BaseModel):

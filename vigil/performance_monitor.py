@@ -30,7 +30,7 @@ from vigil.events import (
     ThresholdBreached,
     ThresholdRestored,
 )
-from vigil.join import Position
+from vigil.join import Position, takes
 from vigil.oversight import UNKNOWN_COUNTRY
 from vigil.performance import (
     Breach,
@@ -133,17 +133,11 @@ class Day:
     join entry may have reached the changelog and this day's counts not."""
 
     counts: Bucket = field(default_factory=dict)
-    through: dict[str, int] = field(default_factory=dict)  # "topic/partition" -> offset of the last pair counted
+    through: dict[str, int] = field(default_factory=dict)  # vigil.join.takes
 
     def new(self, pairs: Iterable[tuple[Pair, Position]]) -> list[Pair]:
         """The pairs this day has not counted yet, marked as counted from now on."""
-        out = []
-        for pair, at in pairs:
-            stream = f"{at.topic}/{at.partition}"
-            if at.offset > self.through.get(stream, -1):
-                self.through[stream] = at.offset
-                out.append(pair)
-        return out
+        return [pair for pair, at in pairs if takes(self.through, at)]
 
 
 def encode(day: Day) -> bytes:

@@ -1,6 +1,7 @@
 """Two workers in one group share the partitions; one SIGKILLed mid-stream, the other takes over its
-partitions and their state, and every model's derived sensitivity is exact: nothing lost, nothing
-counted twice, the same as one worker would derive (checked against scikit-learn on what was sent)."""
+partitions and their state, and every model's derived sensitivity and override share are exact:
+nothing lost, nothing counted twice, the same as one worker would derive (checked against
+scikit-learn and numpy on what was sent)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sklearn.metrics import recall_score
@@ -28,7 +30,8 @@ SECOND_PORT = 19111
 
 
 def model_events(model: str, n: int, rng: random.Random) -> tuple[list[dict], list[tuple[str, str]]]:
-    """A high-risk model's registration, n inferences each with its outcome, and (truth, predicted)."""
+    """A high-risk model's registration, n inferences each with its outcome and its review, and
+    (truth, predicted)."""
     events: list[dict] = [{
         "event_type": "ModelRegistered", "event_id": str(uuid.uuid4()), "occurred_at": T0.isoformat(),
         "model_id": model, "name": "Pair probe", "manufacturer": "Vigil tests", "use_case": "ed_triage",
@@ -50,22 +53,33 @@ def model_events(model: str, n: int, rng: random.Random) -> tuple[list[dict], li
             "observed_at": (at + timedelta(hours=3)).isoformat(), "label": truth,
             "critical_condition": truth == "urgent", "source": "follow_up",
         })  # fmt: skip
+        seen = (at + timedelta(minutes=5)).isoformat()
+        events.append({
+            "event_type": "ReviewRecorded", "event_id": str(uuid.uuid4()), "occurred_at": seen,
+            "inference_id": inference_id, "model_id": model, "reviewer_role": "triage_nurse",
+            "decision": rng.choice(["accepted", "accepted", "overridden"]), "reviewed_at": seen,
+        })  # fmt: skip
         pairs.append((truth, predicted))
     return events, pairs
 
 
-def sensitivity_on(port: int, model: str) -> float | None:
-    """The worker's gauge of the model's sensitivity for everyone, if it shows one."""
+def shown_on(port: int, model: str) -> tuple[float | None, float | None]:
+    """The worker's gauges of the model's sensitivity for everyone and its override share, if it shows them."""
     try:
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     except httpx.TransportError:
-        return None
+        return None, None
+    sensitivity = overrides = None
     for family in text_string_to_metric_families(metrics):
         for sample in family.samples:
-            wanted = {"model_id": model, "metric": "sensitivity", "label": "urgent", "subgroup": "everyone"}
+            if sample.labels.get("model_id") != model:
+                continue
+            wanted = {"metric": "sensitivity", "label": "urgent", "subgroup": "everyone"}
             if sample.name == "vigil_performance_value" and wanted.items() <= sample.labels.items():
-                return sample.value
-    return None
+                sensitivity = sample.value
+            if sample.name == "vigil_oversight_value" and sample.labels.get("kind") == "override_rate":
+                overrides = sample.value
+    return sensitivity, overrides
 
 
 async def test_a_worker_killed_mid_stream_hands_its_partitions_and_state_to_the_other(
@@ -79,12 +93,15 @@ async def test_a_worker_killed_mid_stream_hands_its_partitions_and_state_to_the_
         rng = random.Random(17)
         streams = {model: model_events(model, 300, rng) for model in MODELS}
         expected = {
-            model: recall_score([t for t, _ in pairs], [p for _, p in pairs], pos_label="urgent")
-            for model, (_, pairs) in streams.items()
+            model: (
+                recall_score([t for t, _ in pairs], [p for _, p in pairs], pos_label="urgent"),
+                np.mean([e["decision"] == "overridden" for e in events if e["event_type"] == "ReviewRecorded"]),
+            )
+            for model, (events, pairs) in streams.items()
         }
         registrations = [events[0] for events, _ in streams.values()]
         rest = [e for events, _ in streams.values() for e in events[1:]]
-        rng.shuffle(rest)  # outcomes may come before their inferences
+        rng.shuffle(rest)  # outcomes and reviews may come before their inferences
         await asyncio.sleep(15)  # both workers in the group, the partitions shared
         async with AsyncEmitter(kafka=s.kafka_bootstrap, topic_prefix=s.topic_prefix, spool_dir=tmp_path) as emitter:
             await emit_all(emitter, registrations + rest[: len(rest) // 2])
@@ -93,14 +110,14 @@ async def test_a_worker_killed_mid_stream_hands_its_partitions_and_state_to_the_
             await emit_all(emitter, rest[len(rest) // 2 :])
         await wait_recorded(db, [e["event_id"] for e in rest], 120)
 
-        shown: dict[str, float | None] = {}
+        shown: dict[str, tuple[float | None, float | None]] = {}
 
         async def all_exact() -> bool:
-            shown.update({model: sensitivity_on(SECOND_PORT, model) for model in MODELS})
+            shown.update({model: shown_on(SECOND_PORT, model) for model in MODELS})
             return all(shown[model] == pytest.approx(expected[model], abs=1e-12) for model in MODELS)
 
         try:
-            await wait_until(all_exact, 240, "every model's sensitivity exact on the surviving worker")
+            await wait_until(all_exact, 240, "sensitivity and override share exact on the surviving worker")
         except AssertionError:
             tail = second.logfile.read_text()[-3000:] if second.logfile.exists() else "(no log)"
             assert shown == expected, f"the surviving worker's log ends:\n{tail}"  # and which differ, by how much

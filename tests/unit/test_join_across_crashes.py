@@ -1,6 +1,7 @@
-"""Each pair counted exactly once across a crash, without a broker: the worker's rule (join entries
-delivered before the day's counts; a pair given again when the record that completed it is read
-again; the day counts it unless its `through` says it has) run over a model of Kafka's failures.
+"""Each output and each pair counted exactly once across a crash, without a broker: the worker's
+rule (join entries delivered before the day's counts; the record that set a side or completed a
+pair, read again, is told from a repeat; the day takes a record's counts unless its `through`
+says it has) run over a model of Kafka's failures.
 
 The model: inferences and answers on two topic-partitions, read in an interleaving that differs
 from run to run; batches whose changes are delivered entries first, then counts; a crash while a
@@ -18,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from vigil.join import Entry, Position, arrive
+from vigil.join import Entry, Position, arrive, takes
 from vigil.performance_monitor import Day, decode, encode
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -60,7 +61,8 @@ def interleaved(streams: dict[str, list[Record]], start: dict[str, int], rng: ra
 
 
 class Worker:
-    """The worker's rule over plain dicts, with what reached the changelogs kept apart."""
+    """The worker's rule over plain dicts: an output counted when its inference first comes (as
+    oversight counts outputs), a pair when it meets; each record's counts taken once."""
 
     def __init__(self, entries: dict[str, Join], day: Day) -> None:
         self.entries, self.day = dict(entries), copy(day)
@@ -68,18 +70,22 @@ class Worker:
     def batch(self, records: list[Record]) -> tuple[dict[str, Join], Day]:
         """The batch's changed entries, and the day as it would be after the batch."""
         changed: dict[str, Join] = {}
-        met = []
+        by_record: dict[Position, list[str]] = {}
         for at, event in records:
             base = Join(model_id="m", partition=0, due=T0)
-            new = base.holding(left=event) if isinstance(event, Inference) else base.holding(right=event, right_from=at)
+            new = base.holding(at, left=event) if isinstance(event, Inference) else base.holding(at, right=event)
             arrival = arrive(self.entries.get(event.key), new, at, "answer", "the test")
             if not arrival.repeat:
                 self.entries[event.key] = changed[event.key] = arrival.entry
+            if isinstance(event, Inference) and (not arrival.repeat or arrival.again):
+                by_record.setdefault(at, []).append(f"output {event.key}")
             if arrival.met:
-                met.append((arrival.met.left.key, arrival.met.at))
+                by_record.setdefault(at, []).append(f"pair {event.key}")
         day = copy(self.day)
-        for key in day.new(met):  # the day's counts here: how often each pair was counted
-            day.counts[key] = day.counts.get(key, 0) + 1  # type: ignore[assignment,operator]
+        for at, counted in by_record.items():
+            if takes(day.through, at):
+                for name in counted:  # the day's counts here: how often each was counted
+                    day.counts[name] = day.counts.get(name, 0) + 1  # type: ignore[assignment,operator]
         return changed, day
 
 
@@ -121,7 +127,8 @@ def test_a_crash_while_a_batch_is_delivered_neither_loses_nor_doubles_a_pair(key
     for i in range(0, len(second), size):
         _, worker.day = worker.batch(second[i : i + size])
 
-    assert Counter(worker.day.counts) == Counter({f"k{n}": 1 for n in range(keys)})
+    once = {f"{kind} k{n}": 1 for n in range(keys) for kind in ("output", "pair")}
+    assert Counter(worker.day.counts) == Counter(once)
 
 
 def test_the_stored_day_reads_back_with_how_far_it_has_counted() -> None:
