@@ -31,6 +31,7 @@ from vigil.events import (
     Event,
 )
 from vigil.join import DueIndex, Position
+from vigil.offsets import Reading
 from vigil.policy import load_policy
 from vigil.validation import Rejected, dead_letter, decode, outgoing
 from vigil_runtime.observability import CONSUMER_LAG, DEAD_LETTERS, EVENTS_IN, EVENTS_OUT, LATENCY, PROCESSING_ERRORS
@@ -185,7 +186,7 @@ async def process(stream: faust.StreamT) -> None:
     Batches of up to 2,000 records or half a second (what bounds the latency of an alert, P2 in
     BENCHMARKS.md), so that a concern writes each table key once per batch."""
     async for batch in stream.take_events(2000, within=0.5):
-        items = [admitted(record) for record in _once(batch)]
+        items = [admitted(record) for record in await _in_order(batch)]
         for item in items:
             if not item.is_tick:
                 EVENTS_IN.labels("worker", item.topic).inc()
@@ -201,20 +202,32 @@ async def process(stream: faust.StreamT) -> None:
                 LATENCY.labels("worker").observe(max(0.0, done - item.message.timestamp))
 
 
-def _once(batch: list[faust.EventT]) -> list[faust.EventT]:
-    """The batch without records it holds twice. After a rebalance, Faust has been seen to hand
-    over a record twice within one batch (measured: the same review, once, then again 3 ms later):
-    counts guard against records read again in later batches (vigil.join.takes), not within one."""
-    seen: set[tuple[str, int, int]] = set()
+reading = Reading[TP]()
+
+
+async def _in_order(batch: list[faust.EventT]) -> list[faust.EventT]:
+    """The batch's records each partition hands over in order: none held twice (Faust has been
+    seen to hold a record twice in one batch after a rebalance: counts guard against records read
+    again in later batches, not within one), none after a gap (vigil.offsets; the partition is
+    sought back to the missing record, and those after it come again)."""
+    seen: set[tuple[TP, int]] = set()
     out = []
     for record in batch:
         message = record.message
-        where = (message.topic, message.partition, message.offset)
-        if where not in seen:
+        where = (message.tp, message.offset)
+        if where not in seen and reading.admit(message.tp, message.offset):
             seen.add(where)
             out.append(record)
-    if len(out) < len(batch):
-        log.info("worker.repeated_in_batch", records=len(batch) - len(out))
+        elif where in seen:
+            log.info("worker.repeated_in_batch", topic=settings.logical_topic(message.topic),
+                     partition=message.partition, offset=message.offset)  # fmt: skip
+    sought, given_up = reading.to_seek()
+    for tp, offset in sought.items():
+        log.warning("worker.gap", topic=settings.logical_topic(tp.topic), partition=tp.partition, seek_to=offset)
+        await app.consumer.seek(tp, offset)
+    for tp in given_up:
+        PROCESSING_ERRORS.labels("worker", "gap").inc()
+        log.error("worker.gap_given_up", topic=settings.logical_topic(tp.topic), partition=tp.partition)
     return out
 
 
@@ -384,6 +397,12 @@ async def _forget_revoked(sender: faust.App, revoked: set[TP], **_: Any) -> None
     # What another worker may change while it owns them; refilled from the table on the first tick.
     for index in _indexes:
         index.forget({tp.partition for tp in revoked})
+    reading.revoke(revoked)
+
+
+@app.on_partitions_assigned.connect
+async def _continue_assigned(sender: faust.App, assigned: set[TP], **_: Any) -> None:
+    reading.assign(assigned)
 
 
 _decoded_values: dict[tuple[str, bytes], tuple[bytes, Any]] = {}

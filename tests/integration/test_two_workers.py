@@ -100,8 +100,21 @@ async def test_a_worker_killed_mid_stream_hands_its_partitions_and_state_to_the_
             for model, (events, pairs) in streams.items()
         }
         registrations = [events[0] for events, _ in streams.values()]
-        rest = [e for events, _ in streams.values() for e in events[1:]]
-        rng.shuffle(rest)  # outcomes and reviews may come before their inferences
+        rest = [e for events, _ in streams.values() for e in events[1:] if e["event_type"] != "ReviewRecorded"]
+        rng.shuffle(rest)  # outcomes may come before their inferences
+        # Each review just after its inference, and a model's inferences a minute apart in the order
+        # sent: the model's oversight clock (event time) then never lets a review go unmatched
+        # (one seen an hour of inferences before its own would be, by a single worker as well).
+        reviews = {e["inference_id"]: e for events, _ in streams.values() for e in events if "reviewer_role" in e}
+        rest = [x for e in rest for x in ([e, reviews[e["event_id"]]] if e["event_type"] == "InferenceMade" else [e])]
+        sent = dict.fromkeys(MODELS, 0)
+        for event in rest:
+            if event["event_type"] == "InferenceMade":
+                at = T0 + timedelta(minutes=sent[event["model_id"]])
+                sent[event["model_id"]] += 1
+                event["occurred_at"] = at.isoformat()
+                review = reviews[event["event_id"]]
+                review["occurred_at"] = review["reviewed_at"] = (at + timedelta(minutes=5)).isoformat()
         await asyncio.sleep(15)  # both workers in the group, the partitions shared
         async with AsyncEmitter(kafka=s.kafka_bootstrap, topic_prefix=s.topic_prefix, spool_dir=tmp_path) as emitter:
             await emit_all(emitter, registrations + rest[: len(rest) // 2])

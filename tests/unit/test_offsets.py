@@ -1,0 +1,34 @@
+"""Each partition read in order and without gaps (vigil.offsets), without a broker."""
+
+from __future__ import annotations
+
+from vigil.offsets import SEEKS, Reading
+
+
+def test_a_gap_drops_what_follows_and_seeks_back_until_the_missing_record_comes() -> None:
+    reading = Reading[str]()
+    assert all(reading.admit("p", offset) for offset in (4, 5, 6))
+    assert not reading.admit("p", 8) and not reading.admit("p", 9)  # 7 never handed over
+    assert reading.admit("q", 0)  # other partitions go on
+    assert reading.to_seek() == ({"p": 7}, [])
+    assert reading.to_seek() == ({}, [])  # nothing dropped since
+    assert all(reading.admit("p", offset) for offset in (7, 8, 9))  # sought back: in order again
+
+
+def test_records_read_again_are_taken_and_a_gap_that_never_fills_is_given_up() -> None:
+    reading = Reading[str]()
+    assert reading.admit("p", 10) and reading.admit("p", 3) and reading.admit("p", 4)  # read again after a crash
+    for n in range(SEEKS):
+        assert not reading.admit("p", 9)
+        where, given_up = reading.to_seek()
+        assert where == {"p": 5} and given_up == ([] if n < SEEKS - 1 else ["p"])
+    assert reading.admit("p", 9)  # gone from the log: what comes is taken
+
+
+def test_a_partition_kept_through_a_rebalance_continues_where_it_was_and_a_new_one_anywhere() -> None:
+    reading = Reading[str]()
+    assert reading.admit("kept", 40) and reading.admit("moved", 7)
+    reading.revoke(["kept", "moved"])
+    reading.assign(["kept", "new"])
+    assert not reading.admit("kept", 42)  # 41 skipped across the rebalance
+    assert reading.admit("new", 1000)
