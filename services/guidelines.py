@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.recorder.tables import events
 from vigil.events import GuidelineChanged, InferenceMade, ModelRegistered, ModelVersionReleased
-from vigil.guidelines import affected, audit
+from vigil.guidelines import GuidelineAudit, affected, audit
 from vigil.incidents import InvalidInput
 
 
@@ -18,7 +18,7 @@ class UnknownGuideline(InvalidInput):
     pass
 
 
-async def guideline_audit(engine: AsyncEngine, guideline_id: str, lookback_days: int) -> dict:
+async def guideline_audit(engine: AsyncEngine, guideline_id: str, lookback_days: int) -> GuidelineAudit:
     """The latest GuidelineChanged of that id against every registered model it names."""
     async with engine.connect() as conn:
 

@@ -12,6 +12,7 @@ import json
 from datetime import datetime
 from uuid import UUID, uuid4
 
+from pydantic import Field
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -23,11 +24,15 @@ from vigil.events import (
     IncidentViewed,
     ReportType,
 )
-from vigil.incidents import Command, DomainError, Incident, Triage, check_awareness, decide, fold
+from vigil.incidents import Command, DomainError, Incident, IncidentSummary, Triage, check_awareness, decide, fold
 from vigil.reports.builders import REPORT_FORMATS, Fda3500aReport, MirReport
 from vigil.reports.models import ModelCard, model_card
 from vigil.trends import NON_SERIOUS, trend_events
 from vigil.validation import parse
+
+
+class InboxEntry(IncidentSummary):
+    last_seq: int = Field(description="the store position of the last event folded into the incident")
 
 
 class UnknownIncident(DomainError):
@@ -99,12 +104,14 @@ class IncidentService(EventService):
         )
         await self._publish([event])
 
-    async def list(self, status: str | None = None) -> list[dict]:
+    async def list(self, status: str | None = None) -> list[InboxEntry]:
+        """Incidents, the most urgent first."""
         query = select(incidents).order_by(incidents.c.next_due_at.nulls_last(), incidents.c.aware_at)
         if status:
             query = query.where(incidents.c.status == status)
         async with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in await conn.execute(query)]
+            rows = await conn.execute(query)
+            return [InboxEntry.model_validate({k: v for k, v in r._mapping.items() if k != "state"}) for r in rows]
 
     async def report_for_regulator(
         self, incident_id: UUID, format: str, report_type: ReportType, by: str, role: str, now: datetime

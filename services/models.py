@@ -16,10 +16,11 @@ from vigil.drift import DriftInputError
 from vigil.drift_monitor import reference_event, rows_of
 from vigil.drift_windows import profiles_of
 from vigil.events import DriftReferenceSet, InferenceMade, ModelRegistered, OutcomeObserved, ReviewRecorded
+from vigil.guidelines import GuidelineAudit
 from vigil.incidents import InvalidInput
+from vigil.oversight import ModelOversightReport, tallies_of
 from vigil.oversight import report as oversight_report
-from vigil.oversight import tallies_of
-from vigil.performance import Capped, positive_labels, report, tally
+from vigil.performance import Capped, ModelPerformance, positive_labels, report, tally
 from vigil.performance_monitor import pair_of, refused
 from vigil.policy import Policy
 
@@ -40,15 +41,15 @@ class ModelService(EventService):
 
     async def performance(
         self, policy: Policy, model_id: str, version: str | None, by: list[str], window_days: int | None, now: datetime
-    ) -> dict:
+    ) -> ModelPerformance:
         return await performance(self.engine, policy, model_id, version, by, window_days, now)
 
     async def oversight(
         self, policy: Policy, model_id: str, version: str | None, by: str | None, window_days: int | None, now: datetime
-    ) -> dict:
+    ) -> ModelOversightReport:
         return await oversight(self.engine, policy, model_id, version, by, window_days, now)
 
-    async def guideline_audit(self, guideline_id: str, lookback_days: int) -> dict:
+    async def guideline_audit(self, guideline_id: str, lookback_days: int) -> GuidelineAudit:
         return await guideline_audit(self.engine, guideline_id, lookback_days)
 
 
@@ -116,7 +117,7 @@ async def performance(
     by: list[str],
     window_days: int | None,
     now: datetime,
-) -> dict:
+) -> ModelPerformance:
     """Subgroup performance from the event store: recorded outcomes joined to their inferences,
     over the last `window_days` or since release."""
     async with engine.connect() as conn:
@@ -138,13 +139,14 @@ async def performance(
     check_attributes(by, attributes, bool(pairs))
     positives = positive_labels(model.labels, model.critical_labels)
     table = tally(pairs, positives, by, max(1, len(by)))
-    return report(table, settings.rules(model.risk_class), by) | {
-        "model_id": model_id,
-        "model_version": version,
-        "window_days": window_days,
-        "outcomes": len(pairs),
-        "outcomes_without_inference": unmatched,
-    }
+    return ModelPerformance(
+        **dict(report(table, settings.rules(model.risk_class), by)),
+        model_id=model_id,
+        model_version=version,
+        window_days=window_days,
+        outcomes=len(pairs),
+        outcomes_without_inference=unmatched,
+    )
 
 
 async def oversight(
@@ -156,7 +158,7 @@ async def oversight(
     window_days: int | None,
     now: datetime,
     until: datetime | None = None,
-) -> dict:
+) -> ModelOversightReport:
     """Human oversight from the event store, as of `now`: the model's inferences over the
     `window_days` before `until` (default: now; none: since release), each with its first review."""
     until = until or now
@@ -178,10 +180,11 @@ async def oversight(
     settings = policy.for_model(model_id).oversight
     tallies, pending = tallies_of(made, seen, settings, now, by)
     span = f"{window_days} days to {until:%Y-%m-%d}" if window_days else f"since release, to {until:%Y-%m-%d}"
-    return oversight_report(tallies, pending, settings, span) | {
-        "model_id": model_id,
-        "model_version": version,
-        "window_days": window_days,
-        "by": by,
-        "review_within_minutes": settings.review_within_minutes,
-    }
+    return ModelOversightReport(
+        **dict(oversight_report(tallies, pending, settings, span)),
+        model_id=model_id,
+        model_version=version,
+        window_days=window_days,
+        by=by,
+        review_within_minutes=settings.review_within_minutes,
+    )

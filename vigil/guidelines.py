@@ -14,13 +14,20 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import Literal
 
-from vigil.events import AlertRaised, GuidelineChanged, InferenceMade, ModelRegistered, ModelVersionReleased
+from pydantic import BaseModel
+
+from vigil.events import (
+    AlertRaised,
+    GuidelineChanged,
+    InferenceMade,
+    ModelRegistered,
+    ModelVersionReleased,
+    RiskClass,
+)
 
 NAMESPACE = uuid.UUID("5b2e8c14-7a3f-4d61-9e05-c8d4f1a7b392")
-
-OPEN = "open_under_old_guideline"
-UNREVALIDATED = "made_since_by_unrevalidated_version"
 
 
 def affected(guideline: GuidelineChanged, models: Iterable[ModelRegistered]) -> list[ModelRegistered]:
@@ -47,6 +54,47 @@ def guideline_alert(guideline: GuidelineChanged, model: ModelRegistered) -> Aler
     )
 
 
+Reason = Literal["open_under_old_guideline", "made_since_by_unrevalidated_version"]
+OPEN: Reason = "open_under_old_guideline"
+UNREVALIDATED: Reason = "made_since_by_unrevalidated_version"
+
+
+class Case(BaseModel):
+    """A recommendation to look at again. The pseudonymous patient token is what lets the care team
+    find the patient; this list is for them and never goes to a log, a metric or an alert."""
+
+    inference_id: str
+    model_id: str
+    model_version: str
+    deployment: str
+    occurred_at: str
+    label: str | None
+    patient_ref: str
+    reason: Reason
+
+
+class AffectedModel(BaseModel):
+    model_id: str
+    use_case: str
+    risk_class: RiskClass
+    revalidated_versions: list[str]
+    open_under_old_guideline: int
+    made_since_by_unrevalidated_version: int
+    labels: dict[str, int]
+    deployments: dict[str, int]
+
+
+class GuidelineAudit(BaseModel):
+    guideline_id: str
+    title: str
+    effective_at: str
+    affected_use_cases: list[str]
+    lookback_days: int
+    models: list[AffectedModel]
+    cases: list[Case]
+    verdict: list[str]
+
+
 def audit(
     guideline: GuidelineChanged,
     models: Iterable[ModelRegistered],
@@ -54,74 +102,73 @@ def audit(
     inferences: Iterable[InferenceMade],
     followed_up: set[uuid.UUID],
     lookback_days: int,
-) -> dict:
+) -> GuidelineAudit:
     """The recommendations to re-review, per model, and the verdict in words. `inferences` are the
     affected models' since `lookback_days` before the change; `followed_up`, those with an outcome."""
-    models = affected(guideline, models)
+    affected_models = affected(guideline, models)
     effective, since = guideline.effective_at, guideline.effective_at - timedelta(days=lookback_days)
-    revalidated: dict[str, list[str]] = {m.model_id: [] for m in models}
+    revalidated: dict[str, list[str]] = {m.model_id: [] for m in affected_models}
     for release in releases:
         if release.model_id in revalidated and release.released_at >= effective:
             revalidated[release.model_id].append(release.model_version)
-    cases: list[dict] = []
+    cases: list[Case] = []
     for inference in sorted(inferences, key=lambda i: i.occurred_at):
         if inference.model_id not in revalidated or inference.occurred_at < since:
             continue
+        reason: Reason | None
         if inference.occurred_at < effective:
             reason = None if inference.event_id in followed_up else OPEN
         else:
             reason = None if inference.model_version in revalidated[inference.model_id] else UNREVALIDATED
         if reason:
             cases.append(_case(inference, reason))
-    rows = [_row(m, revalidated[m.model_id], [c for c in cases if c["model_id"] == m.model_id]) for m in models]
-    return {
-        "guideline_id": guideline.guideline_id,
-        "title": guideline.title,
-        "effective_at": effective.isoformat(),
-        "affected_use_cases": guideline.affected_use_cases,
-        "lookback_days": lookback_days,
-        "models": rows,
-        "cases": cases,
-        "verdict": [line for row in rows if (line := _verdict(row))] or ["no recommendation needs a second look"],
-    }
+    rows = [_row(m, revalidated[m.model_id], [c for c in cases if c.model_id == m.model_id]) for m in affected_models]
+    return GuidelineAudit(
+        guideline_id=guideline.guideline_id,
+        title=guideline.title,
+        effective_at=effective.isoformat(),
+        affected_use_cases=guideline.affected_use_cases,
+        lookback_days=lookback_days,
+        models=rows,
+        cases=cases,
+        verdict=[line for row in rows if (line := _verdict(row))] or ["no recommendation needs a second look"],
+    )
 
 
-def _case(inference: InferenceMade, reason: str) -> dict:
-    # The pseudonymous patient token is what lets the care team find the patient; this list is for
-    # them and never goes to a log, a metric or an alert.
-    return {
-        "inference_id": str(inference.event_id),
-        "model_id": inference.model_id,
-        "model_version": inference.model_version,
-        "deployment": inference.deployment,
-        "occurred_at": inference.occurred_at.isoformat(),
-        "label": inference.output.label,
-        "patient_ref": inference.patient_ref,
-        "reason": reason,
-    }
+def _case(inference: InferenceMade, reason: Reason) -> Case:
+    return Case(
+        inference_id=str(inference.event_id),
+        model_id=inference.model_id,
+        model_version=inference.model_version,
+        deployment=inference.deployment,
+        occurred_at=inference.occurred_at.isoformat(),
+        label=inference.output.label,
+        patient_ref=inference.patient_ref,
+        reason=reason,
+    )
 
 
-def _row(model: ModelRegistered, revalidated: list[str], cases: list[dict]) -> dict:
-    reasons = Counter(c["reason"] for c in cases)
-    return {
-        "model_id": model.model_id,
-        "use_case": model.use_case,
-        "risk_class": model.risk_class,
-        "revalidated_versions": sorted(revalidated),
-        OPEN: reasons[OPEN],
-        UNREVALIDATED: reasons[UNREVALIDATED],
-        "labels": dict(Counter(c["label"] or "(none)" for c in cases).most_common()),
-        "deployments": dict(Counter(c["deployment"] for c in cases).most_common()),
-    }
+def _row(model: ModelRegistered, revalidated: list[str], cases: list[Case]) -> AffectedModel:
+    reasons = Counter(c.reason for c in cases)
+    return AffectedModel(
+        model_id=model.model_id,
+        use_case=model.use_case,
+        risk_class=model.risk_class,
+        revalidated_versions=sorted(revalidated),
+        open_under_old_guideline=reasons[OPEN],
+        made_since_by_unrevalidated_version=reasons[UNREVALIDATED],
+        labels=dict(Counter(c.label or "(none)" for c in cases).most_common()),
+        deployments=dict(Counter(c.deployment for c in cases).most_common()),
+    )
 
 
-def _verdict(row: dict) -> str | None:
+def _verdict(row: AffectedModel) -> str | None:
     parts = []
-    if row[OPEN]:
-        parts.append(f"{row[OPEN]} recommendations made under the old guideline are still open")
-    if row[UNREVALIDATED]:
+    if row.open_under_old_guideline:
+        parts.append(f"{row.open_under_old_guideline} recommendations made under the old guideline are still open")
+    if row.made_since_by_unrevalidated_version:
         parts.append(
-            f"{row[UNREVALIDATED]} made since it took effect by a version released before it "
+            f"{row.made_since_by_unrevalidated_version} made since it took effect by a version released before it "
             "(release a revalidated version)"
         )
-    return f"{row['model_id']}: " + "; ".join(parts) if parts else None
+    return f"{row.model_id}: " + "; ".join(parts) if parts else None

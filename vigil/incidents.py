@@ -104,6 +104,40 @@ class Incident(Record):
         return min((c.due_at for c in self.open_clocks()), default=None)
 
 
+class IncidentSummary(Record):
+    """An incident as the inbox lists it: what to sort and filter by, without its history."""
+
+    incident_id: UUID
+    model_id: str
+    model_version: str
+    status: Status
+    source: Literal["report", "candidate"]
+    country: str
+    aware_at: AwareDatetime
+    harm: Harm | None = Field(description="as triaged, else as reported")
+    reportable: bool | None
+    next_due_at: AwareDatetime | None = Field(description="the nearest deadline of an open reporting clock")
+    overdue: bool
+    version: int
+
+
+def summary_of(state: Incident) -> IncidentSummary:
+    return IncidentSummary(
+        incident_id=state.incident_id,
+        model_id=state.model_id,
+        model_version=state.model_version,
+        status=state.status,
+        source=state.source,
+        country=state.country,
+        aware_at=state.aware_at,
+        harm=state.triage.harm if state.triage else state.reported_harm,
+        reportable=state.reportable,
+        next_due_at=state.next_due_at(),
+        overdue=state.overdue(),
+        version=state.version,
+    )
+
+
 # --- commands --------------------------------------------------------------------------------
 
 

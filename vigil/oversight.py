@@ -385,15 +385,64 @@ def tallies_of(
     return tallies, pending
 
 
-def _share(k: int, n: int) -> tuple[float | None, list[float] | None]:
+Interval = tuple[float, float]
+
+
+def _share(k: int, n: int) -> tuple[float | None, Interval | None]:
     """A proportion with its 95 % Wilson interval (scipy)."""
     if not n:
         return None, None
     ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
-    return k / n, [float(ci.low), float(ci.high)]
+    return k / n, (float(ci.low), float(ci.high))
 
 
-def report(tallies: dict[str, Tally], pending: Counter[str], policy: OversightPolicy, span: str) -> dict:
+class GroupRow(BaseModel):
+    """One group's oversight: its outputs, how they were reviewed, and the shares with intervals."""
+
+    group: str
+    outputs: int
+    in_time: int
+    late: int
+    unreviewed: int
+    pending: int
+    coverage: float | None = Field(description="share of due outputs reviewed in time")
+    coverage_ci: Interval | None
+    reviews: int
+    decisions: dict[str, int]
+    override_share: float | None
+    override_share_ci: Interval | None
+    acted_before_review: int
+    autonomous: int
+
+
+class FindingRow(BaseModel):
+    kind: OversightKind
+    value: float
+    limit: float
+    cases: int
+    of: int
+    violated: bool
+
+
+class OversightReport(BaseModel):
+    """Rows per group (everyone first), the policy's findings on everyone, the verdict in words."""
+
+    rows: list[GroupRow]
+    findings: list[FindingRow]
+    verdict: list[str]
+
+
+class ModelOversightReport(OversightReport):
+    """A registered model's oversight from the event store."""
+
+    model_id: str
+    model_version: str | None
+    window_days: int | None
+    by: str | None
+    review_within_minutes: int
+
+
+def report(tallies: dict[str, Tally], pending: Counter[str], policy: OversightPolicy, span: str) -> OversightReport:
     """Rows per group (everyone first) with coverage and override share and their intervals; the
     policy's findings on everyone, and the verdict in words."""
     rows = []
@@ -402,21 +451,20 @@ def report(tallies: dict[str, Tally], pending: Counter[str], policy: OversightPo
         coverage, coverage_ci = _share(t.in_time, t.due)
         overrides, overrides_ci = _share(t.overridden, t.reviews)
         rows.append(
-            {
-                "group": group, "outputs": t.outputs, "in_time": t.in_time, "late": t.late,
-                "unreviewed": t.unreviewed, "pending": pending[group], "coverage": coverage,
-                "coverage_ci": coverage_ci, "reviews": t.reviews, "decisions": dict(sorted(t.decisions.items())),
-                "override_share": overrides, "override_share_ci": overrides_ci,
-                "acted_before_review": t.acted_before_review, "autonomous": t.autonomous,
-            }
+            GroupRow(
+                group=group, outputs=t.outputs, in_time=t.in_time, late=t.late, unreviewed=t.unreviewed,
+                pending=pending[group], coverage=coverage, coverage_ci=coverage_ci, reviews=t.reviews,
+                decisions=dict(sorted(t.decisions.items())), override_share=overrides,
+                override_share_ci=overrides_ci, acted_before_review=t.acted_before_review, autonomous=t.autonomous,
+            )
         )  # fmt: skip
     findings = assess(tallies[EVERYONE], policy)
     verdict = [f"{f.kind}: {describe(f, span)}" for f in findings if f.violated]
-    return {
-        "rows": rows,
-        "findings": [f._asdict() for f in findings],
-        "verdict": verdict or ["within policy"],
-    }
+    return OversightReport(
+        rows=rows,
+        findings=[FindingRow(**f._asdict()) for f in findings],
+        verdict=verdict or ["within policy"],
+    )
 
 
 # --- missed escalations -------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from itertools import combinations
 from typing import Literal
 
 import pandas as pd
+from pydantic import BaseModel, Field
 from scipy import stats
 
 Metric = Literal["sensitivity", "specificity", "ppv", "npv", "accuracy", "fpr"]
@@ -176,9 +177,6 @@ class Estimate:
     successes: int
     trials: int
 
-    def as_dict(self) -> dict:
-        return {"subgroup": dict(self.subgroup), "value": self.value, "ci": [self.low, self.high]}
-
 
 @dataclass(frozen=True)
 class Breach:
@@ -281,7 +279,98 @@ def verdict_of(breaches: list[Breach], disparities: list[Disparity]) -> list[str
     return lines or ["within policy"]
 
 
-def report(table: Mapping[tuple[str, Subgroup], Counts], rules: Rules, by: Sequence[str] | None = None) -> dict:
+Interval = tuple[float, float]
+
+
+class SubgroupRow(BaseModel):
+    """One (label, subgroup) row: its confusion counts, every metric with its interval, the verdict."""
+
+    label: str
+    subgroup: dict[str, str]
+    n: int
+    tp: int
+    fp: int
+    tn: int
+    fn: int
+    sensitivity: float | None
+    sensitivity_ci: Interval | None
+    specificity: float | None
+    specificity_ci: Interval | None
+    ppv: float | None
+    ppv_ci: Interval | None
+    npv: float | None
+    npv_ci: Interval | None
+    accuracy: float | None
+    accuracy_ci: Interval | None
+    fpr: float | None
+    fpr_ci: Interval | None
+    brier: float | None
+    verdict: str
+
+
+class EstimateRow(BaseModel):
+    subgroup: dict[str, str]
+    value: float
+    ci: Interval
+
+
+class DisparityRow(BaseModel):
+    label: str
+    metric: Metric
+    attributes: list[str]
+    gap: float
+    limit: float
+    p_value: float = Field(description="Fisher's exact test, best against worst")
+    significant: bool
+    best: EstimateRow
+    worst: EstimateRow
+
+
+class RulesInForce(BaseModel):
+    metric: Metric
+    threshold: float | None
+    disparity: float
+    min_positives: int
+    min_negatives: int
+
+
+class PerformanceReport(BaseModel):
+    """Subgroup performance as people read it: rows, the equity gaps, the verdict in words."""
+
+    rows: list[SubgroupRow]
+    disparity: list[DisparityRow]
+    verdict: list[str]
+    policy: RulesInForce
+
+
+class Unmatched(BaseModel):
+    predictions_without_outcome: int
+    outcomes_without_prediction: int
+
+
+class FilePerformance(PerformanceReport):
+    """`vigil performance compute` on files: the report and the rows that matched nothing."""
+
+    unmatched: Unmatched
+
+
+class ModelPerformance(PerformanceReport):
+    """A registered model's performance from the event store."""
+
+    model_id: str
+    model_version: str | None
+    window_days: int | None
+    outcomes: int
+    outcomes_without_inference: int
+
+
+def _estimate_row(e: Estimate) -> EstimateRow:
+    return EstimateRow(subgroup=dict(e.subgroup), value=e.value, ci=(e.low, e.high))
+
+
+def report(
+    table: Mapping[tuple[str, Subgroup], Counts], rules: Rules, by: Sequence[str] | None = None
+) -> PerformanceReport:
     """Rows per (label, subgroup), with every metric, its interval and the verdict on the row;
     `by` keeps the subgroups over exactly those attributes (and everyone)."""
     breaches, disparities = assess(table, rules)
@@ -290,38 +379,42 @@ def report(table: Mapping[tuple[str, Subgroup], Counts], rules: Rules, by: Seque
     for (label, subgroup), counts in sorted(table.items()):
         if by is not None and subgroup and sorted(name for name, _ in subgroup) != sorted(by):
             continue
-        row: dict = {"label": label, "subgroup": dict(subgroup), "n": counts.n}
-        row |= {k: getattr(counts, k) for k in ("tp", "fp", "tn", "fn")}
+        metrics: dict[str, float | Interval | None] = {}
         for metric in METRICS:
-            row[metric] = counts.value(metric)
-            row[f"{metric}_ci"] = counts.interval(metric, rules.confidence)
-        row["brier"] = counts.brier
-        row["verdict"] = (
+            metrics[metric] = counts.value(metric)
+            metrics[f"{metric}_ci"] = counts.interval(metric, rules.confidence)
+        verdict = (
             "too few outcomes to judge"
             if not judged(counts, rules)
             else f"{breached[(label, subgroup)]} breach"
             if (label, subgroup) in breached
             else "ok"
         )
-        rows.append(row)
-    return {
-        "rows": rows,
-        "disparity": [
-            {
-                "label": d.label, "metric": d.metric, "attributes": list(d.attributes), "gap": d.gap,
-                "limit": d.limit, "p_value": d.p_value, "significant": d.significant,
-                "best": d.best.as_dict(), "worst": d.worst.as_dict(),
-            }
+        rows.append(
+            SubgroupRow.model_validate(
+                {"label": label, "subgroup": dict(subgroup), "n": counts.n, "tp": counts.tp, "fp": counts.fp,
+                 "tn": counts.tn, "fn": counts.fn, **metrics, "brier": counts.brier, "verdict": verdict}
+            )
+        )  # fmt: skip
+    return PerformanceReport(
+        rows=rows,
+        disparity=[
+            DisparityRow(
+                label=d.label, metric=d.metric, attributes=list(d.attributes), gap=d.gap, limit=d.limit,
+                p_value=d.p_value, significant=d.significant, best=_estimate_row(d.best), worst=_estimate_row(d.worst),
+            )
             for d in disparities
             if by is None or sorted(d.attributes) == sorted(by)
         ],
-        "verdict": verdict_of(breaches, disparities),
-        "policy": {"metric": rules.metric, "threshold": rules.threshold, "disparity": rules.disparity,
-                   "min_positives": rules.min_positives, "min_negatives": rules.min_negatives},
-    }  # fmt: skip
+        verdict=verdict_of(breaches, disparities),
+        policy=RulesInForce(metric=rules.metric, threshold=rules.threshold, disparity=rules.disparity,
+                            min_positives=rules.min_positives, min_negatives=rules.min_negatives),
+    )  # fmt: skip
 
 
-def pairs_from_files(predictions: pd.DataFrame, outcomes: pd.DataFrame, by: Sequence[str]) -> tuple[list[Pair], dict]:
+def pairs_from_files(
+    predictions: pd.DataFrame, outcomes: pd.DataFrame, by: Sequence[str]
+) -> tuple[list[Pair], Unmatched]:
     """Predictions (inference_id, label, optional score, the `by` columns) joined to outcomes
     (inference_id, label). Rows that do not match are counted, not dropped silently."""
     for name, frame, needed in (("predictions", predictions, ["inference_id", "label", *by]),
@@ -345,10 +438,10 @@ def pairs_from_files(predictions: pd.DataFrame, outcomes: pd.DataFrame, by: Sequ
         )
         for row in joined.itertuples()
     ]
-    unmatched = {
-        "predictions_without_outcome": len(predictions) - len(joined),
-        "outcomes_without_prediction": int((~truth.index.isin(predictions["inference_id"])).sum()),
-    }
+    unmatched = Unmatched(
+        predictions_without_outcome=len(predictions) - len(joined),
+        outcomes_without_prediction=int((~truth.index.isin(predictions["inference_id"])).sum()),
+    )
     return pairs, unmatched
 
 

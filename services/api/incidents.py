@@ -7,12 +7,13 @@ from typing import Annotated, Literal
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
-from pydantic import AwareDatetime, BaseModel, ValidationError
+from pydantic import AwareDatetime, BaseModel, RootModel, ValidationError
 
 from services.api.auth import Caller, require
-from services.incidents import IncidentService
+from services.incidents import InboxEntry, IncidentService
 from vigil.events import Causality, CountryCode, Harm, IncidentReported, LongText, RegimeName, ReportType, Text
-from vigil.incidents import Close, Command, DecideReportability, SubmitReport, Triage
+from vigil.incidents import Close, Command, DecideReportability, Incident, SubmitReport, Triage
+from vigil.reports.builders import Fda3500aReport, MirReport
 from vigil.reports.pdf import render_pdf
 
 routes = APIRouter(prefix="/v1/incidents", tags=["incidents"])
@@ -66,13 +67,12 @@ def service(request: Request) -> IncidentService:
 Service = Annotated[IncidentService, Depends(service)]
 
 
-async def _run(incidents: IncidentService, incident_id: UUID, command: Command) -> dict:
-    state = await incidents.execute(incident_id, command, datetime.now(UTC))
-    return state.model_dump(mode="json")
+async def _run(incidents: IncidentService, incident_id: UUID, command: Command) -> Incident:
+    return await incidents.execute(incident_id, command, datetime.now(UTC))
 
 
-@routes.post("", status_code=201, summary="Report an incident (deployer or safety officer)")
-async def report_incident(body: NewIncident, caller: Reporter, incidents: Service) -> dict:
+@routes.post("", status_code=201, response_model=Incident, summary="Report an incident (deployer or safety officer)")
+async def report_incident(body: NewIncident, caller: Reporter, incidents: Service) -> Incident:
     now = datetime.now(UTC)
     try:
         event = IncidentReported(
@@ -84,45 +84,56 @@ async def report_incident(body: NewIncident, caller: Reporter, incidents: Servic
         )
     except ValidationError as error:
         raise HTTPException(422, error.errors(include_url=False)) from None
-    state = await incidents.report(event, now)
-    return state.model_dump(mode="json")
+    return await incidents.report(event, now)
 
 
-@routes.post("/{incident_id}/triage", summary="Triage: harm, causality, expectedness")
-async def triage(incident_id: UUID, body: TriageBody, caller: Officer, incidents: Service) -> dict:
+@routes.post("/{incident_id}/triage", response_model=Incident, summary="Triage: harm, causality, expectedness")
+async def triage(incident_id: UUID, body: TriageBody, caller: Officer, incidents: Service) -> Incident:
     return await _run(incidents, incident_id, Triage(by=caller.person, role=caller.role, **body.model_dump()))
 
 
-@routes.post("/{incident_id}/reportability", summary="Decide whether the incident is reportable, and start its clocks")
-async def reportability(incident_id: UUID, body: DecisionBody, caller: Officer, incidents: Service) -> dict:
+@routes.post(
+    "/{incident_id}/reportability",
+    response_model=Incident,
+    summary="Decide whether the incident is reportable, and start its clocks",
+)
+async def reportability(incident_id: UUID, body: DecisionBody, caller: Officer, incidents: Service) -> Incident:
     command = DecideReportability(by=caller.person, role=caller.role, **body.model_dump())
     return await _run(incidents, incident_id, command)
 
 
-@routes.post("/{incident_id}/reports", summary="Record a report submitted to a regulator")
-async def submit(incident_id: UUID, body: ReportBody, caller: Officer, incidents: Service) -> dict:
+@routes.post("/{incident_id}/reports", response_model=Incident, summary="Record a report submitted to a regulator")
+async def submit(incident_id: UUID, body: ReportBody, caller: Officer, incidents: Service) -> Incident:
     return await _run(incidents, incident_id, SubmitReport(by=caller.person, role=caller.role, **body.model_dump()))
 
 
-@routes.post("/{incident_id}/close", summary="Close the incident")
-async def close(incident_id: UUID, body: CloseBody, caller: Officer, incidents: Service) -> dict:
+@routes.post("/{incident_id}/close", response_model=Incident, summary="Close the incident")
+async def close(incident_id: UUID, body: CloseBody, caller: Officer, incidents: Service) -> Incident:
     return await _run(incidents, incident_id, Close(by=caller.person, role=caller.role, **body.model_dump()))
 
 
-@routes.get("", summary="Incidents, the most urgent first")
-async def list_incidents(_: Reader, incidents: Service, status: str | None = None) -> list[dict]:
-    rows = await incidents.list(status)
-    return [{k: v for k, v in row.items() if k != "state"} for row in rows]
+@routes.get("", response_model=list[InboxEntry], summary="Incidents, the most urgent first")
+async def list_incidents(_: Reader, incidents: Service, status: str | None = None) -> list[InboxEntry]:
+    return await incidents.list(status)
 
 
-@routes.get("/{incident_id}", summary="An incident, now or as Vigil knew it at `as_of`")
-async def read(incident_id: UUID, caller: Reader, incidents: Service, as_of: AwareDatetime | None = None) -> dict:
+@routes.get("/{incident_id}", response_model=Incident, summary="An incident, now or as Vigil knew it at `as_of`")
+async def read(incident_id: UUID, caller: Reader, incidents: Service, as_of: AwareDatetime | None = None) -> Incident:
     state = await incidents.state(incident_id, as_of)
     await incidents.viewed(incident_id, caller.person, caller.role, as_of, datetime.now(UTC))
-    return state.model_dump(mode="json")
+    return state
 
 
-@routes.get("/{incident_id}/report", summary="An EU MIR or FDA 3500A-aligned report, as JSON or PDF")
+class ReportDocument(RootModel[MirReport | Fda3500aReport]):
+    """The report as JSON (`render=json`): an EU MIR or an FDA 3500A-aligned report."""
+
+
+@routes.get(
+    "/{incident_id}/report",
+    summary="An EU MIR or FDA 3500A-aligned report, as JSON or PDF",
+    response_model=None,
+    responses={200: {"model": ReportDocument, "content": {"application/pdf": {}}}},
+)
 async def report(
     incident_id: UUID,
     caller: Reader,

@@ -12,7 +12,9 @@ from pydantic import BaseModel
 
 from services.api.auth import Caller, require
 from services.models import ModelService
-from vigil.performance import attributes_of
+from vigil.guidelines import GuidelineAudit
+from vigil.oversight import ModelOversightReport
+from vigil.performance import ModelPerformance, attributes_of
 
 routes = APIRouter(prefix="/v1/models", tags=["models"])
 guideline_routes = APIRouter(prefix="/v1/guidelines", tags=["models"])
@@ -85,6 +87,7 @@ def window_days(window: str) -> int | None:
 
 @routes.get(
     "/{model_id}/performance",
+    response_model=ModelPerformance,
     summary="Subgroup performance with 95% intervals and the policy's verdict per row",
     description="Every recorded outcome joined to its inference. `by` names the subgroup attributes "
     "(their intersection when several); rows for everyone are always included.",
@@ -98,7 +101,7 @@ async def performance(
     by: Annotated[str, Query(description="comma-separated attributes, e.g. sex,age_band")] = "",
     window: Annotated[str, Query(description="'30d' (rolling days) or 'all' (since release)")] = "30d",
     version: Annotated[str | None, Query(description="one model version; all versions when absent")] = None,
-) -> dict:
+) -> ModelPerformance:
     attributes = attributes_of(by)
     if len(attributes) > 3:
         raise HTTPException(422, f"at most 3 attributes in `by`, got {len(attributes)}")
@@ -109,6 +112,7 @@ async def performance(
 
 @routes.get(
     "/{model_id}/oversight",
+    response_model=ModelOversightReport,
     summary="Human oversight: outputs reviewed in time, acted on before review, autonomous, overridden",
     description="Every recorded inference of the window with its first recorded review, for everyone and "
     "each group of `by` (`deployment` or a subgroup attribute), with 95% intervals and the policy's findings.",
@@ -122,7 +126,7 @@ async def oversight(
     by: Annotated[str, Query(description="one attribute: deployment, site, sex, ...")] = "",
     window: Annotated[str, Query(description="'7d' (rolling days) or 'all' (since release)")] = "7d",
     version: Annotated[str | None, Query(description="one model version; all versions when absent")] = None,
-) -> dict:
+) -> ModelOversightReport:
     if len(attributes := attributes_of(by)) > 1:
         raise HTTPException(422, f"oversight is grouped by one attribute at a time, got {', '.join(attributes)}")
     return await models.oversight(
@@ -132,6 +136,7 @@ async def oversight(
 
 @guideline_routes.get(
     "/{guideline_id}/audit",
+    response_model=GuidelineAudit,
     summary="Recommendations to re-review after a guideline change, per affected model",
     description="For every registered model whose use case the latest GuidelineChanged of this id names: the "
     "recommendations made in the lookback before it took effect that have no outcome yet, and those made since "
@@ -143,7 +148,7 @@ async def audit_guideline(
     models: Annotated[ModelService, Depends(service)],
     _: Annotated[Caller, Depends(require("safety_officer", "auditor"))],
     lookback: Annotated[str, Query(description="days before the change to look back, e.g. '30d'")] = "30d",
-) -> dict:
+) -> GuidelineAudit:
     days = window_days(lookback)
     if days is None:
         raise HTTPException(422, "lookback must be like '30d'")

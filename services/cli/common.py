@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, NoReturn, get_args
 
 import typer
+from pydantic import BaseModel
 
 from services.progress import console
 from vigil.events import Harm, ReportType, RiskClass
@@ -120,6 +121,11 @@ def incident_service(run):
     from services.incidents import IncidentService
 
     return with_service(IncidentService, run)
+
+
+def print_json(result: BaseModel) -> None:
+    """What `--json` prints: the document the API answers for the same query."""
+    print(result.model_dump_json(indent=2))
 
 
 def read_table(path: Path):

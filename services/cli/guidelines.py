@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -10,10 +9,7 @@ import typer
 from rich.console import Console
 
 from services.cli.app import app
-from services.cli.common import (
-    domain_errors,
-    with_engine,
-)
+from services.cli.common import domain_errors, print_json, with_engine
 
 guideline_app = typer.Typer(help="Clinical guideline changes: which recommendations need a second look.",
                             no_args_is_help=True)  # fmt: skip
@@ -34,10 +30,10 @@ def guideline_audit_command(
     with domain_errors():
         result = with_engine(lambda engine: guideline_audit(engine, guideline_id, lookback))
     if cases is not None:
-        write_cases(cases, result["cases"])
+        write_cases(cases, result.cases)
     if as_json:
-        print(json.dumps(result, indent=2))
+        print_json(result)
         return
     print_audit(Console(), result)
     if cases is not None:
-        Console().print(f"{len(result['cases'])} recommendations to re-review written to {cases}")
+        Console().print(f"{len(result.cases)} recommendations to re-review written to {cases}")

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from services.cli.app import app
-from services.cli.common import (
-    ask_model,
-)
+from services.cli.common import ask_model, print_json
 
 oversight_app = typer.Typer(help="Human oversight: reviews in time, before action, no autonomous actions.",
                             no_args_is_help=True)  # fmt: skip
@@ -34,10 +31,10 @@ def oversight_show(
         lambda engine, policy, now: oversight(engine, policy, model, version, by.strip() or None, window or None, now)
     )
     if as_json:
-        print(json.dumps(result, indent=2))
+        print_json(result)
         return
     span = f"last {window} days" if window else "since release"
     print_oversight(
         Console(), result, f"{model} {version or '(all versions)'}: oversight, {span} "
-        f"(reviews due within {result['review_within_minutes']} min)",
+        f"(reviews due within {result.review_within_minutes} min)",
     )  # fmt: skip

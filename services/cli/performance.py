@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +13,7 @@ from services.cli.common import (
     RiskClassChoice,
     ask_model,
     domain_errors,
+    print_json,
     read_table,
 )
 from services.progress import console
@@ -40,13 +40,11 @@ def performance_show(
         lambda engine, policy, now: performance(engine, policy, model, version, attributes_of(by), window or None, now)
     )
     if as_json:
-        print(json.dumps(result, indent=2))
+        print_json(result)
         return
     span = f"last {window} days" if window else "since release"
-    print_performance(
-        Console(), result, f"{model} {version or '(all versions)'}: {result['outcomes']} outcomes, {span}"
-    )
-    Console().print(f"outcomes without a recorded inference: {result['outcomes_without_inference']}")
+    print_performance(Console(), result, f"{model} {version or '(all versions)'}: {result.outcomes} outcomes, {span}")
+    Console().print(f"outcomes without a recorded inference: {result.outcomes_without_inference}")
 
 
 @performance_app.command("compute")
@@ -61,7 +59,7 @@ def performance_compute(
 ) -> None:
     """Validate a model on your own population before go-live: the same core as the live monitoring."""
     from services.performance_view import print_performance
-    from vigil.performance import attributes_of, pairs_from_files, report, tally
+    from vigil.performance import FilePerformance, attributes_of, pairs_from_files, report, tally
     from vigil.policy import load_policy
 
     attributes = attributes_of(by)
@@ -72,12 +70,13 @@ def performance_compute(
     if not pairs:
         console.print("[red]no prediction matches an outcome by inference_id[/red]")
         raise typer.Exit(2)
-    result = report(tally(pairs, positive, attributes, len(attributes) or 1), rules) | {"unmatched": unmatched}
+    table = report(tally(pairs, positive, attributes, len(attributes) or 1), rules)
+    result = FilePerformance(**dict(table), unmatched=unmatched)
     if as_json:
-        print(json.dumps(result, indent=2))
+        print_json(result)
         return
     print_performance(Console(), result, f"Performance on {len(pairs)} outcomes (risk class {risk_class.value})")
     Console().print(
-        f"unmatched: {unmatched['predictions_without_outcome']} predictions without outcome, "
-        f"{unmatched['outcomes_without_prediction']} outcomes without prediction"
+        f"unmatched: {unmatched.predictions_without_outcome} predictions without outcome, "
+        f"{unmatched.outcomes_without_prediction} outcomes without prediction"
     )

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.demo.incidents import wait_for
 from services.guidelines_view import print_audit, write_cases
 from services.recorder.store import EventStore
+from vigil.guidelines import GuidelineAudit
 from vigil_runtime.settings import Settings
 
 GUIDELINE = "triage-protocol-2026-2"
@@ -43,9 +44,9 @@ async def guideline_change(
     ) as api:
         answer = await api.get(f"/v1/guidelines/{GUIDELINE}/audit", params={"lookback": "30d"})
         answer.raise_for_status()
-    result = answer.json()
+    result = GuidelineAudit.model_validate(answer.json())
     print_audit(console, result)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"guideline-{GUIDELINE}-cases.csv"
-    write_cases(path, result["cases"])
+    write_cases(path, result.cases)
     return path

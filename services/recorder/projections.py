@@ -7,6 +7,7 @@ it and get the same table.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -14,24 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.recorder.tables import incidents
 from vigil.events import INCIDENT_EVENTS, Event
-from vigil.incidents import Incident, evolve
+from vigil.incidents import Incident, evolve, summary_of
 
 
-def incident_row(state: Incident, last_seq: int) -> dict:
-    harm = state.triage.harm if state.triage else state.reported_harm
-    return {
+def incident_row(state: Incident, last_seq: int) -> dict[str, Any]:
+    summary = summary_of(state).model_dump()
+    return summary | {
         "incident_id": str(state.incident_id),
-        "model_id": state.model_id,
-        "model_version": state.model_version,
-        "status": state.status,
-        "source": state.source,
-        "country": state.country,
-        "aware_at": state.aware_at,
-        "harm": harm,
-        "reportable": state.reportable,
-        "next_due_at": state.next_due_at(),
-        "overdue": state.overdue(),
-        "version": state.version,
         "last_seq": last_seq,
         "state": state.model_dump(mode="json"),
     }

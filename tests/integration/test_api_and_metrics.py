@@ -69,6 +69,26 @@ def test_openapi_documents_ingest_and_every_event_schema(pipeline: Pipeline) -> 
         assert name in schemas
 
 
+def test_openapi_describes_the_answer_of_every_route(pipeline: Pipeline) -> None:
+    spec = httpx.get(pipeline.api_url + "/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+
+    def described(schema: dict) -> bool:
+        """A schema that says something: a reference to a component that has properties, or an array of one."""
+        if "$ref" in schema:
+            return described(schemas[schema["$ref"].rsplit("/", 1)[-1]])
+        if schema.get("type") == "array":
+            return described(schema["items"])
+        return bool(schema.get("properties") or schema.get("oneOf") or schema.get("anyOf"))
+
+    routes = [(path, method, op) for path, ops in spec["paths"].items() for method, op in ops.items()]
+    assert len(routes) >= 12
+    for path, method, op in routes:
+        ok = next(answer for code, answer in op["responses"].items() if code.startswith("2"))
+        schema = ok.get("content", {}).get("application/json", {}).get("schema", {})
+        assert described(schema), f"{method.upper()} {path} does not describe its answer: {schema}"
+
+
 async def test_every_component_exposes_its_metrics(pipeline: Pipeline, db) -> None:
     s = pipeline.settings
     post(pipeline, hospital_events(5, seed=610))

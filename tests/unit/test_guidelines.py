@@ -49,21 +49,26 @@ def test_open_recommendations_before_and_unrevalidated_ones_since_are_to_be_revi
     result = audit(
         GUIDELINE, MODELS, releases, [*before, too_old, *since_old, since_new, imaging], {before[2].event_id}, 30
     )
-    [row] = result["models"]
-    assert (row["model_id"], row[OPEN], row[UNREVALIDATED], row["revalidated_versions"]) == (
+    [row] = result.models
+    assert (
+        row.model_id,
+        row.open_under_old_guideline,
+        row.made_since_by_unrevalidated_version,
+        row.revalidated_versions,
+    ) == (
         "ed-triage",
         2,
         2,
         ["1.6.0"],
     )
-    assert row["labels"] == {"non_urgent": 3, "urgent": 1}
-    reviewed = {c["inference_id"]: c["reason"] for c in result["cases"]}
+    assert row.labels == {"non_urgent": 3, "urgent": 1}
+    reviewed = {c.inference_id: c.reason for c in result.cases}
     assert reviewed == {
         str(before[0].event_id): OPEN, str(before[1].event_id): OPEN,
         str(since_old[0].event_id): UNREVALIDATED, str(since_old[1].event_id): UNREVALIDATED,
     }  # fmt: skip
-    assert [c["occurred_at"] for c in result["cases"]] == sorted(c["occurred_at"] for c in result["cases"])
-    assert result["verdict"] == [
+    assert [c.occurred_at for c in result.cases] == sorted(c.occurred_at for c in result.cases)
+    assert result.verdict == [
         "ed-triage: 2 recommendations made under the old guideline are still open; 2 made since it took effect "
         "by a version released before it (release a revalidated version)"
     ]
@@ -72,8 +77,8 @@ def test_open_recommendations_before_and_unrevalidated_ones_since_are_to_be_revi
 def test_a_guideline_naming_no_deployed_use_case_asks_for_nothing() -> None:
     other = GUIDELINE.model_copy(update={"affected_use_cases": ["dermatology"]})
     result = audit(other, MODELS, [], [inference("ed-triage", "1.5.0", -1)], set(), 30)
-    assert result["models"] == [] and result["cases"] == []
-    assert result["verdict"] == ["no recommendation needs a second look"]
+    assert result.models == [] and result.cases == []
+    assert result.verdict == ["no recommendation needs a second look"]
 
 
 def test_a_warning_goes_to_each_model_the_guideline_concerns_once() -> None:

@@ -128,12 +128,12 @@ def test_the_store_query_counts_as_the_stream_does(rows: list[Case]) -> None:
     assert sum((t for g, t in tallies.items() if g != "everyone"), Tally()).outputs == len(rows)
     assert not pending
     result = report(tallies, pending, POLICY, "since release")
-    everyone = result["rows"][0]
-    assert everyone["group"] == "everyone"
+    everyone = result.rows[0]
+    assert everyone.group == "everyone"
     if streamed.due:
         low, high = proportion_confint(streamed.in_time, streamed.due, alpha=0.05, method="wilson")
-        assert everyone["coverage"] == streamed.in_time / streamed.due
-        assert everyone["coverage_ci"] == pytest.approx([low, high], abs=1e-9)
+        assert everyone.coverage == streamed.in_time / streamed.due
+        assert everyone.coverage_ci == pytest.approx((low, high), abs=1e-9)
 
 
 def test_outputs_still_within_their_review_time_are_pending_not_unreviewed() -> None:
@@ -141,7 +141,7 @@ def test_outputs_still_within_their_review_time_are_pending_not_unreviewed() -> 
     tallies, pending = tallies_of(made, [], POLICY, T0 + timedelta(minutes=60))
     assert (tallies["everyone"].unreviewed, pending["everyone"]) == (1, 1)
     result = report(tallies, pending, POLICY.model_copy(update={"min_due": 1}), "7 days")
-    assert result["verdict"] == [
+    assert result.verdict == [
         "review_coverage: 0.0% of 1 outputs due for review were reviewed in time (below 99.0%; 1 late or never, 7 days)"
     ]
 
