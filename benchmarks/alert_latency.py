@@ -27,8 +27,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from benchmarks.throughput import report_table
 from benchmarks.worker_throughput import caught_up, ends, preload, record_of, start_worker, stop
 from services.demo.hospital import Hospital, missed_chest_pain
+from vigil.alerts import incident_id_for
 from vigil.events import ALERT_TOPIC
-from vigil.oversight import NAMESPACE
 from vigil_runtime.settings import Settings
 from vigil_runtime.topics import delete_topics
 
@@ -57,7 +57,7 @@ async def _send_at_rate(
                 for event in (inference, outcome):
                     topic, key, value = record_of(event)
                     await producer.send(settings.topic(topic), value, key=key)
-                incident = uuid.uuid5(NAMESPACE, f"missed-escalation/{inference['event_id']}")
+                incident = incident_id_for("missed_escalation", inference["event_id"])
                 probes[outcome["event_id"]] = (str(incident), time.time())
             await asyncio.sleep(0.005)
         await producer.flush()
@@ -96,7 +96,9 @@ async def measure(rate: int, seconds: float) -> tuple[list[float], list[float]]:
         worker = start_worker(settings, home)
         try:
             await caught_up(settings, worker, await ends(settings))  # running, the registry read
-            done, read, alerted = asyncio.Event(), {}, {}
+            done = asyncio.Event()
+            read: dict[str, float] = {}
+            alerted: dict[str, float] = {}
             readers = [
                 asyncio.create_task(_arrivals(settings, "outcome.v1", lambda v: v.get("event_id"), read, done)),
                 asyncio.create_task(

@@ -26,7 +26,7 @@ inputs = app.topic(*settings.topics(INPUT_TOPICS), value_serializer="raw", key_s
 
 @app.agent(inputs)
 async def read(stream: faust.StreamT) -> None:
-    async for batch in stream.take_events(2000, within=1.0):
+    async for batch in stream.take_events(2000, within=1.0):  # type: ignore[attr-defined]  # not in its hints
         for record in batch:
             json.loads(record.message.value)
 

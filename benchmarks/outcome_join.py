@@ -33,7 +33,8 @@ TRIAGE = ModelRegistered(event_id="00000000-0000-4000-8000-000000000001", occurr
 
 def events(pairs: int) -> tuple[list[bytes], list[bytes]]:
     hospital = Hospital(seed=3, start=datetime(2026, 6, 1, tzinfo=UTC))
-    inferences, outcomes = {}, []
+    inferences: dict[str, bytes] = {}
+    outcomes: list[bytes] = []
     for event in hospital.stream(pairs * 4):
         if event.get("model_id") != "ed-triage":
             continue

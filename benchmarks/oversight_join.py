@@ -33,7 +33,8 @@ ENTRY_HEAD = 80  # the entry's side, model and partition around the compact outp
 def events(reviews: int) -> tuple[list[bytes], list[bytes]]:
     """ED-triage inferences and their reviews (some of the demo's rural outputs have none)."""
     hospital = Hospital(seed=3, start=datetime(2026, 6, 1, tzinfo=UTC))
-    inferences, seen = [], []
+    inferences: list[bytes] = []
+    seen: list[bytes] = []
     for event in hospital.stream(reviews * 4):
         if event.get("model_id") != "ed-triage" or len(seen) == reviews:
             continue

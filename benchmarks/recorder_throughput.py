@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import typer
@@ -101,11 +102,13 @@ async def append_alone(settings: Settings, events: list[Event]) -> float:
     return took
 
 
-def bench_database(**settings: str) -> Settings:
+def bench_database(**settings: Any) -> Settings:
     """Settings on the benchmarks' own database, which the stack script creates if need be."""
     subprocess.run(["bash", str(ROOT / "deploy/local/stack.sh"), "up", "postgres"], check=True,
                    env={**os.environ, "VIGIL_PG_EXTRA_DBS": DATABASE}, stdout=subprocess.DEVNULL)  # fmt: skip
-    return Settings(database_url=Settings().database_url.rsplit("/", 1)[0] + f"/{DATABASE}", **settings)
+    return Settings.model_validate(
+        {"database_url": Settings().database_url.rsplit("/", 1)[0] + f"/{DATABASE}", **settings}
+    )
 
 
 def main(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.console import Console
 from rich.table import Table
 
@@ -33,8 +35,8 @@ def report_throughput(
     return ratio
 
 
-def report_table(section: str, title: str, intro: str, columns: list[str], rows: list[tuple[str, ...]],
-                 summary: tuple[str, ...] | None = None, note: str = "") -> None:  # fmt: skip
+def report_table(section: str, title: str, intro: str, columns: list[str], rows: Sequence[Sequence[str]],
+                 summary: Sequence[str] | None = None, note: str = "") -> None:  # fmt: skip
     """Prints `rows` under `columns` (and a bold `summary` row, and a `note`) and writes them,
     between `intro` and `note`, as the section `section` of BENCHMARKS.md."""
     table = Table(title=title)

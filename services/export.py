@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from rich.progress import TaskID
 from sqlalchemy import BigInteger, Float, func, select
@@ -111,20 +112,23 @@ async def write_export(
         ["occurred_at", "event_type", "model_id", "model_version", "detail", "event_id"],
     )
     _csv(folder / "incidents.csv", incident_rows, list(incident_rows[0]) if incident_rows else ["incident_id"])
-    performance_reports, oversight_reports = {}, {}
+    performance_reports: dict[str, dict[str, Any]] = {}
+    oversight_reports: dict[str, dict[str, Any]] = {}
     emitting = sorted(m for m in by_model if m != "(none)" and "InferenceMade" in by_model[m])
     for done, model_id in enumerate(emitting):
         progress("performance and oversight per model", done, len(emitting))
         try:
-            performance_reports[model_id] = await performance(engine, policy, model_id, None, [], None, end)
+            found = await performance(engine, policy, model_id, None, [], None, end)
+            performance_reports[model_id] = found.model_dump(mode="json")
             # As of now: an output of a period still running may yet be reviewed in time.
-            oversight_reports[model_id] = await oversight(
+            reviewed = await oversight(
                 engine, policy, model_id, None, "deployment", period.days, min(end, now), until=end
             )
+            oversight_reports[model_id] = reviewed.model_dump(mode="json")
         except UnknownModel as error:  # its inferences are in events.jsonl; its label set is unknown
             performance_reports[model_id] = oversight_reports[model_id] = {"unregistered": str(error)}
     progress("performance and oversight per model", len(emitting), len(emitting))
-    (folder / "performance.json").write_text(json.dumps(performance_reports, indent=2, default=str) + "\n")
+    (folder / "performance.json").write_text(json.dumps(performance_reports, indent=2) + "\n")
     (folder / "oversight.json").write_text(json.dumps(oversight_reports, indent=2) + "\n")
     footprints = {}
     for model_id, n, reported, wh, tokens_in, tokens_out in sorted(usage):  # PostgreSQL sums bigints as numeric

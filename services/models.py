@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 
 import pandas as pd
@@ -20,7 +21,7 @@ from vigil.guidelines import GuidelineAudit
 from vigil.incidents import InvalidInput
 from vigil.oversight import ModelOversightReport, tallies_of
 from vigil.oversight import report as oversight_report
-from vigil.performance import Capped, ModelPerformance, positive_labels, report, tally
+from vigil.performance import Capped, ModelPerformance, Pair, positive_labels, report, tally
 from vigil.performance_monitor import pair_of, refused
 from vigil.policy import Policy
 
@@ -122,11 +123,14 @@ async def performance(
     over the last `window_days` or since release."""
     async with engine.connect() as conn:
         model = await _registered(conn, model_id)
-        rows = (await conn.execute(_joined(model_id, version, window_days and now - timedelta(days=window_days)))).all()
+        since = now - timedelta(days=window_days) if window_days else None
+        rows = (await conn.execute(_joined(model_id, version, since))).all()
         unmatched = (await conn.execute(_unmatched(model_id))).scalar_one()
     settings = policy.for_model(model_id).performance
     capped = Capped(settings.max_values)
-    pairs, counted, attributes = [], set(), set()
+    pairs: list[Pair] = []
+    counted: set[uuid.UUID] = set()
+    attributes: set[str] = set()
     for inference_body, outcome_body in rows:
         outcome = OutcomeObserved.model_validate_json(outcome_body)
         # As the worker does: the first outcome that fits the model counts.

@@ -14,12 +14,12 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 import faust
 import faust.streams as faust_streams
 import structlog
-from faust.types import TP, Message
+from faust.types import TP, Message, TableT
 from pydantic import BaseModel
 
 from vigil.events import (
@@ -76,7 +76,7 @@ class ChangelogInBatches(faust.Table):
 _unsent: dict[tuple[ChangelogInBatches, int | None, Any], Any] = {}
 
 
-async def send_changelogs(*tables: faust.Table) -> None:
+async def send_changelogs(*tables: TableT) -> None:
     """Sends the table changes made since the last call (of these tables only, if named), then
     waits until they and every event sent meanwhile are delivered. Called before records are
     acknowledged: Faust's commit does not flush the producer, so without the wait a crash just after
@@ -89,7 +89,7 @@ async def send_changelogs(*tables: faust.Table) -> None:
         del _unsent[where]
         table, partition, key = where
         sent = await app.producer.send(table.changelog_topic.get_topic_name(), key, value, partition, None, None)
-        sent.add_done_callback(functools.partial(_persisted, table))
+        cast(asyncio.Future, sent).add_done_callback(functools.partial(_persisted, table))  # what send returns
     await app.producer.flush()
 
 
@@ -185,7 +185,7 @@ async def process(stream: faust.StreamT) -> None:
     dead letter with its reason), then every concern takes the batch's records it needs, in order.
     Batches of up to 2,000 records or half a second (what bounds the latency of an alert, P2 in
     BENCHMARKS.md), so that a concern writes each table key once per batch."""
-    async for batch in stream.take_events(2000, within=0.5):
+    async for batch in stream.take_events(2000, within=0.5):  # type: ignore[attr-defined]  # not in its hints
         items = [admitted(record) for record in await _in_order(batch)]
         for item in items:
             if not item.is_tick:
@@ -336,7 +336,7 @@ async def tick_everywhere(**news: str) -> None:
 
 
 def news_of(tick: Item, name: str) -> str | None:
-    return json.loads(tick.message.value).get(name)
+    return json.loads(tick.message.value or b"{}").get(name)
 
 
 outputs = {
@@ -392,7 +392,7 @@ def due_index() -> DueIndex[bytes]:
     return index
 
 
-@app.on_partitions_revoked.connect
+@app.on_partitions_revoked.connect  # type: ignore[arg-type]  # its hint omits the signal's arguments
 async def _forget_revoked(sender: faust.App, revoked: set[TP], **_: Any) -> None:
     # What another worker may change while it owns them; refilled from the table on the first tick.
     for index in _indexes:
@@ -400,7 +400,7 @@ async def _forget_revoked(sender: faust.App, revoked: set[TP], **_: Any) -> None
     reading.revoke(revoked)
 
 
-@app.on_partitions_assigned.connect
+@app.on_partitions_assigned.connect  # type: ignore[arg-type]  # its hint omits the signal's arguments
 async def _continue_assigned(sender: faust.App, assigned: set[TP], **_: Any) -> None:
     reading.assign(assigned)
 
@@ -408,7 +408,7 @@ async def _continue_assigned(sender: faust.App, assigned: set[TP], **_: Any) -> 
 _decoded_values: dict[tuple[str, bytes], tuple[bytes, Any]] = {}
 
 
-def cached(table: faust.Table, key: bytes, decode_value: Callable[[bytes], T]) -> T | None:
+def cached(table: TableT, key: bytes, decode_value: Callable[[bytes], T]) -> T | None:
     """A table value decoded once, while the stored bytes stay the same object: for values read on
     every event or batch that seldom change (a registration, a reference, the days of a rolling
     window but its latest). The caller must not modify what it gets."""
@@ -423,7 +423,7 @@ def cached(table: faust.Table, key: bytes, decode_value: Callable[[bytes], T]) -
 
 
 async def send_dead_letter(
-    why: Rejected, topic: str, partition: int, offset: int, raw: bytes, agent: str | None = None
+    why: Rejected, topic: str, partition: int, offset: int, raw: bytes | None, agent: str | None = None
 ) -> None:
     letter = dead_letter(why, topic, partition, offset, raw, datetime.now(UTC), agent)
     await deadletters.send(key=topic.encode(), value=letter.model_dump_json().encode())

@@ -45,7 +45,7 @@ async def run_clocks() -> None:
             states.append(state)
             for event in clock_events(state, now):
                 await emit(event)
-                await emit(clock_alert(event, state.model_id))  # type: ignore[arg-type]
+                await emit(clock_alert(event, state.model_id))
                 log.info("worker.clock", incident_id=str(state.incident_id), event_type=event.event_type)
         except Exception:
             PROCESSING_ERRORS.labels("run_clocks", SURVEILLANCE_TOPIC).inc()

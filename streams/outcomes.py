@@ -138,10 +138,10 @@ async def join_outcomes(items: list[Item]) -> None:
         performance_days[key] = encode_day(day)
     if batch.released:  # the counts of released pairs before their release
         await send_changelogs(performance_days)
-    for model_id, pairs in batch.parked.items():
+    for model_id, waiting in batch.parked.items():
         writing_for(batch.last_of[model_id].record)
-        if pairs.pairs:
-            parked[model_id.encode()] = pairs
+        if waiting.pairs:
+            parked[model_id.encode()] = waiting
         else:
             parked.pop(model_id.encode())
     for (model_id, version), state in batch.states.items():

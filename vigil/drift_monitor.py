@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
+from vigil.alerts import alert_for
 from vigil.drift import DatasetDrift, DriftInputError, FeatureDrift, drifted, kind_of
 from vigil.drift_windows import MAX_FEATURES, Profile, Window, profiles_of, score, to_record
 from vigil.events import AlertRaised, DriftDetected, DriftReferenceSet, DriftResolved, InferenceMade
@@ -234,20 +235,16 @@ def drift_alert(event: DriftDetected | DriftResolved) -> AlertRaised:
     dataset = event.feature == DATASET
     what = "the share of drifted features" if dataset else f"feature {event.feature!r}"
     verb = "no longer drifts" if isinstance(event, DriftResolved) else "drifted"
-    return AlertRaised(
-        event_id=uuid.uuid5(NAMESPACE, f"alert/{event.event_id}"),
-        occurred_at=event.occurred_at,
-        alert_name="DatasetDrift" if dataset else "FeatureDrift",
-        severity="critical" if dataset else "warning",
+    return alert_for(
+        event,
+        "DatasetDrift" if dataset else "FeatureDrift",
+        "critical" if dataset else "warning",
+        f"{event.model_id} {event.model_version}: {what} {verb} in window {event.window} "
+        f"({event.method} {event.score:.4g}, threshold {event.threshold:g}, "
+        f"{event.current_size} vs {event.reference_size} reference values)",
         model_id=event.model_id,
         model_version=event.model_version,
-        summary=(
-            f"{event.model_id} {event.model_version}: {what} {verb} in window {event.window} "
-            f"({event.method} {event.score:.4g}, threshold {event.threshold:g}, "
-            f"{event.current_size} vs {event.reference_size} reference values)"
-        ),
         labels={"feature": event.feature, "method": event.method},
-        caused_by=event.event_id,
         resolved=isinstance(event, DriftResolved),
     )
 

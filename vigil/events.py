@@ -208,12 +208,15 @@ class Actor(Record):
     role: Text
 
 
+CandidateSource = Literal["threshold_breach", "missed_escalation", "trend"]
+
+
 class IncidentCandidateRaised(Event):
     event_type: Literal["IncidentCandidateRaised"] = "IncidentCandidateRaised"
     incident_id: UUID
     model_id: Text
     model_version: Text
-    source: Literal["threshold_breach", "missed_escalation", "trend"]
+    source: CandidateSource
     summary: LongText
     inference_ids: list[UUID] = Field(default_factory=list, max_length=1000)
     country: CountryCode

@@ -18,6 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from vigil.alerts import alert_for
 from vigil.events import (
     AlertRaised,
     GuidelineChanged,
@@ -26,8 +27,6 @@ from vigil.events import (
     ModelVersionReleased,
     RiskClass,
 )
-
-NAMESPACE = uuid.UUID("5b2e8c14-7a3f-4d61-9e05-c8d4f1a7b392")
 
 
 def affected(guideline: GuidelineChanged, models: Iterable[ModelRegistered]) -> list[ModelRegistered]:
@@ -38,19 +37,16 @@ def guideline_alert(guideline: GuidelineChanged, model: ModelRegistered) -> Aler
     """A warning for a registered model whose use case the guideline names: run the audit."""
     if model.use_case not in guideline.affected_use_cases:
         return None
-    return AlertRaised(
-        event_id=uuid.uuid5(NAMESPACE, f"{guideline.event_id}/{model.model_id}"),
-        occurred_at=guideline.occurred_at,
-        alert_name="GuidelineChanged",
-        severity="warning",
+    return alert_for(
+        guideline,
+        "GuidelineChanged",
+        "warning",
+        f"Guideline {guideline.guideline_id} ({guideline.title}), effective {guideline.effective_at:%Y-%m-%d}, "
+        f"concerns {model.model_id}'s use case {model.use_case}: `vigil guideline audit {guideline.guideline_id}` "
+        "lists the recommendations to re-review",
         model_id=model.model_id,
-        summary=(
-            f"Guideline {guideline.guideline_id} ({guideline.title}), effective {guideline.effective_at:%Y-%m-%d}, "
-            f"concerns {model.model_id}'s use case {model.use_case}: `vigil guideline audit {guideline.guideline_id}` "
-            "lists the recommendations to re-review"
-        ),
         labels={"guideline_id": guideline.guideline_id},
-        caused_by=guideline.event_id,
+        about=model.model_id,
     )
 
 

@@ -20,6 +20,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, Field
 
+from vigil.alerts import alert_for
 from vigil.events import (
     AlertRaised,
     Causality,
@@ -388,9 +389,10 @@ def fold(events: Iterable[Event]) -> Incident | None:
     return state
 
 
-def clock_events(state: Incident, now: datetime, due_soon: timedelta = DUE_SOON) -> list[Event]:
+def clock_events(state: Incident, now: datetime, due_soon: timedelta = DUE_SOON) -> list[ReportDueSoon | ReportOverdue]:
     """ReportDueSoon / ReportOverdue for open clocks that have not been flagged yet."""
-    out: list[Event] = []
+    out: list[ReportDueSoon | ReportOverdue] = []
+    cls: type[ReportDueSoon] | type[ReportOverdue]
     for clock in state.open_clocks():
         if now >= clock.due_at:
             kind, cls = "overdue", ReportOverdue
@@ -421,18 +423,14 @@ def clock_flag(regime: str, kind: str, due_at: datetime) -> str:
 
 def clock_alert(event: ReportDueSoon | ReportOverdue, model_id: str) -> AlertRaised:
     overdue = isinstance(event, ReportOverdue)
-    return AlertRaised(
-        event_id=uuid.uuid5(NAMESPACE, f"alert/{event.event_id}"),
-        occurred_at=event.occurred_at,
-        alert_name="IncidentReportOverdue" if overdue else "IncidentReportDueSoon",
-        severity="critical" if overdue else "warning",
+    return alert_for(
+        event,
+        "IncidentReportOverdue" if overdue else "IncidentReportDueSoon",
+        "critical" if overdue else "warning",
+        f"{event.regime} report for incident {event.incident_id} "
+        f"{'is overdue' if overdue else 'is due soon'} ({event.category}, due {event.due_at.isoformat()})",
         model_id=model_id,
-        summary=(
-            f"{event.regime} report for incident {event.incident_id} "
-            f"{'is overdue' if overdue else 'is due soon'} ({event.category}, due {event.due_at.isoformat()})"
-        ),
         labels={"incident_id": str(event.incident_id), "regime": event.regime},
-        caused_by=event.event_id,
     )
 
 

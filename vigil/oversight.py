@@ -22,6 +22,7 @@ from typing import NamedTuple
 from pydantic import BaseModel, Field
 from scipy import stats
 
+from vigil.alerts import alert_for, incident_candidate
 from vigil.events import (
     AlertRaised,
     IncidentCandidateRaised,
@@ -37,7 +38,6 @@ from vigil.policy import OversightPolicy
 from vigil.rolling import RollingState
 
 NAMESPACE = uuid.UUID("0c3d5a7e-2b4f-4e1a-9d8c-6f5b3a2e1d40")
-UNKNOWN_COUNTRY = "ZZ"  # ISO 3166 user-assigned: no regime applies until someone says where
 EXAMPLES = 20  # inference ids a tally keeps per kind, for the audit trail of a violation
 OVERRIDES = ("overridden", "rejected")
 COUNTS = ("outputs", "in_time", "late", "unreviewed", "acted_before_review", "autonomous")
@@ -328,18 +328,16 @@ def oversight_alert(event: OversightSignal) -> AlertRaised:
     # Acting without a clinician is the harm oversight exists to prevent; thin coverage and
     # frequent overrides are warnings that it may be happening.
     severity = "critical" if event.kind in ("acted_before_review", "autonomous_action") else "warning"
-    return AlertRaised(
-        event_id=uuid.uuid5(NAMESPACE, f"alert/{event.event_id}"),
-        occurred_at=event.occurred_at,
-        alert_name="OversightViolation",
-        severity=severity,
+    ended = isinstance(event, OversightRestored)
+    return alert_for(
+        event,
+        "OversightViolation",
+        severity,
+        f"{event.model_id} {event.model_version}: {describe(event, f'{event.window_days} days', ended)}",
         model_id=event.model_id,
         model_version=event.model_version,
-        summary=f"{event.model_id} {event.model_version}: "
-        f"{describe(event, f'{event.window_days} days', isinstance(event, OversightRestored))}",
         labels={"kind": event.kind},
-        caused_by=event.event_id,
-        resolved=isinstance(event, OversightRestored),
+        resolved=ended,
     )
 
 
@@ -481,31 +479,26 @@ def missed_escalation(
     """An emergency the bot did not escalate becomes an incident candidate and a critical alert."""
     if not (needs_escalation_watch(inference) and outcome.emergency):
         return None
-    incident_id = uuid.uuid5(NAMESPACE, f"missed-escalation/{inference.event_id}")
-    candidate = IncidentCandidateRaised(
-        event_id=uuid.uuid5(NAMESPACE, f"candidate/{incident_id}"),
+    candidate = incident_candidate(
+        "missed_escalation",
+        inference.event_id,
         occurred_at=outcome.occurred_at,
-        incident_id=incident_id,
         model_id=inference.model_id,
         model_version=inference.model_version,
-        source="missed_escalation",
         summary=(
             f"A patient-facing output of {inference.model_id} {inference.model_version} at "
             f"{inference.deployment} was not escalated, but the follow-up ({outcome.source}) found an emergency."
         ),
+        country=inference.country,
         inference_ids=[inference.event_id],
-        country=inference.country or UNKNOWN_COUNTRY,
-        aware_at=outcome.occurred_at,
     )
-    alert = AlertRaised(
-        event_id=uuid.uuid5(NAMESPACE, f"alert/{incident_id}"),
-        occurred_at=outcome.occurred_at,
-        alert_name="EscalationMissed",
-        severity="critical",
+    alert = alert_for(
+        candidate,
+        "EscalationMissed",
+        "critical",
+        f"Emergency not escalated by {inference.model_id}; incident candidate {candidate.incident_id} awaits triage",
         model_id=inference.model_id,
         model_version=inference.model_version,
-        summary=f"Emergency not escalated by {inference.model_id}; incident candidate {incident_id} awaits triage",
-        labels={"incident_id": str(incident_id)},
-        caused_by=candidate.event_id,
+        labels={"incident_id": str(candidate.incident_id)},
     )
     return candidate, alert

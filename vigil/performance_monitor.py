@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from pydantic import Field
 
+from vigil.alerts import alert_for, incident_candidate
 from vigil.events import (
     AlertRaised,
     DisparityDetected,
@@ -26,12 +27,12 @@ from vigil.events import (
     ModelRegistered,
     OutcomeObserved,
     Resources,
+    Severity,
     SubgroupEstimate,
     ThresholdBreached,
     ThresholdRestored,
 )
 from vigil.join import Position, takes
-from vigil.oversight import UNKNOWN_COUNTRY
 from vigil.performance import (
     Breach,
     Capped,
@@ -268,7 +269,8 @@ def performance_alert(event: Signal) -> AlertRaised:
             f"(95% CI {event.estimate.ci_low:.3f}-{event.estimate.ci_high:.3f}, {event.estimate.trials} outcomes, "
             f"{event.window_days} days)"
         )
-        name, severity = "SafetyThresholdBreached", "critical" if event.level == "confirmed" else "warning"
+        severity: Severity = "critical" if event.level == "confirmed" else "warning"
+        name = "SafetyThresholdBreached"
         labels = {"metric": event.metric, "label": event.label, "subgroup": where, "level": event.level}
     else:
         ended = isinstance(event, DisparityResolved)
@@ -282,38 +284,27 @@ def performance_alert(event: Signal) -> AlertRaised:
         )
         name, severity = "EquityDisparity", "critical" if event.significant else "warning"
         labels = {"metric": event.metric, "label": event.label, "attributes": ",".join(event.attributes)}
-    return AlertRaised(
-        event_id=uuid.uuid5(NAMESPACE, f"alert/{event.event_id}"),
-        occurred_at=event.occurred_at,
-        alert_name=name,
-        severity=severity,  # type: ignore[arg-type]
-        model_id=event.model_id,
-        model_version=event.model_version,
-        summary=summary,
-        labels=labels,
-        caused_by=event.event_id,
+    return alert_for(
+        event, name, severity, summary, model_id=event.model_id, model_version=event.model_version, labels=labels,
         resolved=ended,
-    )
+    )  # fmt: skip
 
 
 def breach_candidate(event: ThresholdBreached, model: ModelRegistered) -> IncidentCandidateRaised | None:
     """A confirmed breach on a high-risk model is proposed as an incident for triage."""
     if model.risk_class != "high" or event.level != "confirmed" or isinstance(event, ThresholdRestored):
         return None
-    incident_id = uuid.uuid5(NAMESPACE, f"breach-incident/{event.event_id}")
     where = name_of(tuple(event.estimate.subgroup.items()))
-    return IncidentCandidateRaised(
-        event_id=uuid.uuid5(NAMESPACE, f"candidate/{incident_id}"),
+    return incident_candidate(
+        "threshold_breach",
+        event.event_id,
         occurred_at=event.occurred_at,
-        incident_id=incident_id,
         model_id=event.model_id,
         model_version=event.model_version,
-        source="threshold_breach",
         summary=(
             f"Confirmed breach of the safety threshold: {event.metric} for {event.label!r} in {where} is "
             f"{event.estimate.value:.3f} (95% CI {event.estimate.ci_low:.3f}-{event.estimate.ci_high:.3f}), "
             f"below {event.threshold:g} over {event.window_days} days."
         ),
-        country=model.countries[0] if model.countries else UNKNOWN_COUNTRY,
-        aware_at=event.occurred_at,
+        country=model.countries[0] if model.countries else None,
     )

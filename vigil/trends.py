@@ -17,7 +17,8 @@ from datetime import date, datetime, timedelta
 
 from scipy.stats import binomtest
 
-from vigil.events import AlertRaised, Event, TrendDetected
+from vigil.alerts import alert_for
+from vigil.events import Event, TrendDetected
 
 METHOD = "conditional Poisson rate-ratio test (exact binomial, one-sided)"
 
@@ -80,17 +81,13 @@ def trend_events(model_id: str, moments: Iterable[datetime], now: datetime) -> l
         p_value=trend.p_value,
         method=METHOD,
     )
-    alert = AlertRaised(
-        event_id=uuid.uuid5(NAMESPACE, f"alert/{detected.event_id}"),
-        occurred_at=now,
-        alert_name="IncidentTrendDetected",
-        severity="warning",
+    alert = alert_for(
+        detected,
+        "IncidentTrendDetected",
+        "warning",
+        f"{trend.count} non-serious incidents in the week of {trend.week_start} against {trend.expected:.1f} "
+        f"a week before (p={trend.p_value:.2g}): an MDR Art. 88 trend report may be due",
         model_id=model_id,
-        summary=(
-            f"{trend.count} non-serious incidents in the week of {trend.week_start} against {trend.expected:.1f} "
-            f"a week before (p={trend.p_value:.2g}): an MDR Art. 88 trend report may be due"
-        ),
         labels={"kind": "trend"},
-        caused_by=detected.event_id,
     )
     return [detected, alert]

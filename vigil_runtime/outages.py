@@ -78,7 +78,7 @@ async def waiting_out(
     async def attempt() -> T:  # a coroutine function: tenacity runs a plain callable without awaiting it
         return await call()
 
-    result = await retrying(attempt)
+    result: T = await retrying(attempt)
     gauge.set(1)
     if started:
         log.warning(f"{component}.{dependency}_back", down_seconds=round(time.monotonic() - started[0], 1))

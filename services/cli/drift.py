@@ -39,7 +39,7 @@ def drift_compare(
 
     chosen = method.value if method else None
     with domain_errors():
-        result = dataset_drift(read_table(reference), read_table(current), chosen, drift_share=drift_share)  # type: ignore[arg-type]
+        result = dataset_drift(read_table(reference), read_table(current), chosen, drift_share=drift_share)
     if as_json:
         print(json.dumps(result.as_dict(), indent=2))
         return

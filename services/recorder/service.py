@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -149,7 +150,7 @@ class Recorder:
         total = AppendResult()
         for item in items:
             try:
-                total.add(await self._wait_out("postgres", lambda item=item: write(item)))
+                total.add(await self._wait_out("postgres", functools.partial(write, item)))
             except Exception as error:
                 if is_outage(error):
                     raise

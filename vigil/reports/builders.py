@@ -6,6 +6,7 @@ of FDA Form 3500A. Patients appear only as counts and harm categories: Vigil hol
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Literal
 
@@ -174,4 +175,5 @@ def build_fda_3500a(
     )
 
 
-REPORT_FORMATS = {"mir": build_mir, "fda-3500a": build_fda_3500a}
+ReportBuilder = Callable[[Incident, ModelCard, ReportType, str, datetime], MirReport | Fda3500aReport]
+REPORT_FORMATS: dict[str, ReportBuilder] = {"mir": build_mir, "fda-3500a": build_fda_3500a}
