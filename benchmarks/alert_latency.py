@@ -26,9 +26,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from benchmarks.throughput import report_table
 from benchmarks.worker_throughput import caught_up, ends, preload, record_of, start_worker, stop
-from services.demo.hospital import Hospital, missed_chest_pain
 from vigil.alerts import incident_id_for
 from vigil.events import ALERT_TOPIC
+from vigil_hospital import Hospital, missed_chest_pain
 from vigil_runtime.settings import Settings
 from vigil_runtime.topics import delete_topics
 

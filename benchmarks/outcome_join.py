@@ -21,11 +21,11 @@ import pandas as pd
 import typer
 
 from benchmarks.drift import _write_section
-from services.demo.hospital import MODELS, Hospital
 from vigil.events import InferenceMade, ModelRegistered, OutcomeObserved
 from vigil.performance_monitor import Bucket, add_pairs, pair_of, waiting_form
 from vigil.policy import PerformancePolicy
 from vigil.validation import canonical_json
+from vigil_hospital import MODELS, Hospital
 
 TRIAGE = ModelRegistered(event_id="00000000-0000-4000-8000-000000000001", occurred_at=datetime.now(UTC),
                          **next(m for m in MODELS if m["model_id"] == "ed-triage"))  # fmt: skip

@@ -21,11 +21,11 @@ import typer
 
 from benchmarks.drift import _write_section
 from benchmarks.outcome_join import median_time
-from services.demo.hospital import Hospital
 from vigil.events import InferenceMade, ReviewRecorded
 from vigil.oversight import Awaiting, Tally, awaiting, count_inference, count_review
 from vigil.policy import OversightPolicy
 from vigil.validation import canonical_json
+from vigil_hospital import Hospital
 
 ENTRY_HEAD = 80  # the entry's side, model and partition around the compact output
 

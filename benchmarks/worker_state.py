@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaProducer
 
 from benchmarks.throughput import report_table
 from benchmarks.worker_throughput import caught_up, ends, preload, record_of, start_worker, stop
-from services.demo.hospital import Hospital
+from vigil_hospital import Hospital
 from vigil_runtime.settings import Settings
 from vigil_runtime.topics import delete_topics
 

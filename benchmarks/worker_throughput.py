@@ -25,8 +25,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from benchmarks.throughput import report_throughput
-from services.demo.hospital import Hospital
 from vigil.events import INPUT_TOPICS, TOPIC_OF
+from vigil_hospital import Hospital
 from vigil_runtime.settings import Settings
 from vigil_runtime.topics import delete_topics, ensure_topics, partitions_of
 

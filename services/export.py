@@ -18,10 +18,10 @@ from services.models import UnknownModel, oversight, performance
 from services.progress import progress_bar
 from services.recorder.store import EventStore
 from services.recorder.tables import dead_letters, events, incidents
+from services.rendering.quarterly_pdf import render_quarterly_pdf
 from vigil.export import SIGNALS, Period, counts_by_model, signal_row
-from vigil.footprint import footprint
+from vigil.footprint import Footprint, footprint
 from vigil.policy import Policy
-from vigil.reports.quarterly import render_quarterly_pdf
 from vigil_runtime.database import engine_for
 from vigil_runtime.settings import Settings
 
@@ -130,11 +130,12 @@ async def write_export(
     progress("performance and oversight per model", len(emitting), len(emitting))
     (folder / "performance.json").write_text(json.dumps(performance_reports, indent=2) + "\n")
     (folder / "oversight.json").write_text(json.dumps(oversight_reports, indent=2) + "\n")
-    footprints = {}
+    footprints: dict[str, Footprint] = {}
     for model_id, n, reported, wh, tokens_in, tokens_out in sorted(usage):  # PostgreSQL sums bigints as numeric
         grid = policy.for_model(model_id).footprint.grid_g_co2e_per_kwh
         footprints[model_id] = footprint(n, reported, float(wh), int(tokens_in), int(tokens_out), grid)
-    (folder / "footprint.json").write_text(json.dumps(footprints, indent=2) + "\n")
+    measured = {model_id: f.model_dump(mode="json") for model_id, f in footprints.items()}
+    (folder / "footprint.json").write_text(json.dumps(measured, indent=2) + "\n")
     generated_at = now.isoformat()
     chain = {"verified": checked, "head_seq": head.seq if head else 0, "head_hash": head.hash if head else ""}
     pdf = render_quarterly_pdf(

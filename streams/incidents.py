@@ -27,7 +27,7 @@ async def _track_incident(item: Item) -> None:
     event = item.event
     if not isinstance(event, INCIDENT_EVENTS):
         return
-    key = str(event.incident_id).encode()  # type: ignore[attr-defined]
+    key = str(event.incident_id).encode()
     stored = incident_table.get(key)
     state = evolve(Incident.model_validate_json(stored) if stored else None, event)
     if state is not None:

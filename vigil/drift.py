@@ -21,7 +21,7 @@ import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -63,7 +63,7 @@ class DatasetDrift:
     drift_share: float
     dataset_drift: bool
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "features": [
                 {k: getattr(f, k) for k in ("name", "kind", "method", "score", "threshold", "drifted")}
@@ -89,8 +89,8 @@ def method_for(kind: Kind, reference_size: int, few_values: bool = False) -> Met
 
 
 def _finite(series: pd.Series) -> np.ndarray:
-    values = series.to_numpy(dtype=float, na_value=np.nan)
-    return values[np.isfinite(values)]
+    values: np.ndarray = series.to_numpy(dtype=float, na_value=np.nan)  # pandas has no hints here
+    return np.asarray(values[np.isfinite(values)])
 
 
 def _more_distinct_than(values: np.ndarray, k: int) -> bool:
@@ -208,7 +208,8 @@ def ks_statistic(u: np.ndarray, v: np.ndarray, bins: int | None = None) -> float
         if bins == 1:
             return np.zeros(len(x), dtype=np.intp)
         # Divided, not multiplied by bins / span, which overflows for a span of subnormal numbers.
-        return np.minimum(((x - low) / span * bins).astype(np.intp), bins - 1)
+        scaled: np.ndarray = (x - low) / span * bins  # `low` and `span` come from pandas, unhinted
+        return np.minimum(scaled.astype(np.intp), bins - 1)
 
     in_u, in_v = bin_of(u), bin_of(v)
     count_u, count_v = np.bincount(in_u, minlength=bins), np.bincount(in_v, minlength=bins)

@@ -258,7 +258,7 @@ def reference_event(
         occurred_at=at,
         model_id=model_id,
         model_version=version,
-        source=source,  # type: ignore[arg-type]
+        source=source,
         source_name=source_name,
         profiles=[to_record(p) for p in profiles],
     )

@@ -21,7 +21,7 @@ import base64
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from datasketches import kll_floats_sketch
@@ -122,7 +122,7 @@ class Window:
             self.mismatched + other.mismatched,
         )
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "counts": self.counts.tolist(),
             "n": self.n,
@@ -132,7 +132,7 @@ class Window:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> Window:
+    def from_dict(cls, data: Mapping[str, Any]) -> Window:
         return cls(
             np.asarray(data["counts"], dtype=np.int64),
             _unb64(data.get("sketch")),
@@ -185,7 +185,7 @@ def profiles_of(
     Beyond `max_features` (the most often present ones are kept), features are not profiled, which
     bounds the state and the metric labels a model can cause.
     """
-    columns: dict[str, list] = {}
+    columns: dict[str, list[Any]] = {}
     for row in rows:
         for name, value in row.items():
             columns.setdefault(name, []).append(value)
@@ -244,7 +244,9 @@ def ks_statistic(profile: Profile, window: Window) -> tuple[float, float]:
     the normalised rank errors of the sketches that compacted (one that holds every value is
     exact) plus the 0.001 level spacing of the exact statistic.
     """
-    ref, cur = profile.reference.sketch, window.sketch  # type: ignore[union-attr]
+    assert profile.reference is not None, "numeric features carry a reference window"
+    ref, cur = profile.reference.sketch, window.sketch
+    assert ref is not None and cur is not None, "numeric features carry sketches"
     points = np.unique(np.concatenate([ref.get_quantiles(LEVELS), cur.get_quantiles(LEVELS)]))
     d = float(np.max(np.abs(np.array(ref.get_cdf(points)[:-1]) - np.array(cur.get_cdf(points)[:-1]))))
     return d, _rank_error(ref) + _rank_error(cur) + 0.001
@@ -262,7 +264,9 @@ def wasserstein_estimate(profile: Profile, window: Window) -> tuple[float, float
     so the estimate is within (error_ref + error_cur + 0.002) × (max - min) / std of the exact
     distance.
     """
-    ref, cur = profile.reference.sketch, window.sketch  # type: ignore[union-attr]
+    assert profile.reference is not None, "numeric features carry a reference window"
+    ref, cur = profile.reference.sketch, window.sketch
+    assert ref is not None and cur is not None, "numeric features carry sketches"
     points = np.unique(np.concatenate([ref.get_quantiles(LEVELS), cur.get_quantiles(LEVELS)]))
     gap = np.abs(np.array(ref.get_cdf(points)[:-1]) - np.array(cur.get_cdf(points)[:-1]))
     norm = max(profile.std, 0.001)

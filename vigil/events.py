@@ -8,12 +8,12 @@ emitters in other languages.
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 LongText = Annotated[str, Field(max_length=10_000)]
@@ -32,6 +32,8 @@ class Event(Record):
     event_id: UUID
     schema_version: Literal[1] = SCHEMA_VERSION
     occurred_at: AwareDatetime
+    if TYPE_CHECKING:  # each event type declares its own, as a Literal field with its name
+        event_type: str
 
 
 # --- what deployed models emit -----------------------------------------------------------------
@@ -406,7 +408,7 @@ class OversightRestored(OversightViolation):
     violation_event_id: UUID
 
 
-INCIDENT_EVENTS: tuple[type[Event], ...] = (
+INCIDENT_EVENTS = (
     IncidentReported,
     IncidentCandidateRaised,
     IncidentTriaged,

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 SIGNALS = (
     "DriftDetected", "DriftResolved", "ThresholdBreached", "ThresholdRestored", "DisparityDetected",
@@ -69,7 +70,7 @@ def span(start: datetime, end: datetime) -> Period:
     return Period(name, start, end, quarterly=False)
 
 
-def signal_row(event: dict) -> dict[str, str]:
+def signal_row(event: Mapping[str, Any]) -> dict[str, str]:
     """One line of signals.csv: when, what, which model, and the figures that matter."""
     detail = {
         "DriftDetected": lambda e: (
@@ -108,13 +109,13 @@ def signal_row(event: dict) -> dict[str, str]:
     }
 
 
-def _subgroup(subgroup: dict) -> str:
+def _subgroup(subgroup: Mapping[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in subgroup.items()) or "everyone"
 
 
-def counts_by_model(rows: Iterable[tuple[str | None, str]]) -> dict[str, Counter]:
+def counts_by_model(rows: Iterable[tuple[str | None, str]]) -> dict[str, Counter[str]]:
     """(model_id, event_type) rows -> per model, events per type."""
-    out: dict[str, Counter] = {}
+    out: dict[str, Counter[str]] = {}
     for model_id, event_type in rows:
         out.setdefault(model_id or "(none)", Counter())[event_type] += 1
     return out

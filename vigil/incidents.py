@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 from uuid import UUID
 
 from pydantic import AwareDatetime, Field
@@ -255,9 +255,7 @@ def decide(state: Incident | None, command: Command, now: datetime) -> list[Even
             return [ReportabilityDecided(**common, **actor, reportable=reportable, clocks=clocks, rationale=rationale)]
         case SubmitReport(regime=regime, report_type=report_type, reference=reference):
             _check_report(state, regime, report_type)
-            return [
-                ReportSubmitted(**common, **actor, regime=regime, report_type=report_type, reference=reference)  # type: ignore[arg-type]
-            ]
+            return [ReportSubmitted(**common, **actor, regime=regime, report_type=report_type, reference=reference)]
         case Close(rationale=rationale):
             if state.status == "assessed" and state.reportable:
                 raise InvalidTransition("a reportable incident closes after its final report; allowed: SubmitReport")
@@ -283,7 +281,7 @@ def _check_report(state: Incident, regime: str, report_type: str) -> None:
 
 def _history(event: Event, summary: str) -> HistoryEntry:
     return HistoryEntry(
-        event_type=event.event_type,  # type: ignore[attr-defined]
+        event_type=event.event_type,
         event_id=event.event_id,
         occurred_at=event.occurred_at,
         by=getattr(event, "by", None),
@@ -376,7 +374,7 @@ def evolve(state: Incident | None, event: Event) -> Incident | None:
     return state
 
 
-def _step(state: Incident, event: Event, summary: str, update: dict) -> Incident:
+def _step(state: Incident, event: Event, summary: str, update: dict[str, Any]) -> Incident:
     return state.model_copy(
         update={**update, "history": [*state.history, _history(event, summary)], "version": state.version + 1}
     )

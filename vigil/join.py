@@ -173,7 +173,9 @@ class Parked(BaseModel, Generic[L, R]):
     def park(self, met: Met[L, R], now: datetime) -> None:
         """Parks a pair once: the record that completed it may be read again after a crash."""
         if all(pair.at != met.at for pair in self.pairs):
-            pair = ParkedPair(left=met.left, right=met.right, right_from=met.right_from, at=met.at, since=now)
+            pair: ParkedPair[L, R] = ParkedPair(
+                left=met.left, right=met.right, right_from=met.right_from, at=met.at, since=now
+            )
             self.pairs.append(pair)
 
     def overstayed(self, now: datetime, grace: timedelta) -> list[ParkedPair[L, R]]:

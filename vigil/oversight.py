@@ -32,6 +32,7 @@ from vigil.events import (
     OversightRestored,
     OversightViolation,
     ReviewRecorded,
+    Severity,
 )
 from vigil.join import Position, takes
 from vigil.policy import OversightPolicy
@@ -327,7 +328,7 @@ def describe(finding: Finding | OversightViolation, span: str, ended: bool = Fal
 def oversight_alert(event: OversightSignal) -> AlertRaised:
     # Acting without a clinician is the harm oversight exists to prevent; thin coverage and
     # frequent overrides are warnings that it may be happening.
-    severity = "critical" if event.kind in ("acted_before_review", "autonomous_action") else "warning"
+    severity: Severity = "critical" if event.kind in ("acted_before_review", "autonomous_action") else "warning"
     ended = isinstance(event, OversightRestored)
     return alert_for(
         event,
@@ -362,8 +363,8 @@ def tallies_of(
     each inference with its first review. An output due for review without one counts as never
     reviewed once `now` is past its deadline and the grace, and as pending before that."""
     first: dict[uuid.UUID, ReviewRecorded] = {}
-    for review in reviews:
-        first.setdefault(review.inference_id, review)
+    for seen in reviews:
+        first.setdefault(seen.inference_id, seen)
     wait = timedelta(minutes=policy.review_within_minutes + policy.grace_minutes)
     tallies: dict[str, Tally] = {EVERYONE: Tally()}
     pending: Counter[str] = Counter()

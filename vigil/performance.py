@@ -232,7 +232,7 @@ def assess(table: Mapping[tuple[str, Subgroup], Counts], rules: Rules) -> tuple[
         if not judged(counts, rules) or (found := estimate(subgroup, counts, rules)) is None:
             continue
         if rules.threshold is not None and found.value < rules.threshold:
-            level = "confirmed" if found.high < rules.threshold else "warning"
+            level: Literal["warning", "confirmed"] = "confirmed" if found.high < rules.threshold else "warning"
             breaches.append(Breach(label, rules.metric, rules.threshold, found, level))
         if subgroup:
             families.setdefault((label, tuple(name for name, _ in subgroup)), []).append(found)

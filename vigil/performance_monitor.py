@@ -14,6 +14,7 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import Field
 
@@ -243,7 +244,7 @@ def _judged_estimates(key: str, table: Mapping[tuple[str, Subgroup], Counts], ru
 
 
 def _ended(
-    key: str, raised: uuid.UUID, members: list[Estimate], rules: Rules, event_id: uuid.UUID, common: dict
+    key: str, raised: uuid.UUID, members: list[Estimate], rules: Rules, event_id: uuid.UUID, common: dict[str, Any]
 ) -> Signal:
     label, metric = key.split("/")[1:3]
     best, worst = max(members, key=lambda e: e.value), min(members, key=lambda e: e.value)

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from vigil.events import EVENT_TYPES, DeadLetter
 from vigil.reports.builders import Fda3500aReport, MirReport
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     schemas = {}
-    models = {**EVENT_TYPES, "DeadLetter": DeadLetter, "MirReport": MirReport, "Fda3500aReport": Fda3500aReport}
+    models: dict[str, type[BaseModel]] = {
+        **EVENT_TYPES,
+        "DeadLetter": DeadLetter,
+        "MirReport": MirReport,
+        "Fda3500aReport": Fda3500aReport,
+    }
     for name, cls in models.items():
         schema = cls.model_json_schema(mode="validation")
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

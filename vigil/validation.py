@@ -75,8 +75,7 @@ def parse(
     if not isinstance(obj, dict):
         raise Rejected(f"an event must be a JSON object, got {type(obj).__name__}", "not_an_object")
     event_type = obj.get("event_type")
-    cls = accepted.get(event_type) if isinstance(event_type, str) else None
-    if cls is None:
+    if not isinstance(event_type, str) or (cls := accepted.get(event_type)) is None:
         known = ", ".join(sorted(accepted))
         if isinstance(event_type, str) and event_type in EVENT_TYPES:  # one of Vigil's own: the worker states it
             raise Rejected(f"{event_type} is derived by Vigil, not sent; send one of: {known}", "unknown_type",
@@ -210,7 +209,7 @@ class Outgoing(NamedTuple):
 
 def outgoing(event: Event) -> Outgoing:
     """The one way an event is written to Kafka, by the API, the services and the worker alike."""
-    return Outgoing(TOPIC_OF[event.event_type], partition_key(event), canonical_json(event).encode())  # type: ignore[attr-defined]
+    return Outgoing(TOPIC_OF[event.event_type], partition_key(event), canonical_json(event).encode())
 
 
 DEAD_LETTER_NAMESPACE = uuid.UUID("6f1c0de5-5a1e-4c2b-9a57-7d3c1f0e0b11")
@@ -239,7 +238,7 @@ def dead_letter(
             DEAD_LETTER_NAMESPACE, f"{topic}/{partition}/{offset}" + (f"/{agent}" if agent else "")
         ),
         reason=rejected.reason,
-        reason_kind=rejected.kind,  # type: ignore[arg-type]
+        reason_kind=rejected.kind,
         path=rejected.path,
         source_topic=topic,
         source_partition=partition,

@@ -11,10 +11,10 @@ from pydantic import AwareDatetime, BaseModel, RootModel, ValidationError
 
 from services.api.auth import Caller, require
 from services.incidents import InboxEntry, IncidentService
+from services.rendering.incident_pdf import render_pdf
 from vigil.events import Causality, CountryCode, Harm, IncidentReported, LongText, RegimeName, ReportType, Text
 from vigil.incidents import Close, Command, DecideReportability, Incident, SubmitReport, Triage
 from vigil.reports.builders import Fda3500aReport, MirReport
-from vigil.reports.pdf import render_pdf
 
 routes = APIRouter(prefix="/v1/incidents", tags=["incidents"])
 

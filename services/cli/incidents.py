@@ -144,7 +144,7 @@ def incident_report(
     """Write an EU MIR or FDA 3500A-aligned report for an incident as JSON or PDF."""
     from uuid import UUID
 
-    from vigil.reports.pdf import render_pdf
+    from services.rendering.incident_pdf import render_pdf
 
     format, report_type = format.value, report_type.value
 

@@ -11,12 +11,12 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.demo.hospital import VERSIONS
 from services.demo.incidents import wait_for
 from services.models import performance
 from services.performance_view import print_performance
 from services.recorder.tables import events
 from vigil.policy import load_policy
+from vigil_hospital import VERSIONS
 from vigil_runtime.settings import Settings
 
 MODEL = "ed-triage"

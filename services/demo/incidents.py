@@ -13,9 +13,9 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.demo.hospital import Hospital, missed_chest_pain
 from services.recorder.tables import incidents
 from vigil.incidents import latest_awareness_overdue
+from vigil_hospital import Hospital, missed_chest_pain
 from vigil_runtime.settings import Settings
 
 

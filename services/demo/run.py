@@ -17,7 +17,6 @@ from vigil_sdk import AsyncEmitter
 from services.demo.drift import drift_episode
 from services.demo.equity import equity_finding
 from services.demo.guideline import guideline_change
-from services.demo.hospital import Hospital, malformed_records
 from services.demo.incidents import incident_scenario
 from services.demo.oversight import oversight_episode
 from services.export import run_export
@@ -26,6 +25,7 @@ from services.recorder.store import EventStore
 from services.recorder.tables import dead_letters, events
 from vigil.export import span
 from vigil.policy import load_policy
+from vigil_hospital import Hospital, malformed_records
 from vigil_runtime.database import engine_for
 from vigil_runtime.settings import Settings
 

@@ -32,7 +32,7 @@ async def project_incidents(conn: AsyncConnection, stored: Iterable[tuple[int, E
     for seq, event in stored:
         if not isinstance(event, INCIDENT_EVENTS):
             continue
-        key = str(event.incident_id)  # type: ignore[attr-defined]
+        key = str(event.incident_id)
         if key not in touched:
             row = (await conn.execute(select(incidents.c.state).where(incidents.c.incident_id == key))).first()
             touched[key] = (Incident.model_validate(row.state) if row else None, 0)

@@ -27,7 +27,8 @@ async def replay_incidents(engine: AsyncEngine, on_progress: Callable[[int, int]
         result = await conn.stream(select(events.c.seq, events.c.body).where(where).order_by(events.c.seq))
         async for seq, body in result:
             event = parse(json.loads(body))
-            key = str(event.incident_id)  # type: ignore[attr-defined]
+            assert isinstance(event, INCIDENT_EVENTS)  # what the query selects
+            key = str(event.incident_id)
             states[key] = (evolve(states.get(key, (None, 0))[0], event), seq)
             done += 1
             if on_progress and (done % 200 == 0 or done == total):

@@ -137,7 +137,7 @@ class EventStore:
             seq += 1
             digest = link(prev, item.body)
             event = item.event
-            rows.append((seq, event.event_id, event.event_type, event.schema_version,  # type: ignore[attr-defined]
+            rows.append((seq, event.event_id, event.event_type, event.schema_version,
                          getattr(event, "model_id", None), event.occurred_at, item.topic, item.partition, item.offset,
                          item.body, prev, digest))  # fmt: skip
             prev = digest

@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.demo.hospital import Hospital
 from services.recorder.store import EventStore
 from services.recorder.tables import dead_letters
+from vigil_hospital import Hospital
 
 
 def hospital_events(n: int, seed: int) -> list[dict[str, Any]]:

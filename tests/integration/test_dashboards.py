@@ -18,13 +18,13 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
 
-from services.demo.hospital import Hospital, missed_chest_pain
 from tests.conftest import RUN, TOKENS, Pipeline
 from tests.integration.helpers import hospital_events, wait_until
 from tests.integration.test_drift import shift_stream
 from tests.integration.test_oversight import NOBODY
 from tests.integration.test_oversight import day as oversight_day
 from vigil.incidents import latest_awareness_overdue
+from vigil_hospital import Hospital, missed_chest_pain
 
 pytestmark = pytest.mark.integration
 

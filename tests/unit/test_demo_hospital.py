@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from services.demo.hospital import Hospital
+from vigil_hospital import Hospital
 
 VARYING = ("event_id", "occurred_at", "inference_id", "observed_at", "reviewed_at", "released_at")
 

@@ -1,5 +1,6 @@
 """The layout holds: what every process shares (vigil_runtime) and the worker (streams) do not
-import the services, and the shared runtime does not import the worker either."""
+import the services, the shared runtime does not import the worker either, and the core and the
+synthetic hospital import none of them, nor what draws files."""
 
 import ast
 from pathlib import Path
@@ -20,8 +21,13 @@ def imported(package: str) -> set[tuple[str, str]]:
     return found
 
 
+CORE_FORBIDS = ("services", "streams", "vigil_runtime", "faust", "sqlalchemy", "reportlab", "matplotlib")
+
+
 @pytest.mark.parametrize(("package", "forbidden"), [("streams", ("services",)),
-                                                    ("vigil_runtime", ("services", "streams"))])  # fmt: skip
+                                                    ("vigil_runtime", ("services", "streams")),
+                                                    ("vigil", CORE_FORBIDS),
+                                                    ("vigil_hospital", (*CORE_FORBIDS, "vigil"))])  # fmt: skip
 def test_a_package_imports_nothing_from_the_layers_above_it(package: str, forbidden: tuple[str, ...]) -> None:
     wrong = sorted((where, name) for where, name in imported(package) if name.split(".")[0] in forbidden)
     assert wrong == []

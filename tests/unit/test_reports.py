@@ -6,11 +6,11 @@ from pathlib import Path
 
 import jsonschema
 
+from services.rendering.incident_pdf import render_pdf
 from tests.unit.test_incidents import OFFICER, SERIOUS, run
 from vigil.incidents import DecideReportability, SubmitReport
 from vigil.reports.builders import build_fda_3500a, build_mir
 from vigil.reports.models import ModelCard
-from vigil.reports.pdf import render_pdf
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 3, 7, tzinfo=UTC)

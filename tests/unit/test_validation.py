@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.demo.hospital import Hospital
 from vigil.events import TOPIC_OF
 from vigil.validation import (
     MAX_EVENT_BYTES,
@@ -21,6 +20,7 @@ from vigil.validation import (
     parse,
     surely_bounded,
 )
+from vigil_hospital import Hospital
 
 NOW = datetime(2026, 3, 6, 10, 0, tzinfo=UTC)
 

@@ -29,13 +29,13 @@ TABLE = TableStyle(
 )
 
 
-def _cell(value: Any) -> Paragraph:
+def cell(value: Any) -> Paragraph:
     text = ", ".join(map(str, value)) if isinstance(value, list) else ("—" if value is None else str(value))
     return Paragraph(text.replace("&", "&amp;").replace("<", "&lt;"), STYLES["BodyText"])
 
 
 def _section(title: str, fields: dict[str, Any]) -> list[Any]:
-    rows = [[_cell(k.replace("_", " ")), _cell(v)] for k, v in fields.items()]
+    rows = [[cell(k.replace("_", " ")), cell(v)] for k, v in fields.items()]
     table = Table(rows, colWidths=[5 * cm, 12 * cm])
     table.setStyle(TABLE)
     return [Paragraph(title, STYLES["Heading3"]), table]
@@ -45,13 +45,13 @@ def timeline_plot(report: MirReport | Fda3500aReport) -> bytes:
     """Events of the incident against its reporting deadlines."""
     fig, ax = plt.subplots(figsize=(7.5, 2.6), dpi=150)
     times = [h.occurred_at for h in report.timeline]
-    ax.scatter(times, [1] * len(times), color="#1f4e79", zorder=3)
+    ax.scatter(mdates.date2num(times), [1] * len(times), color="#1f4e79", zorder=3)
     for i, h in enumerate(report.timeline):
         ax.annotate(h.event_type, (h.occurred_at, 1), xytext=(0, 8 + 10 * (i % 3)), textcoords="offset points",
                     fontsize=6, rotation=20, ha="left")  # fmt: skip
     for clock in report.clocks:
         color = "#2e7d32" if clock.satisfied else "#c62828"
-        ax.axvline(clock.due_at, color=color, linestyle="--", linewidth=1)
+        ax.axvline(float(mdates.date2num(clock.due_at)), color=color, linestyle="--", linewidth=1)
         ax.annotate(f"{clock.regime} due", (clock.due_at, 0.6), fontsize=6, color=color, rotation=90, ha="right")
     ax.set_yticks([])
     ax.set_ylim(0.4, 1.8)
@@ -93,6 +93,6 @@ def render_pdf(report: MirReport | Fda3500aReport, incident_id: str) -> bytes:
 
 
 def _table(rows: list[list[Any]]) -> Table:
-    table = Table([[_cell(v) for v in row] for row in rows], repeatRows=1)
+    table = Table([[cell(v) for v in row] for row in rows], repeatRows=1)
     table.setStyle(TABLE)
     return table

@@ -14,8 +14,9 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import cm
 from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table
 
+from services.rendering.incident_pdf import STYLES, TABLE, cell
 from vigil.export import Period
-from vigil.reports.pdf import STYLES, TABLE, _cell
+from vigil.footprint import Footprint
 
 
 def signals_chart(signals: list[dict[str, str]]) -> bytes:
@@ -42,7 +43,7 @@ def signals_chart(signals: list[dict[str, str]]) -> bytes:
 
 
 def _table(header: list[str], rows: list[list[object]], widths: list[float]) -> Table:
-    table = Table([[_cell(h) for h in header], *[[_cell(v) for v in row] for row in rows]], colWidths=widths)
+    table = Table([[cell(h) for h in header], *[[cell(v) for v in row] for row in rows]], colWidths=widths)
     table.setStyle(TABLE)
     return table
 
@@ -69,7 +70,7 @@ def render_quarterly_pdf(
     incidents: list[dict[str, object]],
     chain: dict[str, object],
     oversight: dict[str, dict],
-    footprints: dict[str, dict],
+    footprints: dict[str, Footprint],
 ) -> bytes:
     out = io.BytesIO()
     title = (
@@ -116,9 +117,8 @@ def render_quarterly_pdf(
     story.append(_table(header, rows, [2.8 * cm, 1.5 * cm, 2.2 * cm, 2.4 * cm, 2 * cm, 2.1 * cm, 2.1 * cm, 1.9 * cm]))
     story += [Paragraph("Energy and carbon footprint of the period's inferences", STYLES["Heading3"])]
     rows = [
-        [model_id, f["inferences"], "—" if f["energy_reported_share"] is None else f"{f['energy_reported_share']:.0%}",
-         f"{f['energy_kwh']:.3f}", f"{f['grid_g_co2e_per_kwh']:g}", f"{f['co2e_kg']:.3f}", f["tokens_in"],
-         f["tokens_out"]]
+        [model_id, f.inferences, "—" if f.energy_reported_share is None else f"{f.energy_reported_share:.0%}",
+         f"{f.energy_kwh:.3f}", f"{f.grid_g_co2e_per_kwh:g}", f"{f.co2e_kg:.3f}", f.tokens_in, f.tokens_out]
         for model_id, f in sorted(footprints.items())
     ]  # fmt: skip
     header = ["model", "inferences", "energy reported", "kWh", "g CO2e / kWh", "kg CO2e", "tokens in", "tokens out"]
