@@ -28,7 +28,7 @@ from sqlalchemy import text
 
 from benchmarks.throughput import report_table
 from benchmarks.worker_throughput import preload, records
-from services.recorder.store import EventStore, Incoming
+from services.store.event_store import EventStore, Incoming
 from vigil.events import Event
 from vigil.validation import canonical_json, decode
 from vigil_runtime.database import engine_for, migrate

@@ -26,7 +26,7 @@ from sqlalchemy import text
 
 from benchmarks.drift import _write_section
 from benchmarks.recorder_throughput import bench_database, fresh_store
-from services.recorder.replay import INCIDENT_TYPES, replay_incidents
+from services.store.replay import INCIDENT_TYPES, replay_incidents
 from vigil.chain import GENESIS, link
 from vigil_hospital import Hospital
 from vigil_runtime.database import engine_for, migrate

@@ -7,10 +7,9 @@ import asyncio
 import time
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.recorder.tables import events
+from services.store import reads
 from vigil.events import Event
 from vigil.incidents import InvalidInput
 from vigil.validation import outgoing
@@ -27,8 +26,7 @@ class EventService:
 
     async def check_registered(self, model_id: str) -> None:
         async with self.engine.connect() as conn:
-            query = select(events.c.model_id).where(events.c.event_type == "ModelRegistered").distinct()
-            registered = (await conn.execute(query)).scalars().all()
+            registered = await reads.registered(conn)
         if model_id not in registered:
             known = ", ".join(sorted(registered)) or "none yet"
             raise InvalidInput(f"unknown model {model_id!r}; registered models: {known}")
@@ -44,8 +42,7 @@ class EventService:
         deadline = time.monotonic() + self.wait
         async with self.engine.connect() as reader:
             while True:
-                query = select(func.count()).select_from(events).where(events.c.event_id.in_(ids))
-                if (await reader.execute(query)).scalar_one() == len(ids):
+                if await reads.recorded_count(reader, ids) == len(ids):
                     return
                 if time.monotonic() > deadline:
                     raise NotYetRecorded(

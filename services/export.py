@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from rich.progress import TaskID
-from sqlalchemy import BigInteger, Float, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.models import UnknownModel, oversight, performance
 from services.progress import progress_bar
-from services.recorder.store import EventStore
-from services.recorder.tables import dead_letters, events, incidents
 from services.rendering.quarterly_pdf import render_quarterly_pdf
+from services.store import reads
+from services.store.event_store import EventStore
 from vigil.export import SIGNALS, Period, counts_by_model, signal_row
 from vigil.footprint import Footprint, footprint
 from vigil.policy import Policy
@@ -26,6 +25,7 @@ from vigil_runtime.database import engine_for
 from vigil_runtime.settings import Settings
 
 Progress = Callable[[str, int, int | None], None]  # step, done, total
+INCIDENT_COLUMNS = ["incident_id", "model_id", "status", "harm", "reportable", "aware_at", "next_due_at", "overdue"]
 
 
 class ChainBroken(RuntimeError):
@@ -48,18 +48,13 @@ async def write_export(
         raise ChainBroken(f"the event store's chain is broken at {problem}; not exporting")
     progress("verifying the hash chain", checked, total)
 
-    in_quarter = (events.c.occurred_at >= start) & (events.c.occurred_at < end)
     async with engine.connect() as conn:
-        count = (await conn.execute(select(func.count()).select_from(events).where(in_quarter))).scalar_one()
-        head = (await conn.execute(select(events.c.seq, events.c.hash).order_by(events.c.seq.desc()).limit(1))).first()
+        stored = reads.InPeriod(conn, start, end)
+        count = await stored.count()
+        head = await reads.head(conn)
         written = 0
         with open(folder / "events.jsonl", "w", encoding="utf-8") as f:
-            result = await conn.stream(
-                select(events.c.seq, events.c.recorded_at, events.c.prev_hash, events.c.hash, events.c.body)
-                .where(in_quarter)
-                .order_by(events.c.seq)
-            )
-            async for row in result:
+            async for row in stored.chain():
                 line = {"seq": row.seq, "recorded_at": row.recorded_at.isoformat(), "prev_hash": row.prev_hash,
                         "hash": row.hash, "event": json.loads(row.body)}  # fmt: skip
                 f.write(json.dumps(line) + "\n")
@@ -67,51 +62,18 @@ async def write_export(
                 if written % 1000 == 0:
                     progress("writing events", written, count)
         progress("writing events", written, count)
-        signal_bodies = (
-            await conn.execute(
-                select(events.c.body).where(in_quarter, events.c.event_type.in_(SIGNALS)).order_by(events.c.seq)
-            )
-        ).scalars()
-        signals = [signal_row(json.loads(b)) for b in signal_bodies]
-        by_model = counts_by_model(
-            (await conn.execute(select(events.c.model_id, events.c.event_type).where(in_quarter))).all()
-        )
-        incident_rows = [
-            dict(r._mapping)
-            for r in await conn.execute(
-                select(incidents.c.incident_id, incidents.c.model_id, incidents.c.status, incidents.c.harm,
-                       incidents.c.reportable, incidents.c.aware_at, incidents.c.next_due_at, incidents.c.overdue)
-                .where((incidents.c.aware_at >= start) & (incidents.c.aware_at < end))
-                .order_by(incidents.c.aware_at)
-            )
-        ]  # fmt: skip
-        resources = events.c.payload["resources"]
-        energy = resources["energy_wh"].astext.cast(Float)
-        usage = (
-            await conn.execute(
-                select(
-                    events.c.model_id, func.count(), func.count(energy), func.coalesce(func.sum(energy), 0.0),
-                    func.coalesce(func.sum(resources["tokens_in"].astext.cast(BigInteger)), 0),
-                    func.coalesce(func.sum(resources["tokens_out"].astext.cast(BigInteger)), 0),
-                )
-                .where(in_quarter, events.c.event_type == "InferenceMade")
-                .group_by(events.c.model_id)
-            )
-        ).all()  # fmt: skip
-        letters = (
-            await conn.execute(
-                select(dead_letters.c.reason_kind, func.count())
-                .where((dead_letters.c.dead_lettered_at >= start) & (dead_letters.c.dead_lettered_at < end))
-                .group_by(dead_letters.c.reason_kind)
-            )
-        ).all()
+        signals = [signal_row(body) for body in await stored.bodies(SIGNALS)]
+        by_model = counts_by_model(await stored.types_by_model())
+        incident_rows = [i.model_dump(include=set(INCIDENT_COLUMNS)) for i in await stored.incidents()]
+        usage = await stored.usage()
+        letters = await stored.dead_letters()
 
     _csv(
         folder / "signals.csv",
         signals,
         ["occurred_at", "event_type", "model_id", "model_version", "detail", "event_id"],
     )
-    _csv(folder / "incidents.csv", incident_rows, list(incident_rows[0]) if incident_rows else ["incident_id"])
+    _csv(folder / "incidents.csv", incident_rows, INCIDENT_COLUMNS)
     performance_reports: dict[str, dict[str, Any]] = {}
     oversight_reports: dict[str, dict[str, Any]] = {}
     emitting = sorted(m for m in by_model if m != "(none)" and "InferenceMade" in by_model[m])
@@ -131,9 +93,11 @@ async def write_export(
     (folder / "performance.json").write_text(json.dumps(performance_reports, indent=2) + "\n")
     (folder / "oversight.json").write_text(json.dumps(oversight_reports, indent=2) + "\n")
     footprints: dict[str, Footprint] = {}
-    for model_id, n, reported, wh, tokens_in, tokens_out in sorted(usage):  # PostgreSQL sums bigints as numeric
-        grid = policy.for_model(model_id).footprint.grid_g_co2e_per_kwh
-        footprints[model_id] = footprint(n, reported, float(wh), int(tokens_in), int(tokens_out), grid)
+    for used in usage:
+        grid = policy.for_model(used.model_id).footprint.grid_g_co2e_per_kwh
+        footprints[used.model_id] = footprint(
+            used.inferences, used.energy_reported, used.energy_wh, used.tokens_in, used.tokens_out, grid
+        )
     measured = {model_id: f.model_dump(mode="json") for model_id, f in footprints.items()}
     (folder / "footprint.json").write_text(json.dumps(measured, indent=2) + "\n")
     generated_at = now.isoformat()

@@ -6,17 +6,15 @@ import uuid
 from datetime import datetime, timedelta
 
 import pandas as pd
-from sqlalchemy import cast, func, select
-from sqlalchemy.dialects.postgresql import UUID
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.event_service import EventService
 from services.guidelines import guideline_audit
-from services.recorder.tables import events
+from services.store import reads
 from vigil.drift import DriftInputError
 from vigil.drift_monitor import reference_event, rows_of
 from vigil.drift_windows import profiles_of
-from vigil.events import DriftReferenceSet, InferenceMade, ModelRegistered, OutcomeObserved, ReviewRecorded
+from vigil.events import DriftReferenceSet, InferenceMade, ModelRegistered, ReviewRecorded
 from vigil.guidelines import GuidelineAudit
 from vigil.incidents import InvalidInput
 from vigil.oversight import ModelOversightReport, tallies_of
@@ -66,48 +64,11 @@ def check_attributes(by: list[str], recorded: set[str], any_recorded: bool) -> N
         raise InvalidInput(f"no recorded inference of this model has {', '.join(unknown)}; known: {known}")
 
 
-def _joined(model_id: str, version: str | None, since: datetime | None):
-    """Inferences with their outcomes, in the order the outcomes were recorded."""
-    inference, outcome = events.alias("inference"), events.alias("outcome")
-    query = (
-        select(inference.c.body, outcome.c.body)
-        .join(outcome, cast(outcome.c.payload["inference_id"].astext, UUID(as_uuid=False)) == inference.c.event_id)
-        .where(outcome.c.event_type == "OutcomeObserved", inference.c.event_type == "InferenceMade")
-        .where(inference.c.model_id == model_id)
-        .order_by(outcome.c.seq)
-    )
-    if version is not None:
-        query = query.where(inference.c.payload["model_version"].astext == version)
-    if since is not None:
-        query = query.where(inference.c.occurred_at >= since)
-    return query
-
-
-def _unmatched(model_id: str):
-    inference, outcome = events.alias("inference"), events.alias("outcome")
-    exists = select(inference.c.seq).where(
-        inference.c.event_type == "InferenceMade",
-        inference.c.event_id == cast(outcome.c.payload["inference_id"].astext, UUID(as_uuid=False)),
-    )
-    return (
-        select(func.count())
-        .select_from(outcome)
-        .where(outcome.c.event_type == "OutcomeObserved", outcome.c.model_id == model_id, ~exists.exists())
-    )
-
-
-async def _registered(conn, model_id: str) -> ModelRegistered:
-    registered = (
-        await conn.execute(
-            select(events.c.body)
-            .where(events.c.event_type == "ModelRegistered", events.c.model_id == model_id)
-            .order_by(events.c.seq.desc())
-            .limit(1)
-        )
-    ).scalar_one_or_none()
+async def _registered(conn: AsyncConnection, model_id: str) -> ModelRegistered:
+    registered = await reads.registration(conn, model_id)
     if registered is None:
         raise UnknownModel(f"no model {model_id!r} is registered")
-    return ModelRegistered.model_validate_json(registered)
+    return registered
 
 
 async def performance(
@@ -124,20 +85,18 @@ async def performance(
     async with engine.connect() as conn:
         model = await _registered(conn, model_id)
         since = now - timedelta(days=window_days) if window_days else None
-        rows = (await conn.execute(_joined(model_id, version, since))).all()
-        unmatched = (await conn.execute(_unmatched(model_id))).scalar_one()
+        joined = await reads.outcomes_joined(conn, model_id, version, since)
+        unmatched = await reads.outcomes_without_inference(conn, model_id)
     settings = policy.for_model(model_id).performance
     capped = Capped(settings.max_values)
     pairs: list[Pair] = []
     counted: set[uuid.UUID] = set()
     attributes: set[str] = set()
-    for inference_body, outcome_body in rows:
-        outcome = OutcomeObserved.model_validate_json(outcome_body)
+    for inference, outcome in joined:
         # As the worker does: the first outcome that fits the model counts.
         if outcome.inference_id in counted or outcome.model_id != model_id or refused(outcome, model):
             continue
         counted.add(outcome.inference_id)
-        inference = InferenceMade.model_validate_json(inference_body)
         attributes.update(inference.subgroup)
         pairs.append(pair_of(inference, outcome, capped.apply(inference.subgroup, by)))
     check_attributes(by, attributes, bool(pairs))
@@ -166,20 +125,12 @@ async def oversight(
     """Human oversight from the event store, as of `now`: the model's inferences over the
     `window_days` before `until` (default: now; none: since release), each with its first review."""
     until = until or now
-    since = window_days and until - timedelta(days=window_days)
-    inferences = select(events.c.body).where(
-        events.c.event_type == "InferenceMade", events.c.model_id == model_id, events.c.occurred_at < until
-    )
-    reviews = select(events.c.body).where(events.c.event_type == "ReviewRecorded", events.c.model_id == model_id)
-    if version is not None:
-        inferences = inferences.where(events.c.payload["model_version"].astext == version)
-    if since:  # a review comes after its inference, so no review of the window's outputs is left out
-        inferences = inferences.where(events.c.occurred_at >= since)
-        reviews = reviews.where(events.c.occurred_at >= since)
+    since = until - timedelta(days=window_days) if window_days else None
     async with engine.connect() as conn:
         await _registered(conn, model_id)
-        made = [InferenceMade.model_validate_json(b) for (b,) in await conn.execute(inferences.order_by(events.c.seq))]
-        seen = [ReviewRecorded.model_validate_json(b) for (b,) in await conn.execute(reviews.order_by(events.c.seq))]
+        made = await reads.of_type(conn, InferenceMade, model_id=model_id, version=version, since=since, until=until)
+        # A review comes after its inference, so no review of the window's outputs is left out.
+        seen = await reads.of_type(conn, ReviewRecorded, model_id=model_id, since=since)
     check_attributes([by] if by else [], {"deployment", *(a for m in made for a in m.subgroup)}, bool(made))
     settings = policy.for_model(model_id).oversight
     tallies, pending = tallies_of(made, seen, settings, now, by)

@@ -15,7 +15,7 @@ from vigil_runtime.settings import get_settings
 @app.command()
 def verify() -> None:
     """Walk the event store's hash chain; exit 1 naming the first altered, inserted or deleted row."""
-    from services.recorder.store import EventStore
+    from services.store.event_store import EventStore
 
     async def run() -> tuple[int, object]:
         store = EventStore(engine_for(get_settings()))
@@ -39,7 +39,7 @@ def verify() -> None:
 @app.command()
 def replay() -> None:
     """Drop the projections and rebuild them from the event store."""
-    from services.recorder.replay import replay_incidents
+    from services.store.replay import replay_incidents
 
     async def run() -> int:
         engine = engine_for(get_settings())

@@ -3,16 +3,15 @@ recalibrated. Shows the DriftDetected / DriftResolved events and their alerts as
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.demo.incidents import wait_for
-from services.recorder.tables import events
+from services.store import reads
+from vigil.events import DriftDetected, DriftResolved
 
 MODEL = "mammo-screen"
 
@@ -20,14 +19,8 @@ MODEL = "mammo-screen"
 async def drift_episode(engine: AsyncEngine, started: datetime, console: Console) -> list[dict]:
     async def recorded() -> list[dict]:
         async with engine.connect() as conn:
-            rows = await conn.execute(
-                select(events.c.body)
-                .where(events.c.event_type.in_(["DriftDetected", "DriftResolved"]))
-                .where(events.c.model_id == MODEL)
-                .where(events.c.recorded_at >= started)
-                .order_by(events.c.seq)
-            )
-            found = [json.loads(b) for (b,) in rows]
+            signals = await reads.of_type(conn, DriftDetected, DriftResolved, model_id=MODEL, recorded_since=started)
+            found = [e.model_dump(mode="json") for e in signals]
         return found if any(e["event_type"] == "DriftResolved" for e in found) else []
 
     found = await wait_for(recorded, 90, "the drift episode to be detected and resolved")

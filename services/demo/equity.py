@@ -3,18 +3,17 @@ worker's signals as recorded, then the performance table a safety officer would 
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.demo.incidents import wait_for
 from services.models import performance
 from services.performance_view import print_performance
-from services.recorder.tables import events
+from services.store import reads
+from vigil.events import DisparityDetected
 from vigil.policy import load_policy
 from vigil_hospital import VERSIONS
 from vigil_runtime.settings import Settings
@@ -25,14 +24,10 @@ MODEL = "ed-triage"
 async def equity_finding(settings: Settings, engine: AsyncEngine, started: datetime, console: Console) -> None:
     async def disparity() -> list[dict]:
         async with engine.connect() as conn:
-            rows = await conn.execute(
-                select(events.c.body)
-                .where(events.c.event_type == "DisparityDetected", events.c.model_id == MODEL)
-                .where(events.c.payload["model_version"].astext == VERSIONS[MODEL])
-                .where(events.c.recorded_at >= started)
-                .order_by(events.c.seq)
+            signals = await reads.of_type(
+                conn, DisparityDetected, model_id=MODEL, version=VERSIONS[MODEL], recorded_since=started
             )
-            found = [json.loads(b) for (b,) in rows]
+            found = [d.model_dump(mode="json") for d in signals]
         # Whether the gap is significant yet depends on how many outcomes have arrived: the latest says.
         return [d for d in found if d["attributes"] == ["resource_setting"]][-1:]
 

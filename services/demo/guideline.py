@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.demo.incidents import wait_for
 from services.guidelines_view import print_audit, write_cases
-from services.recorder.store import EventStore
+from services.store.event_store import EventStore
 from vigil.guidelines import GuidelineAudit
 from vigil_runtime.settings import Settings
 

@@ -10,10 +10,9 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.recorder.tables import incidents
+from services.store import reads
 from vigil.incidents import latest_awareness_overdue
 from vigil_hospital import Hospital, missed_chest_pain
 from vigil_runtime.settings import Settings
@@ -51,9 +50,8 @@ async def incident_scenario(
 
     async def candidate() -> str | None:
         async with engine.connect() as conn:
-            query = select(incidents.c.incident_id).where(incidents.c.source == "candidate")
-            rows = await conn.execute(query.where(incidents.c.state["inference_ids"].contains([inference["event_id"]])))
-            return next((str(r[0]) for r in rows), None)
+            found = await reads.candidates_naming(conn, inference["event_id"])
+            return str(found[0].incident_id) if found else None
 
     iid = await wait_for(candidate, 90, "the missed-escalation candidate")
     console.print(f"[bold]\\[demo][/bold] missed emergency escalation → incident candidate {iid}")

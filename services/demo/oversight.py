@@ -4,16 +4,15 @@ OversightViolation events as recorded, with the alert each raised."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.demo.incidents import wait_for
-from services.recorder.tables import events
+from services.store import reads
+from vigil.events import OversightViolation
 
 EXPECTED = {
     ("ed-triage", "review_coverage"),
@@ -25,13 +24,8 @@ EXPECTED = {
 async def oversight_episode(engine: AsyncEngine, started: datetime, console: Console) -> list[dict]:
     async def recorded() -> list[dict]:
         async with engine.connect() as conn:
-            rows = await conn.execute(
-                select(events.c.body)
-                .where(events.c.event_type == "OversightViolation")
-                .where(events.c.recorded_at >= started)
-                .order_by(events.c.seq)
-            )
-            found = [json.loads(b) for (b,) in rows]
+            violations = await reads.of_type(conn, OversightViolation, recorded_since=started)
+            found = [e.model_dump(mode="json") for e in violations]
         return found if {(e["model_id"], e["kind"]) for e in found} >= EXPECTED else []
 
     found = await wait_for(recorded, 90, "the oversight violations of the rural ED and the imaging update")

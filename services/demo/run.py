@@ -11,7 +11,6 @@ import httpx
 from aiokafka import AIOKafkaProducer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import func, select
 from vigil_sdk import AsyncEmitter
 
 from services.demo.drift import drift_episode
@@ -21,8 +20,8 @@ from services.demo.incidents import incident_scenario
 from services.demo.oversight import oversight_episode
 from services.export import run_export
 from services.progress import progress_bar
-from services.recorder.store import EventStore
-from services.recorder.tables import dead_letters, events
+from services.store import reads
+from services.store.event_store import EventStore
 from vigil.export import span
 from vigil.policy import load_policy
 from vigil_hospital import Hospital, malformed_records
@@ -98,23 +97,10 @@ async def run_demo(
         progress.update(task, completed=recorded)
 
     async with store.engine.connect() as conn:
-        by_topic = (
-            await conn.execute(
-                select(events.c.topic, func.count())
-                .where(events.c.recorded_at >= started)
-                .group_by(events.c.topic)
-                .order_by(events.c.topic)
-            )
-        ).all()
+        by_topic = await reads.topics_since(conn, started)
         deadline = time.monotonic() + 60
         while True:
-            letters = (
-                await conn.execute(
-                    select(dead_letters.c.reason_kind, dead_letters.c.reason)
-                    .where(dead_letters.c.dead_lettered_at >= started)
-                    .order_by(dead_letters.c.source_offset)
-                )
-            ).all()
+            letters = [(d.reason_kind, d.reason) for d in await reads.dead_letters_of(conn, since=started)]
             if len(letters) >= len(bad) or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.5)

@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
-from services.recorder.store import AppendResult, EventStore, Incoming
+from services.store.event_store import AppendResult, EventStore, Incoming
 from vigil.events import DEADLETTER_TOPIC, INPUT_TOPICS, RECORDED_TOPICS, DeadLetter
 from vigil.validation import Rejected, dead_letter, decode
 from vigil_runtime.database import engine_for

@@ -14,12 +14,13 @@ from pathlib import Path
 import httpx
 import jsonschema
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 from vigil_sdk import AsyncEmitter
 
-from services.recorder.tables import events, incidents
+from services.store import reads
 from tests.conftest import TOKENS, Pipeline
 from tests.integration.helpers import hospital_events, wait_recorded, wait_until
+from vigil.events import EVENT_TYPES, TrendDetected
 from vigil.incidents import latest_awareness_overdue
 
 pytestmark = pytest.mark.integration
@@ -51,10 +52,8 @@ async def register(pipeline: Pipeline, db, registry: list[dict]) -> None:
 
 async def events_of_type(db, event_type: str, incident_id: str) -> list[dict]:
     async with db.connect() as conn:
-        rows = await conn.execute(
-            select(events.c.body).where(events.c.event_type == event_type).where(events.c.body.contains(incident_id))
-        )
-        return [json.loads(b) for (b,) in rows]
+        found = await reads.of_type(conn, EVENT_TYPES[event_type])
+    return [e.model_dump(mode="json") for e in found if incident_id in e.model_dump_json()]
 
 
 async def test_incident_lifecycle_reports_and_point_in_time(pipeline: Pipeline, db, tmp_path: Path) -> None:
@@ -177,9 +176,7 @@ async def test_an_untriaged_incident_goes_overdue_and_pages(pipeline: Pipeline, 
 
     async def projected() -> bool:
         async with db.connect() as conn:
-            return bool(
-                (await conn.execute(select(incidents.c.overdue).where(incidents.c.incident_id == iid))).scalar()
-            )
+            return any(i.overdue for i in await reads.inbox(conn) if str(i.incident_id) == iid)
 
     await wait_until(projected, 30, "the projection to show the incident overdue")
 
@@ -224,12 +221,7 @@ async def test_a_missed_emergency_escalation_raises_a_candidate(pipeline: Pipeli
 
     async def candidate() -> list[dict]:
         async with db.connect() as conn:
-            rows = await conn.execute(
-                select(incidents.c.incident_id, incidents.c.status, incidents.c.source)
-                .where(incidents.c.source == "candidate")
-                .where(incidents.c.state["inference_ids"].contains([chat["event_id"]]))
-            )
-            return [dict(r._mapping) for r in rows]
+            return [i.model_dump(mode="json") for i in await reads.candidates_naming(conn, chat["event_id"])]
 
     found = await wait_until(candidate, 60, "an incident candidate")
     assert found[0]["status"] == "candidate"
@@ -243,7 +235,8 @@ async def test_a_missed_emergency_escalation_raises_a_candidate(pipeline: Pipeli
 async def test_replay_rebuilds_an_identical_projection(pipeline: Pipeline, db) -> None:
     async def snapshot() -> list[tuple]:
         async with db.connect() as conn:
-            return [tuple(r) for r in await conn.execute(select(incidents).order_by(incidents.c.incident_id))]
+            # The whole projection, every column, as the database holds it.
+            return [tuple(r) for r in await conn.execute(text("SELECT * FROM incidents ORDER BY incident_id"))]
 
     async def some_incidents() -> bool:
         return bool(await snapshot())
@@ -282,8 +275,8 @@ async def test_a_rise_in_non_serious_incidents_raises_a_trend(pipeline: Pipeline
 
     async def trend() -> list[dict]:
         async with db.connect() as conn:
-            rows = await conn.execute(select(events.c.body).where(events.c.event_type == "TrendDetected"))
-            return [t for t in (json.loads(b) for (b,) in rows) if t["model_id"] == "trend-model"]
+            found = await reads.of_type(conn, TrendDetected, model_id="trend-model")
+            return [t.model_dump(mode="json") for t in found]
 
     [detected] = await wait_until(trend, 30, "TrendDetected")
     assert detected["count"] == 6 and detected["baseline_weeks"] == 4 and detected["p_value"] < 0.01

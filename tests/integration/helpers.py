@@ -8,11 +8,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.recorder.store import EventStore
-from services.recorder.tables import dead_letters
+from services.store import reads
+from services.store.event_store import EventStore
 from vigil_hospital import Hospital
 
 
@@ -54,7 +53,7 @@ async def wait_recorded(db: AsyncEngine, ids: list[str], seconds: float, what: s
 async def dead_letters_since(db: AsyncEngine, starts: dict[tuple[str, int], int]) -> list[Any]:
     """Dead letters for records at or after the given (topic, partition) offsets."""
     async with db.connect() as conn:
-        rows = (await conn.execute(select(dead_letters))).all()
+        rows = await reads.dead_letters_of(conn)
     return [
         r
         for r in rows

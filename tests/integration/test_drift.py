@@ -4,7 +4,6 @@ when it is gone, DriftResolved follows. References come from the first events or
 from __future__ import annotations
 
 import io
-import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,12 +12,12 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import select
 from vigil_sdk import AsyncEmitter
 
-from services.recorder.tables import events
+from services.store import reads
 from tests.conftest import RUN, TOKENS, Pipeline
 from tests.integration.helpers import emit_all, wait_recorded, wait_until
+from vigil.events import AlertRaised, DriftDetected, DriftReferenceSet, DriftResolved
 
 pytestmark = pytest.mark.integration
 MODEL = "drift-probe"  # tests/policy.yml: reference of 300 events, count windows of 200, judged from 150
@@ -77,13 +76,8 @@ def shift_stream(version: str, recover: bool = True) -> list[dict]:
 
 async def drift_events(db, version: str) -> list[dict]:
     async with db.connect() as conn:
-        rows = await conn.execute(
-            select(events.c.body)
-            .where(events.c.event_type.in_(["DriftDetected", "DriftResolved", "DriftReferenceSet"]))
-            .where(events.c.payload["model_version"].astext == version)
-            .order_by(events.c.seq)
-        )
-        return [json.loads(b) for (b,) in rows]
+        found = await reads.of_type(conn, DriftDetected, DriftResolved, DriftReferenceSet, version=version)
+        return [e.model_dump(mode="json") for e in found]
 
 
 async def test_a_shift_is_detected_alerted_and_resolved(pipeline: Pipeline, db, tmp_path: Path) -> None:
@@ -120,12 +114,8 @@ async def test_a_shift_is_detected_alerted_and_resolved(pipeline: Pipeline, db, 
     async def alerts() -> dict[str, dict]:
         # Alerts travel on their own topic: they may be recorded a moment after the drift events.
         async with db.connect() as conn:
-            rows = await conn.execute(
-                select(events.c.body)
-                .where(events.c.event_type == "AlertRaised")
-                .where(events.c.payload["model_version"].astext == version)
-            )
-            by_cause = {(a := json.loads(b))["caused_by"]: a for (b,) in rows}
+            found = await reads.of_type(conn, AlertRaised, version=version)
+            by_cause = {(a := e.model_dump(mode="json"))["caused_by"]: a for e in found}
         return by_cause if {detected["event_id"], resolved_event["event_id"]} <= set(by_cause) else {}
 
     by_cause = await wait_until(alerts, 30, "the alerts of the detection and its resolution")

@@ -12,10 +12,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select, tuple_
 
-from services.recorder.store import EventStore
-from services.recorder.tables import dead_letters
+from services.store import reads
+from services.store.event_store import EventStore
 from tests.conftest import Pipeline
 from tests.integration.helpers import hospital_events, wait_until
 from tests.integration.test_reliability import pids
@@ -92,15 +91,12 @@ async def test_every_hostile_record_is_recorded_or_dead_lettered_with_a_reason(
     async def accounted() -> dict | None:
         stored = await EventStore(db).count_of(sorted(set(valid_ids.values())))
         async with db.connect() as conn:
+            positions = set(sent)
             letters = {
-                (t, p, o): (kind, reason)
-                for t, p, o, kind, reason in await conn.execute(
-                    select(dead_letters.c.source_topic, dead_letters.c.source_partition, dead_letters.c.source_offset,
-                           dead_letters.c.reason_kind, dead_letters.c.reason)
-                    .where(tuple_(dead_letters.c.source_topic, dead_letters.c.source_partition,
-                                  dead_letters.c.source_offset).in_(sent))
-                )
-            }  # fmt: skip
+                where: (d.reason_kind, d.reason)
+                for d in await reads.dead_letters_of(conn)
+                if (where := (d.source_topic, d.source_partition, d.source_offset)) in positions
+            }
         complete = stored == len(set(valid_ids.values())) and all(p in letters for p in refused)
         return letters if complete else None
 

@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from services.export import write_export
-from services.recorder.tables import events
+from services.store import reads
 from tests.conftest import RUN, TOKENS, Pipeline
 from tests.integration.helpers import wait_recorded, wait_until
+from vigil.events import AlertRaised
 from vigil.export import span
 from vigil.policy import Policy
 
@@ -53,12 +53,8 @@ async def test_a_guideline_change_warns_the_models_it_concerns_and_is_audited(pi
 
     async def warned() -> list[dict]:
         async with db.connect() as conn:
-            rows = await conn.execute(
-                select(events.c.body).where(
-                    events.c.event_type == "AlertRaised", events.c.payload["caused_by"].astext == guideline["event_id"]
-                )
-            )
-            return [json.loads(b) for (b,) in rows]
+            found = await reads.of_type(conn, AlertRaised, where={"caused_by": guideline["event_id"]})
+            return [e.model_dump(mode="json") for e in found]
 
     [alert] = await wait_until(warned, 30, "the GuidelineChanged alert")
     assert alert["alert_name"] == "GuidelineChanged" and alert["model_id"] == concerned["model_id"]

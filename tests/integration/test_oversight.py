@@ -14,12 +14,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
 from vigil_sdk import AsyncEmitter
 
-from services.recorder.tables import events
+from services.store import reads
 from tests.conftest import RUN, TOKENS, Pipeline
 from tests.integration.helpers import emit_all, wait_recorded, wait_until
+from vigil.events import AlertRaised, OversightRestored, OversightViolation
 
 pytestmark = pytest.mark.integration
 MODEL = "oversight-probe"  # tests/policy.yml: reviews within 30 min (10 min grace), judged from 20, 1-day window
@@ -62,14 +62,10 @@ def registry() -> dict:
 
 async def signals(db, version: str) -> list[dict]:
     async with db.connect() as conn:
-        rows = await conn.execute(
-            select(events.c.body)
-            .where(events.c.model_id == MODEL)
-            .where(events.c.payload["model_version"].astext == version)
-            .where(events.c.event_type.in_(["OversightViolation", "OversightRestored", "AlertRaised"]))
-            .order_by(events.c.seq)
+        found = await reads.of_type(
+            conn, OversightViolation, OversightRestored, AlertRaised, model_id=MODEL, version=version
         )
-        return [json.loads(b) for (b,) in rows]
+        return [e.model_dump(mode="json") for e in found]
 
 
 async def with_alerts(db, version: str, event_type: str) -> list[dict]:

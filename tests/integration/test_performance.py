@@ -13,13 +13,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
 from vigil_sdk import AsyncEmitter
 
 from services.export import write_export
-from services.recorder.tables import dead_letters, events
+from services.store import reads
 from tests.conftest import RUN, TOKENS, Pipeline
 from tests.integration.helpers import emit_all, wait_recorded, wait_until
+from vigil.events import DisparityDetected, IncidentCandidateRaised, ThresholdBreached
 from vigil.export import quarter
 from vigil.policy import Policy
 
@@ -75,14 +75,10 @@ def cases(version: str) -> tuple[list[dict], list[dict]]:
 
 async def signals(db, version: str) -> list[dict]:
     async with db.connect() as conn:
-        rows = await conn.execute(
-            select(events.c.body)
-            .where(events.c.model_id == MODEL)
-            .where(events.c.payload["model_version"].astext == version)
-            .where(events.c.event_type.in_(["ThresholdBreached", "DisparityDetected", "IncidentCandidateRaised"]))
-            .order_by(events.c.seq)
+        found = await reads.of_type(
+            conn, ThresholdBreached, DisparityDetected, IncidentCandidateRaised, model_id=MODEL, version=version
         )
-        return [json.loads(b) for (b,) in rows]
+        return [e.model_dump(mode="json") for e in found]
 
 
 async def test_late_outcomes_out_of_order_give_exact_counts_and_signals(pipeline: Pipeline, db, tmp_path: Path):
@@ -155,13 +151,9 @@ async def test_late_outcomes_out_of_order_give_exact_counts_and_signals(pipeline
 
     async def refused() -> list:
         async with db.connect() as conn:
-            rows = await conn.execute(
-                select(dead_letters.c.reason_kind, dead_letters.c.reason).where(
-                    dead_letters.c.reason_kind.in_(["unknown_label", "unknown_model"])
-                )
-            )
+            rows = await reads.dead_letters_of(conn, kinds=["unknown_label", "unknown_model"])
             found = [r for r in rows if "maybe" in r.reason or "ghost-model" in r.reason]
-        return found if {kind for kind, _ in found} == {"unknown_label", "unknown_model"} else []
+        return found if {r.reason_kind for r in found} == {"unknown_label", "unknown_model"} else []
 
     await wait_until(refused, 30, "dead letters for both bad outcomes")
 

@@ -9,9 +9,8 @@ import uuid
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import select
 
-from services.recorder.tables import dead_letters
+from services.store import reads
 from tests.conftest import TOKENS, Pipeline
 from tests.integration.helpers import hospital_events, wait_until
 from tests.integration.test_dead_letters import end_offsets
@@ -47,7 +46,7 @@ async def test_identifiers_are_refused_and_appear_nowhere(pipeline: Pipeline, db
 
     async def refused() -> list:
         async with db.connect() as conn:
-            rows = (await conn.execute(select(dead_letters).where(dead_letters.c.reason_kind == "phi"))).all()
+            rows = await reads.dead_letters_of(conn, kinds=["phi"])
         mine = [r for r in rows if (r.source_topic, r.source_partition) in starts
                 and r.source_offset >= starts[(r.source_topic, r.source_partition)]]  # fmt: skip
         return mine if len(mine) >= len(events) else []

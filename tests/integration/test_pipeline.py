@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from vigil_sdk import AsyncEmitter
 
-from services.recorder.store import EventStore
+from services.store.event_store import EventStore
 from tests.conftest import TOKENS, Pipeline
 from tests.integration.helpers import count_events, emit_all, hospital_events, wait_recorded, wait_until
 

@@ -10,7 +10,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.processes import VIGIL, Background
-from services.recorder.store import EventStore
+from services.store.event_store import EventStore
 from tests.integration.helpers import count_events, emit_all, hospital_events, wait_recorded, wait_until
 from vigil.events import RECORDED_TOPICS
 from vigil_runtime.settings import Settings

@@ -13,11 +13,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import select
 
 from services.recorder.service import Recorder
-from services.recorder.store import EventStore, Incoming
-from services.recorder.tables import dead_letters
+from services.store import reads
+from services.store.event_store import EventStore, Incoming
 from tests.conftest import TOKENS, Pipeline
 from tests.integration.helpers import dead_letters_since, hospital_events, wait_recorded, wait_until
 from tests.integration.test_dead_letters import end_offsets
@@ -167,5 +166,5 @@ async def test_a_record_the_database_refuses_is_set_aside_and_its_batch_recorded
     assert await EventStore(db).count_of([made[1]["event_id"]]) == 0
     assert (await recorder.store.positions())[("inference.v1", 0)] == 90_000_003
     async with db.connect() as conn:
-        [letter] = (await conn.execute(select(dead_letters).where(dead_letters.c.source_offset == 90_000_001))).all()
+        [letter] = [d for d in await reads.dead_letters_of(conn) if d.source_offset == 90_000_001]
     assert letter.reason_kind == "recorder_error" and "the event store refused this record" in letter.reason

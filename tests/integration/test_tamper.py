@@ -7,10 +7,9 @@ import subprocess
 import sys
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from services.recorder.tables import events
 from tests.conftest import Pipeline
 from tests.integration.helpers import emit_all, hospital_events, wait_recorded
 
@@ -35,11 +34,9 @@ async def test_edits_are_refused_and_a_hand_edit_is_named_by_verify(pipeline: Pi
     await wait_recorded(db, ids, 60)
 
     async with db.connect() as conn:
-        seq, event_id, body = (
-            await conn.execute(
-                select(events.c.seq, events.c.event_id, events.c.body).where(events.c.event_id == ids[25])
-            )
-        ).one()
+        # Raw SQL, as someone at the database would read it.
+        query = text("SELECT seq, event_id::text, body FROM events WHERE event_id = :id")
+        seq, event_id, body = (await conn.execute(query, {"id": ids[25]})).one()
 
     with pytest.raises(DBAPIError, match="append-only"):
         async with db.begin() as conn:

@@ -31,3 +31,14 @@ CORE_FORBIDS = ("services", "streams", "vigil_runtime", "faust", "sqlalchemy", "
 def test_a_package_imports_nothing_from_the_layers_above_it(package: str, forbidden: tuple[str, ...]) -> None:
     wrong = sorted((where, name) for where, name in imported(package) if name.split(".")[0] in forbidden)
     assert wrong == []
+
+
+def test_only_the_store_touches_its_tables() -> None:
+    """Every query goes through the store's read side (services/store/reads.py)."""
+    wrong = sorted(
+        (where, name)
+        for package in ("services", "streams", "vigil_runtime", "benchmarks", "tests")
+        for where, name in imported(package)
+        if name == "services.store.tables" and not where.startswith("services/store/")
+    )
+    assert wrong == []

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.recorder.tables import incidents
+from services.store.tables import incidents
 from vigil.events import INCIDENT_EVENTS, Event
 from vigil.incidents import Incident, evolve, summary_of
 

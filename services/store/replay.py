@@ -8,8 +8,8 @@ from collections.abc import Callable
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.recorder.projections import incident_row
-from services.recorder.tables import events, incidents
+from services.store.projections import incident_row
+from services.store.tables import events, incidents
 from vigil.events import INCIDENT_EVENTS
 from vigil.incidents import Incident, evolve
 from vigil.validation import parse

@@ -16,8 +16,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.recorder.projections import project_incidents
-from services.recorder.tables import consumer_positions, dead_letters, events
+from services.store.projections import project_incidents
+from services.store.tables import consumer_positions, dead_letters, events
 from vigil.chain import GENESIS, ChainBreak, ChainRow, ChainWalk, link
 from vigil.events import DeadLetter, Event
 from vigil.validation import canonical_json

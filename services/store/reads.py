@@ -1,0 +1,331 @@
+"""The read side of the event store: every query of its tables outside the recorder's writes.
+
+Each function takes the connection it reads on (the unit of work: a caller that needs several reads
+to agree, or a lock held across them, passes one connection to all of them) and answers typed
+values, never rows. Events are parsed by the core's own models.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import Field
+from sqlalchemy import BigInteger, Float, Select, cast, func, select, text
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.store.tables import dead_letters, events, incidents
+from vigil.events import Event, GuidelineChanged, InferenceMade, ModelRegistered, OutcomeObserved
+from vigil.incidents import IncidentSummary
+from vigil.validation import parse
+
+E = TypeVar("E", bound=Event)
+
+
+def _name(kind: type[Event]) -> str:
+    return str(kind.model_fields["event_type"].default)
+
+
+# --- events ------------------------------------------------------------------------------------
+
+
+async def of_type(
+    conn: AsyncConnection,
+    *kinds: type[E],
+    model_id: str | None = None,
+    model_ids: Iterable[str] | None = None,
+    version: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    recorded_since: datetime | None = None,
+    where: dict[str, str] | None = None,
+) -> list[E]:
+    """Events of these types in the order they were recorded: of one model (or several), one
+    version, occurred in [since, until), recorded since a moment, with payload fields equal to
+    `where`'s values."""
+    by_name = {_name(kind): kind for kind in kinds}
+    query = select(events.c.event_type, events.c.body).where(events.c.event_type.in_(by_name))
+    if model_id is not None:
+        query = query.where(events.c.model_id == model_id)
+    if model_ids is not None:
+        query = query.where(events.c.model_id.in_(list(model_ids)))
+    if version is not None:
+        query = query.where(events.c.payload["model_version"].astext == version)
+    if since is not None:
+        query = query.where(events.c.occurred_at >= since)
+    if until is not None:
+        query = query.where(events.c.occurred_at < until)
+    if recorded_since is not None:
+        query = query.where(events.c.recorded_at >= recorded_since)
+    for field, value in (where or {}).items():
+        query = query.where(events.c.payload[field].astext == value)
+    rows = await conn.execute(query.order_by(events.c.seq))
+    return [by_name[event_type].model_validate_json(body) for event_type, body in rows]
+
+
+async def registered(conn: AsyncConnection) -> dict[str, ModelRegistered]:
+    """Every registered model, by its latest registration."""
+    return {m.model_id: m for m in await of_type(conn, ModelRegistered)}
+
+
+async def registration(conn: AsyncConnection, model_id: str) -> ModelRegistered | None:
+    found = await of_type(conn, ModelRegistered, model_id=model_id)
+    return found[-1] if found else None
+
+
+async def guideline(conn: AsyncConnection, guideline_id: str) -> GuidelineChanged | None:
+    """The latest change of a guideline."""
+    found = await of_type(conn, GuidelineChanged, where={"guideline_id": guideline_id})
+    return found[-1] if found else None
+
+
+async def incident_events(conn: AsyncConnection, incident_id: uuid.UUID, as_of: datetime | None) -> list[Event]:
+    """An incident's events, or those Vigil had recorded by `as_of` ("what did we know, and when")."""
+    query = (
+        select(events.c.body)
+        .where(events.c.payload["incident_id"].astext == str(incident_id))
+        .where(text("payload ? 'incident_id'"))
+        .order_by(events.c.seq)
+    )
+    if as_of is not None:
+        query = query.where(events.c.recorded_at <= as_of)
+    return [parse(json.loads(body)) for (body,) in await conn.execute(query)]
+
+
+def _outcome_of_inference(outcome: Any) -> Any:
+    return cast(outcome.c.payload["inference_id"].astext, UUID(as_uuid=False))
+
+
+async def outcomes_joined(
+    conn: AsyncConnection, model_id: str, version: str | None, since: datetime | None
+) -> list[tuple[InferenceMade, OutcomeObserved]]:
+    """A model's inferences with their recorded outcomes, in the order the outcomes were recorded."""
+    inference, outcome = events.alias("inference"), events.alias("outcome")
+    query = (
+        select(inference.c.body, outcome.c.body)
+        .join(outcome, _outcome_of_inference(outcome) == inference.c.event_id)
+        .where(outcome.c.event_type == "OutcomeObserved", inference.c.event_type == "InferenceMade")
+        .where(inference.c.model_id == model_id)
+        .order_by(outcome.c.seq)
+    )
+    if version is not None:
+        query = query.where(inference.c.payload["model_version"].astext == version)
+    if since is not None:
+        query = query.where(inference.c.occurred_at >= since)
+    return [
+        (InferenceMade.model_validate_json(i), OutcomeObserved.model_validate_json(o))
+        for i, o in await conn.execute(query)
+    ]
+
+
+async def outcomes_without_inference(conn: AsyncConnection, model_id: str) -> int:
+    inference, outcome = events.alias("inference"), events.alias("outcome")
+    exists = select(inference.c.seq).where(
+        inference.c.event_type == "InferenceMade", inference.c.event_id == _outcome_of_inference(outcome)
+    )
+    query = (
+        select(func.count())
+        .select_from(outcome)
+        .where(outcome.c.event_type == "OutcomeObserved", outcome.c.model_id == model_id, ~exists.exists())
+    )
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def followed_up(conn: AsyncConnection, model_ids: Iterable[str], since: datetime) -> set[uuid.UUID]:
+    """The inferences of these models with an outcome recorded since `since`."""
+    query = select(cast(events.c.payload["inference_id"].astext, UUID(as_uuid=True))).where(
+        events.c.event_type == "OutcomeObserved", events.c.model_id.in_(list(model_ids)), events.c.occurred_at >= since
+    )
+    return set((await conn.execute(query)).scalars())
+
+
+async def recorded_count(conn: AsyncConnection, event_ids: Sequence[str]) -> int:
+    """How many of these events the store holds."""
+    query = select(func.count()).select_from(events).where(events.c.event_id.in_(list(event_ids)))
+    return int((await conn.execute(query)).scalar_one())
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    seq: int
+    hash: str
+
+
+async def head(conn: AsyncConnection) -> ChainHead | None:
+    """The last event of the hash chain: what an export anchors."""
+    row = (await conn.execute(select(events.c.seq, events.c.hash).order_by(events.c.seq.desc()).limit(1))).first()
+    return ChainHead(row.seq, row.hash) if row else None
+
+
+async def topics_since(conn: AsyncConnection, since: datetime) -> list[tuple[str, int]]:
+    """Events recorded since `since`, per source topic."""
+    query = (
+        select(events.c.topic, func.count())
+        .where(events.c.recorded_at >= since)
+        .group_by(events.c.topic)
+        .order_by(events.c.topic)
+    )
+    return [(topic, int(n)) for topic, n in await conn.execute(query)]
+
+
+# --- the incident projection -------------------------------------------------------------------
+
+
+class InboxEntry(IncidentSummary):
+    last_seq: int = Field(description="the store position of the last event folded into the incident")
+
+
+async def inbox(conn: AsyncConnection, status: str | None = None) -> list[InboxEntry]:
+    """Incidents, the most urgent first."""
+    query = select(incidents).order_by(incidents.c.next_due_at.nulls_last(), incidents.c.aware_at)
+    if status:
+        query = query.where(incidents.c.status == status)
+    rows = await conn.execute(query)
+    return [InboxEntry.model_validate({k: v for k, v in r._mapping.items() if k != "state"}) for r in rows]
+
+
+async def awareness_of(
+    conn: AsyncConnection, model_id: str, harms: Iterable[str], excluding: Iterable[str]
+) -> list[datetime]:
+    """When Vigil became aware of each incident of a model with one of `harms`, statuses excluded."""
+    query = (
+        select(incidents.c.aware_at)
+        .where(incidents.c.model_id == model_id)
+        .where(incidents.c.harm.in_(list(harms)))
+        .where(incidents.c.status.not_in(list(excluding)))
+    )
+    return list((await conn.execute(query)).scalars())
+
+
+async def hold_incident(conn: AsyncConnection, incident_id: uuid.UUID) -> None:
+    """Holds an incident until the transaction ends: one command decides on it at a time."""
+    await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:id))"), {"id": str(incident_id)})
+
+
+async def candidates_naming(conn: AsyncConnection, inference_id: str) -> list[InboxEntry]:
+    """Incident candidates raised about an inference."""
+    query = (
+        select(incidents)
+        .where(incidents.c.source == "candidate")
+        .where(incidents.c.state["inference_ids"].contains([inference_id]))
+    )
+    rows = await conn.execute(query)
+    return [InboxEntry.model_validate({k: v for k, v in r._mapping.items() if k != "state"}) for r in rows]
+
+
+# --- dead letters ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredDeadLetter:
+    reason_kind: str
+    reason: str
+    path: str | None
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    payload: bytes | None
+    dead_lettered_at: datetime
+
+
+async def dead_letters_of(
+    conn: AsyncConnection, kinds: Iterable[str] | None = None, since: datetime | None = None
+) -> list[StoredDeadLetter]:
+    """Dead letters (of these reason kinds, since a moment) in the order of their source offsets."""
+    query = select(*(dead_letters.c[f] for f in StoredDeadLetter.__dataclass_fields__))
+    if kinds is not None:
+        query = query.where(dead_letters.c.reason_kind.in_(list(kinds)))
+    if since is not None:
+        query = query.where(dead_letters.c.dead_lettered_at >= since)
+    rows = await conn.execute(query.order_by(dead_letters.c.source_offset))
+    return [StoredDeadLetter(**r._mapping) for r in rows]
+
+
+# --- a period, for the export ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChainEntry:
+    seq: int
+    recorded_at: datetime
+    prev_hash: str
+    hash: str
+    body: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A model's inferences in a period and the resources they reported."""
+
+    model_id: str
+    inferences: int
+    energy_reported: int
+    energy_wh: float
+    tokens_in: int
+    tokens_out: int
+
+
+class InPeriod:
+    """What the store holds about the events that occurred in [start, end)."""
+
+    def __init__(self, conn: AsyncConnection, start: datetime, end: datetime) -> None:
+        self.conn, self.start, self.end = conn, start, end
+        self.within = (events.c.occurred_at >= start) & (events.c.occurred_at < end)
+
+    async def count(self) -> int:
+        return int((await self.conn.execute(select(func.count()).select_from(events).where(self.within))).scalar_one())
+
+    async def chain(self) -> AsyncIterator[ChainEntry]:
+        """The period's events with their links in the hash chain, in store order (streamed)."""
+        columns = (events.c.seq, events.c.recorded_at, events.c.prev_hash, events.c.hash, events.c.body)
+        result = await self.conn.stream(select(*columns).where(self.within).order_by(events.c.seq))
+        async for row in result:
+            yield ChainEntry(**row._mapping)
+
+    async def bodies(self, event_types: Iterable[str]) -> list[dict[str, Any]]:
+        query = select(events.c.body).where(self.within, events.c.event_type.in_(list(event_types)))
+        return [json.loads(b) for b in (await self.conn.execute(query.order_by(events.c.seq))).scalars()]
+
+    async def types_by_model(self) -> list[tuple[str | None, str]]:
+        query = select(events.c.model_id, events.c.event_type).where(self.within)
+        return [(model_id, event_type) for model_id, event_type in await self.conn.execute(query)]
+
+    async def incidents(self) -> list[InboxEntry]:
+        """The incidents Vigil became aware of in the period."""
+        query = (
+            select(incidents)
+            .where((incidents.c.aware_at >= self.start) & (incidents.c.aware_at < self.end))
+            .order_by(incidents.c.aware_at)
+        )
+        rows = await self.conn.execute(query)
+        return [InboxEntry.model_validate({k: v for k, v in r._mapping.items() if k != "state"}) for r in rows]
+
+    async def usage(self) -> list[Usage]:
+        resources = events.c.payload["resources"]
+        energy = resources["energy_wh"].astext.cast(Float)
+        query: Select[Any] = (
+            select(
+                events.c.model_id, func.count(), func.count(energy), func.coalesce(func.sum(energy), 0.0),
+                func.coalesce(func.sum(resources["tokens_in"].astext.cast(BigInteger)), 0),
+                func.coalesce(func.sum(resources["tokens_out"].astext.cast(BigInteger)), 0),
+            )
+            .where(self.within, events.c.event_type == "InferenceMade")
+            .group_by(events.c.model_id)
+            .order_by(events.c.model_id)
+        )  # fmt: skip
+        rows = await self.conn.execute(query)  # PostgreSQL sums bigints as numeric
+        return [Usage(m, int(n), int(e), float(wh), int(ti), int(to)) for m, n, e, wh, ti, to in rows]
+
+    async def dead_letters(self) -> list[tuple[str, int]]:
+        """Dead letters per reason kind, of the period (by when they were dead-lettered)."""
+        query = (
+            select(dead_letters.c.reason_kind, func.count())
+            .where((dead_letters.c.dead_lettered_at >= self.start) & (dead_letters.c.dead_lettered_at < self.end))
+            .group_by(dead_letters.c.reason_kind)
+        )
+        return [(kind, int(n)) for kind, n in await self.conn.execute(query)]
