@@ -9,13 +9,11 @@ import pandas as pd
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.event_service import EventService
-from services.guidelines import guideline_audit
 from services.store import reads
 from vigil.drift import DriftInputError
 from vigil.drift_monitor import reference_event, rows_of
 from vigil.drift_windows import profiles_of
 from vigil.events import DriftReferenceSet, InferenceMade, ModelRegistered, ReviewRecorded
-from vigil.guidelines import GuidelineAudit
 from vigil.incidents import InvalidInput
 from vigil.oversight import ModelOversightReport, tallies_of
 from vigil.oversight import report as oversight_report
@@ -37,19 +35,6 @@ class ModelService(EventService):
         event = reference_event(model_id, version, profiles, "upload", source_name, now)
         await self._publish_and_wait([event])
         return event
-
-    async def performance(
-        self, policy: Policy, model_id: str, version: str | None, by: list[str], window_days: int | None, now: datetime
-    ) -> ModelPerformance:
-        return await performance(self.engine, policy, model_id, version, by, window_days, now)
-
-    async def oversight(
-        self, policy: Policy, model_id: str, version: str | None, by: str | None, window_days: int | None, now: datetime
-    ) -> ModelOversightReport:
-        return await oversight(self.engine, policy, model_id, version, by, window_days, now)
-
-    async def guideline_audit(self, guideline_id: str, lookback_days: int) -> GuidelineAudit:
-        return await guideline_audit(self.engine, guideline_id, lookback_days)
 
 
 class UnknownModel(InvalidInput):

@@ -10,7 +10,9 @@ import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 
+from services import models as use_cases
 from services.api.auth import Caller, require
+from services.guidelines import guideline_audit
 from services.models import ModelService
 from vigil.guidelines import GuidelineAudit
 from vigil.oversight import ModelOversightReport
@@ -105,8 +107,8 @@ async def performance(
     attributes = attributes_of(by)
     if len(attributes) > 3:
         raise HTTPException(422, f"at most 3 attributes in `by`, got {len(attributes)}")
-    return await models.performance(
-        request.app.state.policy, model_id, version, attributes, window_days(window), datetime.now(UTC)
+    return await use_cases.performance(
+        models.engine, request.app.state.policy, model_id, version, attributes, window_days(window), datetime.now(UTC)
     )
 
 
@@ -129,9 +131,10 @@ async def oversight(
 ) -> ModelOversightReport:
     if len(attributes := attributes_of(by)) > 1:
         raise HTTPException(422, f"oversight is grouped by one attribute at a time, got {', '.join(attributes)}")
-    return await models.oversight(
-        request.app.state.policy, model_id, version, by.strip() or None, window_days(window), datetime.now(UTC)
-    )
+    return await use_cases.oversight(
+        models.engine, request.app.state.policy, model_id, version, by.strip() or None, window_days(window),
+        datetime.now(UTC),
+    )  # fmt: skip
 
 
 @guideline_routes.get(
@@ -152,4 +155,4 @@ async def audit_guideline(
     days = window_days(lookback)
     if days is None:
         raise HTTPException(422, "lookback must be like '30d'")
-    return await models.guideline_audit(guideline_id, days)
+    return await guideline_audit(models.engine, guideline_id, days)

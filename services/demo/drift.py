@@ -16,12 +16,11 @@ from vigil.events import DriftDetected, DriftResolved
 MODEL = "mammo-screen"
 
 
-async def drift_episode(engine: AsyncEngine, started: datetime, console: Console) -> list[dict]:
-    async def recorded() -> list[dict]:
+async def drift_episode(engine: AsyncEngine, started: datetime, console: Console) -> list[DriftDetected]:
+    async def recorded() -> list[DriftDetected]:
         async with engine.connect() as conn:
-            signals = await reads.of_type(conn, DriftDetected, DriftResolved, model_id=MODEL, recorded_since=started)
-            found = [e.model_dump(mode="json") for e in signals]
-        return found if any(e["event_type"] == "DriftResolved" for e in found) else []
+            found = await reads.of_type(conn, DriftDetected, DriftResolved, model_id=MODEL, recorded_since=started)
+        return found if any(isinstance(e, DriftResolved) for e in found) else []
 
     found = await wait_for(recorded, 90, "the drift episode to be detected and resolved")
     table = Table(title=f"Drift of {MODEL}: the rural site's new scanner, then its recalibration")
@@ -29,8 +28,8 @@ async def drift_episode(engine: AsyncEngine, started: datetime, console: Console
         table.add_column(column)
     for e in found:
         table.add_row(
-            e["event_type"], e["feature"], e["window"], e["method"], f"{e['score']:.3g}", f"{e['threshold']:g}",
-            f"{e['current_size']} / {e['reference_size']}",
+            e.event_type, e.feature, e.window, e.method, f"{e.score:.3g}", f"{e.threshold:g}",
+            f"{e.current_size} / {e.reference_size}",
         )  # fmt: skip
     console.print(table)
     return found

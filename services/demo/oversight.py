@@ -21,24 +21,22 @@ EXPECTED = {
 }
 
 
-async def oversight_episode(engine: AsyncEngine, started: datetime, console: Console) -> list[dict]:
-    async def recorded() -> list[dict]:
+async def oversight_episode(engine: AsyncEngine, started: datetime, console: Console) -> list[OversightViolation]:
+    async def recorded() -> list[OversightViolation]:
         async with engine.connect() as conn:
-            violations = await reads.of_type(conn, OversightViolation, recorded_since=started)
-            found = [e.model_dump(mode="json") for e in violations]
-        return found if {(e["model_id"], e["kind"]) for e in found} >= EXPECTED else []
+            found = await reads.of_type(conn, OversightViolation, recorded_since=started)
+        return found if {(e.model_id, e.kind) for e in found} >= EXPECTED else []
 
     found = await wait_for(recorded, 90, "the oversight violations of the rural ED and the imaging update")
     table = Table(title="Human oversight: violations raised by the worker (each also an alert)")
     for column in ("model", "kind", "value", "policy", "cases / outputs", "example inference"):
         table.add_column(column)
     for e in found:
-        share = e["kind"] in ("review_coverage", "override_rate")
+        share = e.kind in ("review_coverage", "override_rate")
         table.add_row(
-            f"{e['model_id']} {e['model_version']}", e["kind"],
-            f"{e['value']:.1%}" if share else f"{e['value']:g}",
-            f"{'≥' if e['kind'] == 'review_coverage' else '≤'} {e['limit']:.0%}" if share else f"≤ {e['limit']:g}",
-            f"{e['cases']} / {e['of']}", (e["inference_ids"] or ["-"])[0],
+            f"{e.model_id} {e.model_version}", e.kind, f"{e.value:.1%}" if share else f"{e.value:g}",
+            f"{'≥' if e.kind == 'review_coverage' else '≤'} {e.limit:.0%}" if share else f"≤ {e.limit:g}",
+            f"{e.cases} / {e.of}", str((e.inference_ids or ["-"])[0]),
         )  # fmt: skip
     console.print(table)
     return found
