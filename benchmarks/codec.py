@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import msgspec
 import typer
@@ -79,12 +81,12 @@ def entries(n: int) -> list[ReviewJoin]:
     return out
 
 
-def median_seconds(run: object, values: list, repeat: int = 3) -> float:
+def median_seconds(run: Callable[[Any], object], values: list[Any], repeat: int = 3) -> float:
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
         for value in values:
-            run(value)  # type: ignore[operator]
+            run(value)
         times.append(time.perf_counter() - started)
     return sorted(times)[repeat // 2]
 

@@ -82,8 +82,9 @@ def main(reviews: int = 20_000, repeat: int = 3, write: bool = True) -> None:
     batch = median_time(lambda: pandas_join(inferences, seen, policy), repeat)
     full = statistics.mean(len(i) for i in inferences)
     compact = statistics.mean(
-        len(awaiting(InferenceMade.model_validate_json(i), policy).model_dump_json()) + ENTRY_HEAD  # type: ignore[union-attr]
+        len(output.model_dump_json()) + ENTRY_HEAD
         for i in inferences
+        if (output := awaiting(InferenceMade.model_validate_json(i), policy)) is not None
     )
     per_second = (len(inferences) + len(seen)) / ours
     lines = [

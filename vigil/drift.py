@@ -48,7 +48,7 @@ class DriftInputError(ValueError):
 class FeatureDrift:
     name: str
     kind: Kind
-    method: Method
+    method: Method | Literal["share_drifted"]  # the dataset's verdict: the share of drifted features
     score: float
     threshold: float
     drifted: bool

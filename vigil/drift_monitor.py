@@ -196,7 +196,7 @@ def transitions(
     reference_size = max((f.reference_size for f in result.features), default=0)
     current_size = max((f.current_size for f in result.features), default=0)
     dataset = FeatureDrift(
-        DATASET, "categorical", "share_drifted", result.share_drifted, result.drift_share,  # type: ignore[arg-type]
+        DATASET, "categorical", "share_drifted", result.share_drifted, result.drift_share,
         result.dataset_drift, reference_size, current_size,
     )  # fmt: skip
     events: list[DriftDetected | DriftResolved] = []

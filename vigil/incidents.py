@@ -245,7 +245,9 @@ def decide(state: Incident | None, command: Command, now: datetime) -> list[Even
             fields = {k: getattr(command, k) for k in Triage.__dataclass_fields__ if k not in ("by", "role")}
             return [IncidentTriaged(**common, **actor, **fields)]
         case DecideReportability(reportable=reportable, rationale=rationale):
-            clocks = classified_clocks(state, state.triage, provisional=False) if reportable else []  # type: ignore[arg-type]
+            triage = state.triage
+            assert triage is not None, "ALLOWED lets only an assessed (triaged) incident be decided"
+            clocks = classified_clocks(state, triage, provisional=False) if reportable else []
             if reportable and not clocks:
                 raise DomainError(
                     "the triage gives no reportable category under "
@@ -317,6 +319,16 @@ def evolve(state: Incident | None, event: Event) -> Incident | None:
     match event:
         case IncidentReported() | IncidentCandidateRaised() if state is None:
             reported = isinstance(event, IncidentReported)
+            if isinstance(event, IncidentReported):
+                told = {
+                    "description": event.description,
+                    "reported_harm": event.harm,
+                    "reporter_role": event.reporter_role,
+                }
+                summary = f"reported by {event.reporter_role}, harm {event.harm}"
+            else:
+                told = {"description": event.summary, "reporter_role": f"vigil:{event.source}"}
+                summary = f"candidate raised by Vigil ({event.source})"
             opened = Incident(
                 incident_id=event.incident_id,
                 status="reported" if reported else "candidate",
@@ -325,15 +337,8 @@ def evolve(state: Incident | None, event: Event) -> Incident | None:
                 model_version=event.model_version,
                 country=event.country,
                 aware_at=event.aware_at,
-                description=event.description if reported else event.summary,  # type: ignore[union-attr]
                 inference_ids=event.inference_ids,
-                reported_harm=event.harm if reported else None,  # type: ignore[union-attr]
-                reporter_role=event.reporter_role if reported else f"vigil:{event.source}",  # type: ignore[union-attr]
-            )
-            summary = (
-                f"reported by {opened.reporter_role}, harm {opened.reported_harm}"
-                if reported
-                else f"candidate raised by Vigil ({event.source})"  # type: ignore[union-attr]
+                **told,
             )
             opened = opened.model_copy(update={"clocks": provisional_clocks(opened.aware_at, opened.country)})
             return _step(opened, event, summary, {})

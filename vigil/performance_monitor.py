@@ -74,9 +74,11 @@ def join_key(event: Side) -> str:
 def meet(waiting: Side | None, event: Side) -> tuple[InferenceMade, OutcomeObserved] | None:
     """The pair when `event` completes the side waiting under its join key; None when it has to
     wait, or when it repeats the waiting side (the first one keeps waiting)."""
-    if waiting is None or waiting.event_type == event.event_type:
-        return None
-    return (event, waiting) if isinstance(event, InferenceMade) else (waiting, event)  # type: ignore[return-value]
+    if isinstance(event, InferenceMade) and isinstance(waiting, OutcomeObserved):
+        return event, waiting
+    if isinstance(event, OutcomeObserved) and isinstance(waiting, InferenceMade):
+        return waiting, event
+    return None
 
 
 def mismatched(inference: InferenceMade, outcome: OutcomeObserved) -> Rejected | None:

@@ -83,7 +83,7 @@ class Rule:
     trigger: str
 
 
-RULES: dict[tuple[Regime, str], Rule] = {
+RULES: dict[tuple[str, str], Rule] = {
     (r.regime, r.category): r
     for r in (
         Rule("eu-mdr", "serious_public_health_threat", 2, "calendar", "MDR Art. 87(4)", "serious public health threat"),
@@ -125,7 +125,7 @@ class UnknownRule(ValueError):
 
 def rule(regime: str, category: str) -> Rule:
     try:
-        return RULES[(regime, category)]  # type: ignore[index]
+        return RULES[(regime, category)]
     except KeyError:
         known = ", ".join(c for r, c in RULES if r == regime) or f"none (regimes: {', '.join(REGIMES)})"
         raise UnknownRule(f"no rule for regime {regime!r} and classification {category!r}; known: {known}") from None
