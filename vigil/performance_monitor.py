@@ -14,7 +14,7 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import Field
 
@@ -53,6 +53,7 @@ from vigil.performance import (
 from vigil.rolling import RollingState
 from vigil.validation import Rejected
 
+P = TypeVar("P")  # what a day counts: a pair, or in tests a stand-in
 NAMESPACE = uuid.UUID("3a9c7e51-6d2b-4f08-b1e4-7c5a2d9f0b63")
 Bucket = dict[str, Counts]  # key: json [label, [[attribute, value], ...]]
 Signal = ThresholdBreached | ThresholdRestored | DisparityDetected | DisparityResolved
@@ -139,7 +140,7 @@ class Day:
     counts: Bucket = field(default_factory=dict)
     through: dict[str, int] = field(default_factory=dict)  # vigil.join.takes
 
-    def new(self, pairs: Iterable[tuple[Pair, Position]]) -> list[Pair]:
+    def new(self, pairs: Iterable[tuple[P, Position]]) -> list[P]:
         """The pairs this day has not counted yet, marked as counted from now on."""
         return [pair for pair, at in pairs if takes(self.through, at)]
 

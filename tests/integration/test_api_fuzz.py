@@ -67,7 +67,7 @@ async def test_no_operation_answers_a_server_error_for_any_role(pipeline: Pipeli
         # One worker: with two threads, hypothesis (inside schemathesis) parses lambdas' source in
         # both at once, and CPython 3.11's ast is not safe for that ("AST constructor recursion
         # depth mismatch", cpython#106905): it broke schemathesis itself twice in a row once.
-        argv = [
+        argv: list[str | Path] = [
             ST, "--config-file", str(config), "run", f"{pipeline.api_url}/openapi.json",
             "-H", f"Authorization: Bearer {TOKENS[role]}", "--checks", "not_a_server_error",
             "--max-examples", str(examples), "--seed", "2026", "--workers", "1", "--phases",

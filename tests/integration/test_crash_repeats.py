@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import random
 import re
@@ -53,7 +54,7 @@ async def test_sigkills_mid_stream_neither_lose_nor_repeat_a_value_of_any_drift_
             # Read and derived by the worker, and (Faust commits every 2.8 s) most likely not yet
             # committed: what a crash makes a worker read again.
             n = sum(e["event_type"] == "InferenceMade" for e in chunk)
-            await wait_until(lambda n=n: read_at_least(s.worker_metrics_port, n), 60, "the chunk read")
+            await wait_until(functools.partial(read_at_least, s.worker_metrics_port, n), 60, "the chunk read")
             await asyncio.sleep(kills.uniform(0.1, 1.5))
             pipeline.kill("worker")
             pipeline.start("worker")

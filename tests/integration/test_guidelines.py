@@ -53,7 +53,7 @@ async def test_a_guideline_change_warns_the_models_it_concerns_and_is_audited(pi
 
     async def warned() -> list[dict]:
         async with db.connect() as conn:
-            found = await reads.of_type(conn, AlertRaised, where={"caused_by": guideline["event_id"]})
+            found = await reads.of_type(conn, AlertRaised, where={"caused_by": str(guideline["event_id"])})
             return [e.model_dump(mode="json") for e in found]
 
     [alert] = await wait_until(warned, 30, "the GuidelineChanged alert")

@@ -33,7 +33,7 @@ def test_references_resolve() -> None:
 
 
 def test_vigil_services_use_real_commands_and_settings() -> None:
-    commands = {c.name or c.callback.__name__ for c in cli.registered_commands}
+    commands = {c.name or getattr(c.callback, "__name__", "") for c in cli.registered_commands}
     fields = {f"VIGIL_{name.upper()}" for name in Settings.model_fields}
     for name in VIGIL:
         service = services[name]

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from scipy import stats
 from scipy.spatial import distance
 
-from vigil.drift import DriftInputError, dataset_drift, feature_drift, ks_p_value, ks_statistic, wasserstein
+from vigil.drift import DriftInputError, Method, dataset_drift, feature_drift, ks_p_value, ks_statistic, wasserstein
 
 rng = np.random.default_rng(7)
 N = 3000
@@ -36,7 +36,7 @@ def frames() -> tuple[pd.DataFrame, pd.DataFrame]:
         {
             "age": rng.normal(61, 9, N),
             "contrast": rng.gamma(2.4, 0.3, N),
-            "density": np.where(
+            "density": np.where(  # type: ignore[call-overload]  # numpy's hints take no None; pandas reads it as missing
                 rng.random(N) < 0.05, None, rng.choice(list("ABCDE"), N, p=[0.05, 0.3, 0.45, 0.15, 0.05])
             ),
             "grade": rng.integers(1, 6, N).astype(float),
@@ -76,12 +76,12 @@ def evidently_scores(reference: pd.DataFrame, current: pd.DataFrame, num_method:
         ("ks", "chisquare", 1e-6),
     ],
 )
-def test_scores_equal_evidentlys(num_method: str, cat_method: str, tolerance: float) -> None:
+def test_scores_equal_evidentlys(num_method: Method, cat_method: Method, tolerance: float) -> None:
     reference, current = frames()
     expected = evidently_scores(reference, current, num_method, cat_method)
     ours = {}
     for column in reference.columns:
-        method = cat_method if column in CATEGORICAL else num_method
+        method: Method = cat_method if column in CATEGORICAL else num_method
         ours[column] = feature_drift(column, reference[column], current[column], method).score
     assert set(expected) == set(ours)
     for column, value in expected.items():

@@ -27,7 +27,7 @@ from vigil.drift_monitor import (
     woke,
 )
 from vigil.drift_windows import from_record, profiles_of, to_record
-from vigil.events import InferenceMade
+from vigil.events import DriftResolved, InferenceMade
 from vigil.policy import DriftPolicy, DriftWindow, Policy, PolicyError, load_policy
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
@@ -66,8 +66,10 @@ def test_profile_survives_its_event_record() -> None:
     again = [from_record(to_record(p)) for p in profiles]
     for a, b in zip(profiles, again, strict=True):
         assert (a.feature, a.kind, a.edges, a.categories, a.std) == (b.feature, b.kind, b.edges, b.categories, b.std)
+        assert a.reference is not None and b.reference is not None
         assert (a.reference.counts == b.reference.counts).all()
         if a.reference.sketch is not None:
+            assert b.reference.sketch is not None
             assert a.reference.sketch.get_quantiles([0.1, 0.5, 0.9]) == b.reference.sketch.get_quantiles(
                 [0.1, 0.5, 0.9]
             )
@@ -79,7 +81,7 @@ def test_profiles_are_capped_and_typed() -> None:
     )
     assert len(made) == 10
     mixed = profiles_of([{"mixed": "a"}, {"mixed": 1.0}, {"mixed": None}])[0]
-    assert mixed.kind == "categorical" and mixed.reference.missing == 1
+    assert mixed.kind == "categorical" and mixed.reference is not None and mixed.reference.missing == 1
 
 
 def _fill(policy: DriftPolicy, state: MonitorState, profiles: dict, batch: list[dict], at: datetime, windows: dict):
@@ -161,7 +163,9 @@ def test_judge_uses_evidently_defaults_and_agrees_with_scipy_on_counts() -> None
     assert by_name["contrast"].method == "ks" and by_name["contrast"].drifted
     language = by_name["language"]
     assert language.method == "chisquare" and language.drifted
-    ref = profiles["language"].reference.counts
+    language_reference = profiles["language"].reference
+    assert language_reference is not None
+    ref = language_reference.counts
     cur = windows["language"].counts
     seen = (ref > 0) | (cur > 0)
     expected = stats.chisquare(cur[seen], ref[seen] * cur.sum() / ref.sum()).pvalue
@@ -203,7 +207,7 @@ def test_detection_is_raised_once_while_it_persists_then_resolved() -> None:
     assert ("DriftResolved", "contrast") in kinds[3]
     resolved = next(e for e in raised[3] if e.feature == "contrast")
     detected = next(e for e in raised[1] if e.feature == "contrast")
-    assert resolved.detected_event_id == detected.event_id
+    assert isinstance(resolved, DriftResolved) and resolved.detected_event_id == detected.event_id
     # The dataset verdict (1 of 2 features) reaches the 0.5 share as well.
     assert ("DriftDetected", DATASET) in kinds[1]
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vigil.events import IncidentReported, ReportOverdue
+from vigil.events import Event, IncidentReported, ReportOverdue
 from vigil.incidents import (
     Close,
     DecideReportability,
@@ -28,7 +29,7 @@ from vigil.incidents import (
 )
 
 AWARE = datetime(2026, 3, 6, 9, 0, tzinfo=UTC)
-OFFICER = {"by": "so-017", "role": "safety_officer"}
+OFFICER: dict[str, Any] = {"by": "so-017", "role": "safety_officer"}
 
 
 def reported(country: str = "DE") -> IncidentReported:
@@ -176,7 +177,7 @@ commands = st.sampled_from(
 @settings(max_examples=300, deadline=None)
 @given(st.lists(commands, max_size=14), st.sampled_from(["DE", "FR", "US"]))
 def test_any_command_sequence_replays_to_the_same_state_and_refusals_change_nothing(cmds, country) -> None:
-    events = [reported(country)]
+    events: list[Event] = [reported(country)]
     state = fold(events)
     for i, command in enumerate(cmds):
         before = state

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -151,7 +152,8 @@ def test_patient_facing_outputs_are_not_due_and_autonomous_ones_are_not_reviews_
     assert awaiting(chat, POLICY) is None
     robot = awaiting(inference(kind="autonomous_action"), POLICY)
     assert robot is not None and not robot.due
-    assert not awaiting(inference(), POLICY.model_copy(update={"review_required": False})).due  # type: ignore[union-attr]
+    optional = awaiting(inference(), POLICY.model_copy(update={"review_required": False}))
+    assert optional is not None and not optional.due
 
 
 def test_reviews_read_after_their_inferences_are_not_taken_for_missing() -> None:
@@ -227,7 +229,7 @@ def test_when_all_is_silent_event_time_passes_as_wall_clock_time_but_a_replay_is
     assert replayed.time(started + timedelta(seconds=3000), timedelta(minutes=10)) == T0 + timedelta(minutes=2994)
 
 
-def window(in_time: int, late: int = 0, unreviewed: int = 0, **more: int) -> Tally:
+def window(in_time: int, late: int = 0, unreviewed: int = 0, **more: Any) -> Tally:
     return Tally(in_time=in_time, late=late, unreviewed=unreviewed, outputs=in_time + late + unreviewed, **more)
 
 
@@ -257,6 +259,7 @@ def test_a_violation_is_raised_once_while_it_persists_then_restored() -> None:
     assert transitions(state, "ed-triage", "1", window(5), assess(window(5), POLICY), 7) == []  # too few to judge
     ended = transitions(state, "ed-triage", "1", window(100), assess(window(100), POLICY), 7)
     assert [type(e) for e in ended] == [OversightRestored]
+    assert isinstance(ended[0], OversightRestored)
     assert ended[0].violation_event_id == first[0].event_id and ended[0].value == 1.0
     again = transitions(state, "ed-triage", "1", bad, assess(bad, POLICY), 7)
     assert again[0].event_id not in (first[0].event_id, ended[0].event_id)
@@ -295,7 +298,9 @@ def test_an_emergency_the_bot_did_not_escalate_is_a_candidate_and_a_critical_ale
         event_id=uuid.uuid4(), occurred_at=T0 + timedelta(days=1), inference_id=chat.event_id, model_id="ed-triage",
         observed_at=T0 + timedelta(days=1), label="emergency", source="follow_up", emergency=True,
     )  # fmt: skip
-    candidate, alert = missed_escalation(chat, outcome)  # type: ignore[misc]
+    found = missed_escalation(chat, outcome)
+    assert found is not None
+    candidate, alert = found
     assert candidate.inference_ids == [chat.event_id] and candidate.source == "missed_escalation"
     assert alert.severity == "critical" and alert.caused_by == candidate.event_id
     escalated = inference(patient_facing={**quiet, "emergency_detected": True, "escalated": True})

@@ -187,7 +187,7 @@ def test_compute_on_files_prints_json_with_unmatched_counts(tmp_path) -> None:
     assert bad.exit_code == 2 and "lacks column(s): site" in bad.output
 
 
-def _joined_pairs(events: list) -> list[tuple[str, str]]:
+def _joined_pairs(events: list) -> list[tuple[str | None, str]]:
     """What the worker's join yields for events in this order."""
     from vigil.performance_monitor import join_key, meet
 

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from vigil.regulatory import UnknownRule, applicable_regimes, classify, deadline, most_urgent
+from vigil.regulatory import Regime, UnknownRule, applicable_regimes, classify, deadline, most_urgent
 
 BERLIN, PARIS, NEW_YORK = ZoneInfo("Europe/Berlin"), ZoneInfo("Europe/Paris"), ZoneInfo("America/New_York")
 
@@ -87,7 +87,7 @@ def test_unknown_rules_and_places_are_named() -> None:
         ("fda-803", {"harm": "none"}, None),
     ],
 )
-def test_classification(regime: str, triage: dict, expected: str | None) -> None:
+def test_classification(regime: Regime, triage: dict, expected: str | None) -> None:
     args = {"public_health_threat": False, "expected": False, **triage}
     assert classify(regime, **args) == expected
 

@@ -85,7 +85,7 @@ def test_nan_and_infinity_are_refused() -> None:
     raw = json.dumps(inference(features={"patient_age": float("nan")})).encode()
     with pytest.raises(Rejected) as caught:
         decode(raw)
-    assert caught.value.path.startswith("features.patient_age")
+    assert caught.value.path is not None and caught.value.path.startswith("features.patient_age")
 
 
 def test_unknown_fields_are_refused() -> None:
