@@ -17,9 +17,8 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import NamedTuple
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats
 
 from vigil.alerts import alert_for, incident_candidate
@@ -236,7 +235,11 @@ def unmatched(review: ReviewRecorded, clock: OversightClock, policy: OversightPo
 # --- judging ----------------------------------------------------------------------------------
 
 
-class Finding(NamedTuple):
+class Finding(BaseModel):
+    """A policy's verdict on a window: the value against its limit, the cases of how many."""
+
+    model_config = ConfigDict(frozen=True)
+
     kind: OversightKind
     value: float
     limit: float
@@ -250,25 +253,27 @@ def assess(tally: Tally, policy: OversightPolicy) -> list[Finding]:
     action before review, or autonomous one, is a finding whatever the numbers."""
     found = [
         Finding(
-            "acted_before_review", tally.acted_before_review, policy.max_acted_before_review,
-            tally.acted_before_review, tally.reviews, tally.acted_before_review > policy.max_acted_before_review,
+            kind="acted_before_review", value=tally.acted_before_review, limit=policy.max_acted_before_review,
+            cases=tally.acted_before_review, of=tally.reviews,
+            violated=tally.acted_before_review > policy.max_acted_before_review,
         )
     ]  # fmt: skip
     if policy.review_required and tally.due >= policy.min_due:
         coverage = tally.in_time / tally.due
         found.append(
-            Finding("review_coverage", coverage, policy.min_coverage, tally.due - tally.in_time, tally.due,
-                    coverage < policy.min_coverage)
+            Finding(kind="review_coverage", value=coverage, limit=policy.min_coverage, cases=tally.due - tally.in_time,
+                    of=tally.due, violated=coverage < policy.min_coverage)
         )  # fmt: skip
     if not policy.autonomous_allowed:
         found.append(
-            Finding("autonomous_action", tally.autonomous, 0, tally.autonomous, tally.outputs, tally.autonomous > 0)
-        )
+            Finding(kind="autonomous_action", value=tally.autonomous, limit=0, cases=tally.autonomous, of=tally.outputs,
+                    violated=tally.autonomous > 0)
+        )  # fmt: skip
     if tally.reviews >= policy.min_due:
         share = tally.overridden / tally.reviews
         found.append(
-            Finding("override_rate", share, policy.max_override_share, tally.overridden, tally.reviews,
-                    share > policy.max_override_share)
+            Finding(kind="override_rate", value=share, limit=policy.max_override_share, cases=tally.overridden,
+                    of=tally.reviews, violated=share > policy.max_override_share)
         )  # fmt: skip
     return found
 
@@ -414,20 +419,11 @@ class GroupRow(BaseModel):
     autonomous: int
 
 
-class FindingRow(BaseModel):
-    kind: OversightKind
-    value: float
-    limit: float
-    cases: int
-    of: int
-    violated: bool
-
-
 class OversightReport(BaseModel):
     """Rows per group (everyone first), the policy's findings on everyone, the verdict in words."""
 
     rows: list[GroupRow]
-    findings: list[FindingRow]
+    findings: list[Finding]
     verdict: list[str]
 
 
@@ -461,7 +457,7 @@ def report(tallies: dict[str, Tally], pending: Counter[str], policy: OversightPo
     verdict = [f"{f.kind}: {describe(f, span)}" for f in findings if f.violated]
     return OversightReport(
         rows=rows,
-        findings=[FindingRow(**f._asdict()) for f in findings],
+        findings=findings,
         verdict=verdict or ["within policy"],
     )
 
