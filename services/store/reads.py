@@ -180,13 +180,17 @@ class InboxEntry(IncidentSummary):
     last_seq: int = Field(description="the store position of the last event folded into the incident")
 
 
+def _entries(rows: Iterable[Any]) -> list[InboxEntry]:
+    return [InboxEntry.model_validate({k: v for k, v in r._mapping.items() if k != "state"}) for r in rows]
+
+
 async def inbox(conn: AsyncConnection, status: str | None = None) -> list[InboxEntry]:
     """Incidents, the most urgent first."""
     query = select(incidents).order_by(incidents.c.next_due_at.nulls_last(), incidents.c.aware_at)
     if status:
         query = query.where(incidents.c.status == status)
     rows = await conn.execute(query)
-    return [InboxEntry.model_validate({k: v for k, v in r._mapping.items() if k != "state"}) for r in rows]
+    return _entries(rows)
 
 
 async def awareness_of(
@@ -215,7 +219,7 @@ async def candidates_naming(conn: AsyncConnection, inference_id: str) -> list[In
         .where(incidents.c.state["inference_ids"].contains([inference_id]))
     )
     rows = await conn.execute(query)
-    return [InboxEntry.model_validate({k: v for k, v in r._mapping.items() if k != "state"}) for r in rows]
+    return _entries(rows)
 
 
 # --- dead letters ------------------------------------------------------------------------------
@@ -303,7 +307,7 @@ class InPeriod:
             .order_by(incidents.c.aware_at)
         )
         rows = await self.conn.execute(query)
-        return [InboxEntry.model_validate({k: v for k, v in r._mapping.items() if k != "state"}) for r in rows]
+        return _entries(rows)
 
     async def usage(self) -> list[Usage]:
         resources = events.c.payload["resources"]
