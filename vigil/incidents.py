@@ -318,21 +318,16 @@ def evolve(state: Incident | None, event: Event) -> Incident | None:
     """The state after one event. Events that are not about this incident leave it unchanged."""
     match event:
         case IncidentReported() | IncidentCandidateRaised() if state is None:
-            reported = isinstance(event, IncidentReported)
             if isinstance(event, IncidentReported):
-                told = {
-                    "description": event.description,
-                    "reported_harm": event.harm,
-                    "reporter_role": event.reporter_role,
-                }
+                told = {"status": "reported", "source": "report", "description": event.description,
+                        "reported_harm": event.harm, "reporter_role": event.reporter_role}  # fmt: skip
                 summary = f"reported by {event.reporter_role}, harm {event.harm}"
             else:
-                told = {"description": event.summary, "reporter_role": f"vigil:{event.source}"}
+                told = {"status": "candidate", "source": "candidate", "description": event.summary,
+                        "reporter_role": f"vigil:{event.source}"}  # fmt: skip
                 summary = f"candidate raised by Vigil ({event.source})"
             opened = Incident(
                 incident_id=event.incident_id,
-                status="reported" if reported else "candidate",
-                source="report" if reported else "candidate",
                 model_id=event.model_id,
                 model_version=event.model_version,
                 country=event.country,

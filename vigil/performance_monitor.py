@@ -264,6 +264,7 @@ def _ended(
 
 
 def performance_alert(event: Signal) -> AlertRaised:
+    severity: Severity
     if isinstance(event, ThresholdBreached):
         where = name_of(tuple(event.estimate.subgroup.items()))
         ended = isinstance(event, ThresholdRestored)
@@ -273,8 +274,7 @@ def performance_alert(event: Signal) -> AlertRaised:
             f"(95% CI {event.estimate.ci_low:.3f}-{event.estimate.ci_high:.3f}, {event.estimate.trials} outcomes, "
             f"{event.window_days} days)"
         )
-        severity: Severity = "critical" if event.level == "confirmed" else "warning"
-        name = "SafetyThresholdBreached"
+        name, severity = "SafetyThresholdBreached", "critical" if event.level == "confirmed" else "warning"
         labels = {"metric": event.metric, "label": event.label, "subgroup": where, "level": event.level}
     else:
         ended = isinstance(event, DisparityResolved)

@@ -16,6 +16,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from services.store import reads
 from services.store.projections import project_incidents
 from services.store.tables import consumer_positions, dead_letters, events
 from vigil.chain import GENESIS, ChainBreak, ChainRow, ChainWalk, link
@@ -150,13 +151,8 @@ class EventStore:
 
     async def count_of(self, event_ids: list[str]) -> int:
         """How many of these events are stored."""
-        total = 0
         async with self.engine.connect() as conn:
-            for start in range(0, len(event_ids), 5000):
-                chunk = event_ids[start : start + 5000]
-                query = select(func.count()).select_from(events).where(events.c.event_id.in_(chunk))
-                total += (await conn.execute(query)).scalar_one()
-        return total
+            return await reads.recorded_count(conn, event_ids)
 
     async def chain(self, batch: int = 5000) -> AsyncIterator[ChainRow]:
         """Every row in sequence order, streamed in batches."""

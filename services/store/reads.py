@@ -145,9 +145,15 @@ async def followed_up(conn: AsyncConnection, model_ids: Iterable[str], since: da
 
 
 async def recorded_count(conn: AsyncConnection, event_ids: Sequence[str]) -> int:
-    """How many of these events the store holds."""
-    query = select(func.count()).select_from(events).where(events.c.event_id.in_(list(event_ids)))
-    return int((await conn.execute(query)).scalar_one())
+    """How many of these events the store holds (asked 5,000 at a time: one statement's bound
+    parameters are limited)."""
+    total = 0
+    for start in range(0, len(event_ids), 5000):
+        chunk = list(event_ids[start : start + 5000])
+        total += (
+            await conn.execute(select(func.count()).select_from(events).where(events.c.event_id.in_(chunk)))
+        ).scalar_one()
+    return total
 
 
 @dataclass(frozen=True)
