@@ -21,6 +21,7 @@ from pathlib import Path
 
 import typer
 from aiokafka import AIOKafkaProducer
+from vigil_sdk.transports import partition_key
 
 from benchmarks.throughput import report_table
 from benchmarks.worker_throughput import caught_up, ends, preload, record_of, start_worker, stop
@@ -65,9 +66,11 @@ async def measure(store: str, items: list[tuple[str, bytes, bytes]]) -> tuple[in
             producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
             await producer.start()
             try:
-                topic, key, value = items[-1]
+                topic, _, value = items[-1]
                 probe = json.loads(value) | {"event_id": str(uuid.uuid4())}
-                await producer.send_and_wait(settings.topic(topic), json.dumps(probe).encode(), key=key)
+                await producer.send_and_wait(
+                    settings.topic(topic), json.dumps(probe).encode(), key=partition_key(probe)
+                )
             finally:
                 await producer.stop()
             await caught_up(settings, process, await ends(settings))

@@ -23,6 +23,7 @@ from pathlib import Path
 import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from vigil_sdk.transports import partition_key
 
 from benchmarks.throughput import report_throughput
 from vigil.events import INPUT_TOPICS, TOPIC_OF
@@ -46,8 +47,7 @@ def records(n: int) -> list[tuple[str, bytes, bytes]]:
 
 def record_of(event: dict) -> tuple[str, bytes, bytes]:
     """(logical topic, key, value) of an event as an emitter sends it."""
-    key = str(event.get("model_id") or event["event_id"]).encode()
-    return TOPIC_OF[event["event_type"]], key, json.dumps(event).encode()
+    return TOPIC_OF[event["event_type"]], partition_key(event), json.dumps(event).encode()
 
 
 async def preload(settings: Settings, items: list[tuple[str, bytes, bytes]]) -> None:

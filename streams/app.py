@@ -1,7 +1,13 @@
 """The Faust app and what its parts share: the one agent that reads every input record once and
 hands it to each concern (drift.py, outcomes.py, oversight.py beside this register themselves), the
-clock ticks, and the helpers that emit, dead-letter and write table changes to the right partition.
-Incidents have their own agent (incidents.py); worker.py imports them all."""
+clock ticks, and the helpers that emit, dead-letter, hand on to the second stage and write table
+changes to the right partition. Incidents have their own agent (incidents.py); worker.py imports
+them all.
+
+Two stages (vigil.handover says why): the first reads the input topics, keyed by inference, and
+joins; the second reads `handover.v1`, keyed by model, and counts and judges. One agent reads
+both, so a worker's partitions of every topic come together (Faust assigns co-partitioned topics
+partition by partition): the second stage's records of a model sit with its registry events."""
 
 from __future__ import annotations
 
@@ -26,10 +32,12 @@ from vigil.events import (
     ALERT_TOPIC,
     CLOCK_TOPIC,
     DEADLETTER_TOPIC,
+    HANDOVER_TOPIC,
     INPUT_TOPICS,
     SURVEILLANCE_TOPIC,
     Event,
 )
+from vigil.handover import Handover
 from vigil.join import DueIndex, Position
 from vigil.offsets import Reading
 from vigil.policy import load_policy
@@ -115,19 +123,25 @@ app = faust.App(
     key_serializer="raw",
 )
 
-# The one agent's topics: every input, and the ticks of wall-clock time the worker sends itself.
-inputs = app.topic(*settings.topics((*INPUT_TOPICS, CLOCK_TOPIC)), value_serializer="raw", key_serializer="raw")
+# The one agent's topics: every input, the ticks of wall-clock time the worker sends itself, and
+# what its first stage hands to its second.
+inputs = app.topic(
+    *settings.topics((*INPUT_TOPICS, CLOCK_TOPIC, HANDOVER_TOPIC)), value_serializer="raw", key_serializer="raw"
+)
+handovers = app.topic(settings.topic(HANDOVER_TOPIC), value_serializer="raw", key_serializer="raw")
 deadletters = app.topic(settings.topic(DEADLETTER_TOPIC), value_serializer="raw", key_serializer="raw")
 
 
 @dataclass(slots=True)
 class Item:
-    """One record of a batch, decoded once: its event, or why it was refused (None for a tick)."""
+    """One record of a batch, decoded once: its event, or what the first stage handed on, or why
+    it was refused (all None for a tick)."""
 
     record: faust.EventT
     topic: str  # logical
     event: Event | None
     refused: Rejected | None = None
+    handover: Handover | None = None
 
     @property
     def message(self) -> Message:
@@ -148,6 +162,12 @@ def admitted(record: faust.EventT) -> Item:
     topic = settings.logical_topic(message.topic)
     if topic == CLOCK_TOPIC:
         return Item(record, topic, None)
+    if topic == HANDOVER_TOPIC:  # written by the first stage, from records checked there
+        try:
+            return Item(record, topic, None, handover=Handover.model_validate_json(message.value or b""))
+        except ValueError as error:  # another version's, or not the worker's
+            why = f"not a handover of this worker's version: {type(error).__name__}"
+            return Item(record, topic, None, Rejected(why, "worker_error"))
     try:
         return Item(record, topic, decode(message.value, topic, sent_at(message), settings.max_clock_skew))
     except Rejected as rejected:
@@ -195,6 +215,7 @@ async def process(stream: faust.StreamT) -> None:
         for part in CONCERNS:
             if mine := [item for item in items if item.topic in part.topics]:
                 await _take(part, mine)
+        await send_handovers()
         await send_changelogs()
         done = time.time()
         for item in items:
@@ -203,6 +224,23 @@ async def process(stream: faust.StreamT) -> None:
 
 
 reading = Reading[TP]()
+_handing_over: dict[str, Handover] = {}
+
+
+def hand_over(model_id: str) -> Handover:
+    """What this batch hands to the model's second stage: sent, and delivered with the batch's
+    table changes, before its records are acknowledged."""
+    if model_id not in _handing_over:
+        _handing_over[model_id] = Handover(model_id=model_id)
+    return _handing_over[model_id]
+
+
+async def send_handovers() -> None:
+    for model_id, handover in list(_handing_over.items()):
+        del _handing_over[model_id]
+        if handover:
+            await handovers.send(key=model_id.encode(), value=handover.model_dump_json().encode())
+            EVENTS_OUT.labels("worker", HANDOVER_TOPIC).inc()
 
 
 async def _in_order(batch: list[faust.EventT]) -> list[faust.EventT]:
@@ -445,5 +483,6 @@ def model_of(key: bytes) -> str:
 def writing_for(record: faust.EventT) -> None:
     """Faust writes a table change to the changelog partition of the event being processed, which
     `take_events` leaves unset (faust-streaming issue #497). Every key written here belongs to the
-    record's model, and a model's records share one partition, so the record's is the right one."""
+    record's partition: in the first stage, to its inference (or to a model on that partition); in
+    the second, to the model whose partition it is."""
     faust_streams._current_event.set(weakref.ref(record))

@@ -1,4 +1,15 @@
-"""Drift: inferences into windows per model version against its reference; closed windows judged."""
+"""Drift: each inference's signals handed on by the first stage; in the second, into windows per
+model version against its reference, and closed windows judged.
+
+Where order matters: a version's events reach its second stage in the order of each input
+partition, but the partitions interleave as they are read; each handover's events are put in the
+order of their event time. Windows by time are judged the same however the partitions interleave
+(an event is late only past the window's grace). Windows by count, and a reference made of a
+version's first events, take the events in the order they reach the second stage: live, that is
+event time to within a batch (half a second); in a burst read faster than it was made (a replay,
+a catch-up), batches of different partitions may cover different hours, and which events make
+the reference or a window can differ from one run to another. Where that matters, set the
+reference from a file (`vigil drift reference set`) and use windows by time."""
 
 from __future__ import annotations
 
@@ -13,6 +24,7 @@ from streams.app import (
     concern,
     each,
     emit,
+    hand_over,
     log,
     monitoring,
     send_changelogs,
@@ -34,10 +46,11 @@ from vigil.drift_monitor import (
     woke,
 )
 from vigil.drift_windows import Profile, Window, from_record
-from vigil.events import DriftReferenceSet, DriftResolved, InferenceMade
+from vigil.events import HANDOVER_TOPIC, DriftReferenceSet, DriftResolved, InferenceMade
+from vigil.handover import DriftInput
 from vigil_runtime.observability import DRIFT_ACTIVE, DRIFT_SCORE, DRIFT_SKIPPED
 
-# Inferences and references are keyed by model_id on both topics, so the tables are co-partitioned.
+# Second stage: handovers and references are keyed by model_id, so the tables are co-partitioned.
 drift_state = app.Table("drift-state", default=None, key_type=bytes, value_type=bytes)
 drift_windows = app.Table("drift-windows", default=None, key_type=bytes, value_type=bytes)
 _profiles: dict[uuid.UUID, dict[str, Profile]] = {}
@@ -56,16 +69,29 @@ def window_key(model_id: str, version: str, reference: uuid.UUID | None, window_
     return table_key(model_id, version, str(reference), window_id, feature)
 
 
-@concern("watch_drift", "inference.v1", "model.v1")
+@concern("hand_over_drift", "inference.v1")
+async def hand_over_drift(items: list[Item]) -> None:
+    """First stage: each inference's signals, to its model's second stage."""
+    for item in items:
+        if isinstance(event := item.event, InferenceMade):
+            values = signals(event)
+            drift_input = DriftInput(
+                model_version=event.model_version, occurred_at=event.occurred_at, at=item.position, values=values
+            )
+            hand_over(event.model_id).inferences.append(drift_input)
+
+
+@concern("watch_drift", HANDOVER_TOPIC, "model.v1")
 async def watch_drift(items: list[Item]) -> None:
     """Inferences into windows against their version's reference; closed windows judged.
 
     A batch's table changes are delivered in three steps, so that a crash between any two leaves
     nothing that the records read again after it would count twice or miss: the windows' new values
-    (each window keeps the offset of the last value it took, and takes only later ones), then the
-    versions' states (with their references, windows placed and closed, and the offset of the last
-    event taken: records up to it are skipped when read again), then the removal of the windows
-    they closed (a crash before it leaves a closed window behind, never read again)."""
+    (each window keeps the offset of the last handover it took values from, and takes only later
+    ones), then the versions' states (with their references, windows placed and closed, and how far
+    in each input partition the events taken have come: those are skipped when handed on again),
+    then the removal of the windows they closed (a crash before it leaves a closed window behind,
+    never read again)."""
     states: dict[tuple[str, str], MonitorState] = {}
     added: dict[bytes, list[tuple[int, float | str | None]]] = {}  # window and feature -> (offset, value)
     last_of: dict[str, Item] = {}  # model_id -> its latest record in the batch
@@ -75,13 +101,16 @@ async def watch_drift(items: list[Item]) -> None:
     async def handle(item: Item) -> None:
         event = item.event
         if isinstance(event, DriftReferenceSet):
+            last_of[event.model_id] = item
             _set_reference(event, states, added, closed)
-        elif isinstance(event, InferenceMade):
-            await _window_inference(event, item, states, added, closed)
+            _state(event.model_id, event.model_version, states).partition = item.message.partition
+        elif item.handover is not None:
+            model_id = item.handover.model_id
+            last_of[model_id] = item
+            for drift_input in _new_in_time_order(model_id, item, states):
+                await _window_inference(model_id, drift_input, item, states, added, closed)
         elif item.is_tick:
             ticks.append(item)
-        if isinstance(event, DriftReferenceSet | InferenceMade):
-            last_of[event.model_id] = item
 
     await each(items, "watch_drift", handle)
     for key, values in added.items():
@@ -155,20 +184,32 @@ def _set_reference(
     log.info("worker.drift_reference", model_id=event.model_id, model_version=event.model_version, source=event.source)
 
 
+def _new_in_time_order(model_id: str, item: Item, states: dict[tuple[str, str], MonitorState]) -> list[DriftInput]:
+    """The handover's inferences not taken before, in the order of their event time: what the
+    partitions interleaved within one batch is put back in the order it happened."""
+    assert item.handover is not None
+    new = []
+    for drift_input in item.handover.inferences:  # in the order of each input partition, as taking needs
+        state = _state(model_id, drift_input.model_version, states)
+        state.partition = item.message.partition  # the second stage's: where the ticks that close its windows come
+        if already_taken(state, drift_input.at):
+            DRIFT_SKIPPED.labels(model_id, "repeat").inc()
+        else:
+            new.append(drift_input)
+    return sorted(new, key=lambda drift_input: drift_input.occurred_at)
+
+
 async def _window_inference(
-    event: InferenceMade,
+    model_id: str,
+    event: DriftInput,
     item: Item,
     states: dict[tuple[str, str], MonitorState],
     added: dict[bytes, list],
     closed: dict[str, list[bytes]],
 ) -> None:
-    model_id, version = event.model_id, event.model_version
+    version = event.model_version
     state = _state(model_id, version, states)
-    offset = item.message.offset
-    if already_taken(state, item.message.partition, offset):
-        DRIFT_SKIPPED.labels(model_id, "repeat").inc()
-        return
-    values = signals(event)
+    offset, values = item.message.offset, event.values
     profiles = profiles_of(state)
     if profiles is None:
         policy = monitoring.for_model(model_id).drift

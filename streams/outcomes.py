@@ -1,13 +1,14 @@
-"""Outcomes joined to their inferences in either order (vigil.join): the missed-escalation check and
-subgroup performance with its safety-threshold and equity signals.
+"""Outcomes joined to their inferences in either order (vigil.join), in the first stage: the
+missed-escalation check, and each pair handed on; in the second, subgroup performance with its
+safety-threshold and equity signals.
 
-Exactly once across a crash: a batch's table changes reach their changelogs as separate records,
-and a SIGKILL while they are being delivered can leave some delivered and others not. So a batch
-delivers its join entries first, then its day counts, then the release of parked pairs: a day's
-counts never run ahead of the entries that made them, and a pair whose entry was kept but whose
-count was lost is given again when its completing record is read again, and counted unless the
-day already took it (performance_monitor.Day). Pairs are counted in the order they met: while a
-model has pairs parked, its later pairs park behind them."""
+Exactly once across a crash: a batch's table changes and handovers reach Kafka as separate
+records, and a SIGKILL while they are being delivered can leave some delivered and others not. A
+pair is handed on again when the record that completed it is read again (vigil.join gives it
+again), and a day counts it unless it took it before (performance_monitor.Day). In the second
+stage a batch delivers its day counts before the release of parked pairs, so a released pair is
+never lost. Pairs are counted in the order they reach the second stage: while a model has pairs
+parked, its later pairs park behind them."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from streams.app import (
     due_index,
     each,
     emit,
+    hand_over,
     log,
     model_of,
     monitoring,
@@ -33,8 +35,17 @@ from streams.app import (
     tick_everywhere,
     writing_for,
 )
-from vigil.events import GuidelineChanged, InferenceMade, ModelRegistered, OutcomeObserved, ThresholdBreached
+from streams.registry import registration
+from vigil.events import (
+    HANDOVER_TOPIC,
+    GuidelineChanged,
+    InferenceMade,
+    ModelRegistered,
+    OutcomeObserved,
+    ThresholdBreached,
+)
 from vigil.guidelines import guideline_alert
+from vigil.handover import JoinedPair
 from vigil.join import Entry, Met, Parked, Position, arrive
 from vigil.oversight import missed_escalation
 from vigil.performance import Pair, name_of
@@ -58,15 +69,16 @@ from vigil_runtime.observability import JOIN_EXPIRED, PERFORMANCE
 OutcomeJoin = Entry[InferenceMade, OutcomeObserved]
 ParkedPairs = Parked[InferenceMade, OutcomeObserved]
 
-# Inferences, outcomes and registry events are keyed by model_id, so the tables are co-partitioned.
+# First stage: inferences and outcomes are keyed by inference id.
+joins = Stored("outcome-join", OutcomeJoin)  # inference_id -> what waits for its other side
+due = due_index()  # join keys by wall-clock time of expiry, per partition
+# Second stage: handovers and registry events are keyed by model_id, so the tables are co-partitioned.
 registry = Stored("models", ModelRegistered)  # model_id -> its registration
 registered_on = app.Table("model-partitions", default=None, key_type=bytes, value_type=bytes)  # model_id -> partition
-joins = Stored("outcome-join", OutcomeJoin)  # inference_id -> what waits for its other side
 parked = Stored("outcome-parked", ParkedPairs)  # model_id -> pairs waiting for its registration
 performance_state = Stored("performance-state", PerformanceState)  # model, version -> rolling state
 # model, version, day -> Bucket, in its own codec (counts per label and subgroup)
 performance_days = app.Table("performance-days", default=None, key_type=bytes, value_type=bytes)
-due = due_index()  # join keys by wall-clock time of expiry, per partition
 
 
 class _Batch:
@@ -102,9 +114,23 @@ class _Batch:
             await _count_pair(pair.met(), item, self, now)
 
 
-@concern("join_outcomes", "inference.v1", "outcome.v1", "model.v1")
+@concern("join_outcomes", "inference.v1", "outcome.v1")
 async def join_outcomes(items: list[Item]) -> None:
-    """Outcome joined to inference in either order; then the escalation check and the performance buckets."""
+    """First stage: outcome joined to inference in either order; the escalation check; the pair handed on."""
+    now = datetime.now(UTC)
+
+    async def handle(item: Item) -> None:
+        if isinstance(event := item.event, InferenceMade | OutcomeObserved):
+            await _join(event, item, now)
+        elif item.is_tick:
+            _expire(item, now)
+
+    await each(items, "join_outcomes", handle)
+
+
+@concern("count_performance", HANDOVER_TOPIC, "model.v1")
+async def count_performance(items: list[Item]) -> None:
+    """Second stage: the pairs handed on counted in their days' buckets; the windows judged."""
     batch = _Batch()
     now = datetime.now(UTC)
 
@@ -115,19 +141,18 @@ async def join_outcomes(items: list[Item]) -> None:
             registered_on[event.model_id.encode()] = str(item.message.partition).encode()
             batch.last_of[event.model_id] = item
             await batch.release(event.model_id, item, now)
-        elif isinstance(event, InferenceMade | OutcomeObserved):
-            batch.last_of[event.model_id] = item
-            await _join(event, item, batch, now)
+        elif item.handover is not None and item.handover.pairs:
+            batch.last_of[item.handover.model_id] = item
+            for pair in item.handover.pairs:
+                await _count_pair(pair.met(), item, batch, now)
         elif isinstance(event, GuidelineChanged):  # keyed by its own id: tell every partition's models
             await tick_everywhere(guideline=canonical_json(event))
         elif item.is_tick:
             if guideline := news_of(item, "guideline"):
                 await _tell_affected(GuidelineChanged.model_validate_json(guideline), item.message.partition)
-            await _expire(item, batch, now)
+            await _release_or_refuse_parked(item, batch, now)
 
-    await each(items, "join_outcomes", handle)
-    if batch.pairs or batch.parked:  # the entries that made them before the counts (see above)
-        await send_changelogs(joins.table, registry.table, registered_on)
+    await each(items, "count_performance", handle)
     for key, pairs in batch.pairs.items():
         model = _registered(model_of(key))
         assert model is not None  # pairs of unregistered models are parked
@@ -154,8 +179,9 @@ def _registered(model_id: str) -> ModelRegistered | None:
     return registry.read(model_id.encode())
 
 
-async def _join(event: InferenceMade | OutcomeObserved, item: Item, batch: _Batch, now: datetime) -> None:
-    if isinstance(event, OutcomeObserved) and (model := _registered(event.model_id)) and (why := refused(event, model)):
+async def _join(event: InferenceMade | OutcomeObserved, item: Item, now: datetime) -> None:
+    model = registration(event.model_id)
+    if isinstance(event, OutcomeObserved) and model and (why := refused(event, model)):
         await send_dead_letter(why, *item.position, item.message.value)  # a label outside the set; unknown models wait
         return
     # Wall-clock time: an inference never followed up is forgotten after the horizon, however far
@@ -171,12 +197,13 @@ async def _join(event: InferenceMade | OutcomeObserved, item: Item, batch: _Batc
     if not arrival.repeat:
         joins[key] = arrival.entry
         due.add((item.message.partition, ""), arrival.entry.due, key)
-    if arrival.refused:  # its buckets would sit in another model's partition
+    if arrival.refused:  # it would count in another model's performance
         refusal = arrival.refused
         await send_dead_letter(refusal.why, *refusal.right_from, canonical_json(refusal.right).encode())
-    if arrival.met:  # met now, or given again (the events it raises have fixed ids)
-        await _check_escalation(arrival.met.left, arrival.met.right)
-        await _count_pair(arrival.met, item, batch, now)
+    if met := arrival.met:  # met now, or given again (the events it raises have fixed ids)
+        await _check_escalation(met.left, met.right)
+        pair = JoinedPair(left=met.left, right=met.right, right_from=met.right_from, at=met.at, since=now)
+        hand_over(met.left.model_id).pairs.append(pair)
 
 
 async def _count_pair(met: Met[InferenceMade, OutcomeObserved], item: Item, batch: _Batch, now: datetime) -> None:
@@ -200,10 +227,9 @@ async def _count_pair(met: Met[InferenceMade, OutcomeObserved], item: Item, batc
     state.counted(inference.occurred_at, inference.event_id)  # also for a pair given again: its day may be new
 
 
-async def _expire(tick: Item, batch: _Batch, now: datetime) -> None:
-    """On the tick's partition: forgets join entries past the horizon (inferences never followed
-    up, outcomes never matched: counted), and dead-letters parked pairs whose model is still not
-    registered after the grace period (those of a model registered meanwhile are counted)."""
+def _expire(tick: Item, now: datetime) -> None:
+    """First stage, on the tick's partition: forgets join entries past the horizon (inferences
+    never followed up, outcomes never matched: counted)."""
     partition = tick.message.partition
     if not due.filled(partition):
         due.fill(partition, (((e.partition, ""), e.due, k, None) for k, e in joins.items()))
@@ -214,6 +240,12 @@ async def _expire(tick: Item, batch: _Batch, now: datetime) -> None:
         joins.pop(key)
         if not entry.paired:
             JOIN_EXPIRED.labels(entry.model_id, "inference" if entry.left else "outcome").inc()
+
+
+async def _release_or_refuse_parked(tick: Item, batch: _Batch, now: datetime) -> None:
+    """Second stage, on the tick's partition: dead-letters parked pairs whose model is still not
+    registered after the grace period (those of a model registered meanwhile are counted)."""
+    partition = tick.message.partition
     for key, waiting in parked.items():
         model_id = key.decode()
         if waiting.partition != partition:

@@ -1,15 +1,19 @@
-"""Human oversight: reviews joined to their inferences, outputs past their review time counted,
-rolling windows judged against the policy.
+"""Human oversight: in the first stage, reviews joined to their inferences, outputs past their
+review time counted, and each record's counts handed on; in the second, rolling windows judged
+against the policy.
 
-Exactly once across a crash, as for outcomes (outcomes.py): a batch delivers its join entries
-before the day tallies they made; each record's counts are kept apart in the batch, and a day
-takes them unless it has taken that record before (vigil.join.takes). An output that falls due
-unreviewed is not forgotten at once but marked with the tick that counted it, so that the tick,
-read again after a crash, counts it again (or finds it counted); the mark goes an hour later."""
+Exactly once across a crash: a record's counts are handed on with the record's position, and a
+day takes them unless it has taken that record before (vigil.join.takes), so a record read again
+after a crash hands them on again harmlessly. An output that falls due unreviewed is not forgotten
+at once but marked with the tick that counted it, so that the tick, read again after a crash,
+counts it again (or finds it counted); the mark goes an hour later.
+
+Each input partition keeps its own oversight clock per model (vigil.oversight.OversightClock): its
+outputs fall due by what that partition has read, whichever worker reads it."""
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from streams.app import (
@@ -20,19 +24,20 @@ from streams.app import (
     due_index,
     each,
     emit,
+    hand_over,
     log,
-    model_of,
     monitoring,
-    send_changelogs,
     send_dead_letter,
     table_key,
     writing_for,
 )
-from vigil.events import InferenceMade, ReviewRecorded
+from vigil.events import HANDOVER_TOPIC, InferenceMade, ReviewRecorded
+from vigil.handover import OversightCount
 from vigil.join import Arrival, Entry, Position, arrive
 from vigil.oversight import (
     Awaiting,
     ModelOversight,
+    OversightClock,
     OversightDay,
     Tally,
     assess,
@@ -52,114 +57,106 @@ from vigil_runtime.observability import OVERSIGHT, OVERSIGHT_ACTIVE, REVIEWS_UNM
 
 ReviewJoin = Entry[Awaiting, ReviewRecorded]
 
-# Inferences and reviews are keyed by model_id, so the tables are co-partitioned.
+# First stage: inferences and reviews are keyed by inference id.
 joins = Stored("oversight-join", ReviewJoin)  # inference_id -> what waits for its other side
-oversight_state = Stored("oversight-state", ModelOversight)  # model_id -> clock and rolling windows
-oversight_days = Stored("oversight-days", OversightDay)  # model, version, day -> its tally
+clocks = Stored("oversight-clocks", OversightClock)  # model, partition -> its clock there
 # Join keys by when they fall due on their model's oversight clock (event time), per partition and
 # model; entries counted as they fell due, by wall-clock time, in the partition's lane "".
 due = due_index()
 KEEP_EXPIRED = timedelta(hours=1)  # long past any record read again after a crash
+# Second stage, keyed by model.
+oversight_state = Stored("oversight-state", ModelOversight)  # model_id -> rolling windows
+oversight_days = Stored("oversight-days", OversightDay)  # model, version, day -> its tally
 
 
-class _Oversight:
+class _Joining:
+    """A first-stage batch: the clocks it moved, by model and partition."""
+
     def __init__(self) -> None:
-        self.models: dict[str, ModelOversight] = {}
-        # Counted in this batch, per (model, version, day): each record's counts, in the order read.
-        self.tallies: dict[bytes, dict[Position, Tally]] = {}
-        self.last_of: dict[str, Item] = {}  # model_id -> its latest record: where its tables are written
+        self.clocks: dict[tuple[str, int], OversightClock] = {}
+        self.last_of: dict[tuple[str, int], Item] = {}  # its latest record there: where the clock is written
 
-    def model(self, model_id: str) -> ModelOversight:
-        """The model's state, to change in this batch and write at its end."""
-        if model_id not in self.models:
-            self.models[model_id] = self.stored(model_id)
-        return self.models[model_id]
+    def clock(self, model_id: str, item: Item) -> OversightClock:
+        """The model's clock on the record's partition, to move in this batch and write at its end."""
+        where = (model_id, item.message.partition)
+        self.last_of[where] = item
+        if where not in self.clocks:
+            self.clocks[where] = self.stored(*where)
+        return self.clocks[where]
 
-    def stored(self, model_id: str) -> ModelOversight:
-        """The model's state as it stands, to read."""
-        if found := self.models.get(model_id):
+    def stored(self, model_id: str, partition: int) -> OversightClock:
+        """The model's clock on the partition as it stands, to read."""
+        if found := self.clocks.get((model_id, partition)):
             return found
-        model = oversight_state.get(model_id.encode()) or ModelOversight()
-        model.clock.woke(STARTED)
-        return model
-
-    def tally(self, model_id: str, version: str, at: datetime, inference_id: uuid.UUID, source: Item) -> Tally:
-        """Where the record `source` counts an output made at `at`."""
-        self.model(model_id).versions.setdefault(version, RollingState()).counted(at, inference_id)
-        by_record = self.tallies.setdefault(table_key(model_id, version, at.date().isoformat()), {})
-        return by_record.setdefault(source.position, Tally())
+        clock = clocks.get(table_key(model_id, str(partition))) or OversightClock()
+        clock.woke(STARTED)
+        return clock
 
 
-@concern("watch_oversight", "inference.v1", "review.v1")
-async def watch_oversight(items: list[Item]) -> None:
-    """Reviews joined to their inferences, outputs past their review time counted; windows judged."""
-    batch = _Oversight()
+def _count(model_id: str, output: Awaiting | InferenceMade, source: Item) -> Tally:
+    """Where the record `source` counts an output's oversight: handed on to the model's second stage."""
+    if isinstance(output, InferenceMade):
+        version, made_at, inference_id = output.model_version, output.occurred_at, output.event_id
+    else:
+        version, made_at, inference_id = output.model_version, output.made_at, output.inference_id
+    count = OversightCount(
+        model_version=version, made_at=made_at, inference_id=inference_id, at=source.position, tally=Tally()
+    )
+    hand_over(model_id).counts.append(count)
+    return count.tally
+
+
+@concern("join_reviews", "inference.v1", "review.v1")
+async def join_reviews(items: list[Item]) -> None:
+    """First stage: reviews joined to their inferences, outputs past their review time counted."""
+    batch = _Joining()
     now = datetime.now(UTC)
 
     async def handle(item: Item) -> None:
         event = item.event
         if isinstance(event, InferenceMade):
-            batch.last_of[event.model_id] = item
             await _oversee_inference(event, item, batch, now)
         elif isinstance(event, ReviewRecorded):
-            batch.last_of[event.model_id] = item
             await _oversee_review(event, item, batch, now)
         elif item.is_tick:
             _expire_reviews(item, batch, now)
 
-    await each(items, "watch_oversight", handle)
-    if batch.tallies:  # the entries that made them before the tallies (see above)
-        await send_changelogs(joins.table)
-    for key, by_record in batch.tallies.items():
-        writing_for(batch.last_of[model_of(key)].record)
-        day = oversight_days.get(key) or OversightDay()
-        day.add(by_record)
-        oversight_days[key] = day
-    for model_id, version in sorted({tuple(key.decode().split("\x1f")[:2]) for key in batch.tallies}):
-        writing_for(batch.last_of[model_id].record)
-        await _judge_oversight(model_id, version, batch.models[model_id].versions[version])
-    for model_id, model in batch.models.items():
-        writing_for(batch.last_of[model_id].record)
-        oversight_state[model_id.encode()] = model
+    await each(items, "join_reviews", handle)
+    for (model_id, partition), clock in batch.clocks.items():
+        writing_for(batch.last_of[(model_id, partition)].record)
+        clocks[table_key(model_id, str(partition))] = clock
 
 
-async def _oversee_inference(inference: InferenceMade, item: Item, batch: _Oversight, now: datetime) -> None:
+async def _oversee_inference(inference: InferenceMade, item: Item, batch: _Joining, now: datetime) -> None:
     policy = monitoring.for_model(inference.model_id).oversight
-    model = batch.model(inference.model_id)
-    model.clock.partition = item.message.partition
-    model.clock.saw_inference(inference, now)
+    batch.clock(inference.model_id, item).saw_inference(inference, now)
     key = str(inference.event_id).encode()
     output = awaiting(inference, policy)
     if output is None:  # patient-facing: nothing to review, and a review waiting for it counts against nothing
         if joins.get(key) is not None:
             joins.pop(key)
             REVIEWS_UNMATCHED.labels(inference.model_id).inc()
-        count_inference(batch.tally(inference.model_id, inference.model_version, inference.occurred_at,
-                                    inference.event_id, item), inference, policy)  # fmt: skip
+        count_inference(_count(inference.model_id, inference, item), inference, policy)
         return
     new = ReviewJoin(model_id=inference.model_id, partition=item.message.partition,
                      due=review_deadline(output, policy), left=output, left_from=item.position)  # fmt: skip
     arrival = await _arrive(key, new, item)
     if arrival.repeat and not arrival.again:
         return  # a repeat of an inference within its review time
-    tally = batch.tally(inference.model_id, inference.model_version, inference.occurred_at, inference.event_id, item)
+    tally = _count(inference.model_id, inference, item)
     count_inference(tally, inference, policy)
     if arrival.met:
         count_review(tally, arrival.met.left, arrival.met.right, policy)
 
 
-async def _oversee_review(review: ReviewRecorded, item: Item, batch: _Oversight, now: datetime) -> None:
+async def _oversee_review(review: ReviewRecorded, item: Item, batch: _Joining, now: datetime) -> None:
     policy = monitoring.for_model(review.model_id).oversight
-    model = batch.model(review.model_id)
-    model.clock.partition = item.message.partition
-    model.clock.saw_review(review, now)
+    batch.clock(review.model_id, item).saw_review(review, now)
     new = ReviewJoin(model_id=review.model_id, partition=item.message.partition,
                      due=review_let_go(review, policy), right=review, right_from=item.position)  # fmt: skip
     arrival = await _arrive(str(review.inference_id).encode(), new, item)
     if met := arrival.met:  # the first review of an output decides; a repeat or a second opinion does not count
-        output = met.left
-        tally = batch.tally(review.model_id, output.model_version, output.made_at, output.inference_id, item)
-        count_review(tally, output, met.right, policy)
+        count_review(_count(review.model_id, met.left, item), met.left, met.right, policy)
 
 
 async def _arrive(key: bytes, new: ReviewJoin, item: Item) -> Arrival[Awaiting, ReviewRecorded]:
@@ -175,16 +172,16 @@ async def _arrive(key: bytes, new: ReviewJoin, item: Item) -> Arrival[Awaiting, 
     return arrival
 
 
-def _expire_reviews(tick: Item, batch: _Oversight, now: datetime) -> None:
+def _expire_reviews(tick: Item, batch: _Joining, now: datetime) -> None:
     """On the tick's partition: counts outputs past their review time as unreviewed and forgets
-    reviews whose inference did not come, each model by its own oversight clock."""
+    reviews whose inference did not come, each model by its clock on this partition."""
     partition = tick.message.partition
     if not due.filled(partition):
         due.fill(partition, (((e.partition, "" if e.expired_at else e.model_id), e.due, k, e.expired_at)
                              for k, e in joins.items()))  # fmt: skip
     for key in due.expired_by(tick.position):  # read again after a crash: count them again
         if (entry := joins.get(key)) is not None and entry.left is not None:
-            _count_unreviewed(entry.model_id, entry.left, tick, batch)
+            count_unreviewed(_count(entry.model_id, entry.left, tick), entry.left)
     for lane in due.lanes(partition):
         model_id = lane[1]
         if not model_id:  # entries counted as they fell due, kept an hour
@@ -193,27 +190,65 @@ def _expire_reviews(tick: Item, batch: _Oversight, now: datetime) -> None:
                     joins.pop(key)
             continue
         policy = monitoring.for_model(model_id).oversight
-        clock_time = clock_now(batch.stored(model_id).clock, policy, now)
+        clock_time = clock_now(batch.stored(model_id, partition), policy, now)
         if clock_time is None:
             continue
         for key in due.due(lane, clock_time):
             entry = joins.get(key)
             if entry is None or entry.expired_at or entry.due > clock_time:  # gone, or moved on since it was indexed
                 continue
-            batch.last_of.setdefault(model_id, tick)
             if not entry.paired and entry.left is not None and entry.left.due:
                 joins[key] = entry.expired(tick.position, keep_until=now + KEEP_EXPIRED)
                 due.add((partition, ""), now + KEEP_EXPIRED, key)
-                _count_unreviewed(model_id, entry.left, tick, batch)
+                count_unreviewed(_count(model_id, entry.left, tick), entry.left)
                 continue
             joins.pop(key)
             if not entry.paired and entry.right is not None:
                 REVIEWS_UNMATCHED.labels(model_id).inc()
 
 
-def _count_unreviewed(model_id: str, output: Awaiting, tick: Item, batch: _Oversight) -> None:
-    batch.last_of.setdefault(model_id, tick)
-    count_unreviewed(batch.tally(model_id, output.model_version, output.made_at, output.inference_id, tick), output)
+@concern("judge_oversight", HANDOVER_TOPIC)
+async def judge_oversight(items: list[Item]) -> None:
+    """Second stage: each record's counts into its day's tally, once; the windows judged."""
+    models: dict[str, ModelOversight] = {}
+    tallies: dict[bytes, dict[Position, Tally]] = {}  # (model, version, day) -> each record's counts, in order
+    last_of: dict[str, Item] = {}  # model_id -> its latest handover: where its tables are written
+    for item in items:
+        if item.handover is None or not item.handover.counts:
+            continue
+        model_id = item.handover.model_id
+        last_of[model_id] = item
+        if model_id not in models:
+            models[model_id] = oversight_state.get(model_id.encode()) or ModelOversight()
+        for key, counted in _by_record(model_id, item.handover.counts, models[model_id]).items():
+            by_record = tallies.setdefault(key, {})
+            for at, tally in counted.items():
+                by_record.setdefault(at, tally)  # a record's counts handed on twice (after a crash) count once
+    for key, by_record in tallies.items():
+        model_id = key.decode().split("\x1f")[0]
+        writing_for(last_of[model_id].record)
+        day = oversight_days.get(key) or OversightDay()
+        day.add(by_record)
+        oversight_days[key] = day
+    for model_id, version in sorted({tuple(key.decode().split("\x1f")[:2]) for key in tallies}):
+        writing_for(last_of[model_id].record)
+        await _judge_oversight(model_id, version, models[model_id].versions[version])
+    for model_id, model in models.items():
+        writing_for(last_of[model_id].record)
+        oversight_state[model_id.encode()] = model
+
+
+def _by_record(
+    model_id: str, counts: Iterable[OversightCount], model: ModelOversight
+) -> dict[bytes, dict[Position, Tally]]:
+    """One handover's counts summed per day and record (a tick counts many outputs)."""
+    out: dict[bytes, dict[Position, Tally]] = {}
+    for count in counts:
+        model.versions.setdefault(count.model_version, RollingState()).counted(count.made_at, count.inference_id)
+        key = table_key(model_id, count.model_version, count.made_at.date().isoformat())
+        by_record = out.setdefault(key, {})
+        by_record[count.at] = by_record.get(count.at, Tally()) + count.tally
+    return out
 
 
 async def _judge_oversight(model_id: str, version: str, state: RollingState) -> None:

@@ -29,6 +29,7 @@ from vigil.alerts import alert_for
 from vigil.drift import DatasetDrift, DriftInputError, FeatureDrift, drifted, kind_of
 from vigil.drift_windows import MAX_FEATURES, Profile, Window, profiles_of, score, to_record
 from vigil.events import AlertRaised, DriftDetected, DriftReferenceSet, DriftResolved, InferenceMade
+from vigil.join import Position, takes
 from vigil.policy import DriftPolicy
 
 NAMESPACE = uuid.UUID("8f2d6c1a-3b5e-4f7d-9a0c-2e4b6d8f1a3c")
@@ -68,22 +69,19 @@ class MonitorState(BaseModel):
     position: int = 0  # events placed in windows since the reference
     watermark: datetime | None = None  # event time: how far the version's stream has come
     heard: datetime | None = None  # wall-clock time of its last event, or of the last tick that moved the watermark
-    partition: int | None = None  # the Kafka partition its events arrive on, where the worker's ticks reach it
-    through: int = -1  # the offset on that partition of the last event it took
+    partition: int | None = None  # the partition of the model's second stage, where the worker's ticks reach it
+    taken: dict[str, int] = {}  # how far in each input stream its events have been taken (vigil.join.takes)
     open: dict[str, Span] = {}
     drifting: dict[str, uuid.UUID] = {}  # feature -> the DriftDetected that stands
     late: int = 0
 
 
-def already_taken(state: MonitorState, partition: int, offset: int) -> bool:
-    """Whether the event at this position was taken before: read again after a crash that came
-    after the state was written with it and before its offset was committed. A version's events
-    share one partition (they are keyed by model) and come in order within it, so the offset of
-    the last one taken says which were. Otherwise the state moves on to this one."""
-    if state.partition == partition and offset <= state.through:
-        return True
-    state.partition, state.through = partition, offset
-    return False
+def already_taken(state: MonitorState, at: Position) -> bool:
+    """Whether the event read at this position was taken before: handed on again after a crash
+    that came after the state was written with it. A version's events come in order within each
+    input partition, so the offset of the last one taken from each says which were. Otherwise the
+    state moves on to this one."""
+    return not takes(state.taken, at)
 
 
 def place(state: MonitorState, policy: DriftPolicy, at: datetime, now: datetime) -> str | None:

@@ -477,12 +477,23 @@ DEADLETTER_TOPIC = "deadletter.v1"
 # Ticks of wall-clock time, one per partition, from the worker to itself: a partition without
 # traffic still closes its drift windows and expires its outcome joins. Not events; not recorded.
 CLOCK_TOPIC = "clock.v1"
-ALL_TOPICS: tuple[str, ...] = (*INPUT_TOPICS, ALERT_TOPIC, SURVEILLANCE_TOPIC, DEADLETTER_TOPIC, CLOCK_TOPIC)
+# From the worker's first stage (keyed by inference) to its second (keyed by model): vigil.handover.
+# Not events; not recorded.
+HANDOVER_TOPIC = "handover.v1"
+ALL_TOPICS: tuple[str, ...] = (
+    *INPUT_TOPICS, ALERT_TOPIC, SURVEILLANCE_TOPIC, DEADLETTER_TOPIC, CLOCK_TOPIC, HANDOVER_TOPIC
+)  # fmt: skip
 RECORDED_TOPICS: tuple[str, ...] = (*INPUT_TOPICS, ALERT_TOPIC, SURVEILLANCE_TOPIC)
 
 
 def partition_key(event: Event) -> bytes:
-    """Events of one incident, else of one model, stay in one partition, so their order is kept."""
+    """An inference, its outcome and its reviews share a partition (the inference id), where the
+    worker joins them, so one model's stream spreads over all partitions; the events of one
+    incident, else of one model, stay in one partition, so their order is kept."""
+    if isinstance(event, InferenceMade):
+        return str(event.event_id).encode()
+    if isinstance(event, OutcomeObserved | ReviewRecorded):
+        return str(event.inference_id).encode()
     key = getattr(event, "incident_id", None) or getattr(event, "model_id", None) or event.event_id
     return str(key).encode()
 

@@ -157,14 +157,14 @@ class Watermark(BaseModel):
 
 
 class OversightClock(BaseModel):
-    """How far one model's inferences and reviews have come. While both are heard from, the earlier
+    """How far one model's inferences and reviews have come on one input partition (each partition
+    keeps its own: its outputs fall due by the records it has read). While both are heard from, the earlier
     decides what is overdue, so a stream read behind the other (a catch-up, a replay) holds the
     clock back. A stream silent for longer than `idle` no longer does: when nobody reviews, the
     inferences alone move the clock; when all is silent, event time passes as wall-clock time does."""
 
     made: Watermark | None = None
     reviewed: Watermark | None = None
-    partition: int | None = None  # where the model's events arrive, and the worker's ticks reach it
 
     def saw_inference(self, inference: InferenceMade, now: datetime) -> None:
         at = inference.occurred_at
@@ -199,9 +199,8 @@ class OversightClock(BaseModel):
 
 
 class ModelOversight(BaseModel):
-    """What the worker remembers of one model: its clock, and each version's rolling window."""
+    """What the worker's second stage remembers of one model: each version's rolling window."""
 
-    clock: OversightClock = Field(default_factory=OversightClock)
     versions: dict[str, RollingState] = Field(default_factory=dict)
 
 

@@ -23,6 +23,16 @@ TOPIC_OF = {
 }
 
 
+def partition_key(event: dict[str, Any]) -> bytes:
+    """The record key. Mirrors vigil.events.partition_key (a test keeps them equal): an inference,
+    its outcome and its reviews share the inference id, where the worker joins them."""
+    if event["event_type"] == "InferenceMade":
+        return str(event["event_id"]).encode()
+    if event["event_type"] in ("OutcomeObserved", "ReviewRecorded"):
+        return str(event["inference_id"]).encode()
+    return str(event.get("incident_id") or event.get("model_id") or event["event_id"]).encode()
+
+
 class Unavailable(Exception):
     """Vigil could not be reached; the events are worth sending again later."""
 
@@ -98,7 +108,7 @@ class KafkaTransport:
             await producer.send(
                 self.topic_prefix + TOPIC_OF[e["event_type"]],
                 json.dumps(e, separators=(",", ":")).encode(),
-                key=str(e.get("incident_id") or e.get("model_id") or e["event_id"]).encode(),
+                key=partition_key(e),
             )
             for e in events
         ]

@@ -4,15 +4,41 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from aiokafka.partitioner import DefaultPartitioner
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.store import reads
 from services.store.event_store import EventStore
 from vigil_hospital import Hospital
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition of a record key, by the partitioner the producers use (inference ids are the
+    record keys of inferences, outcomes and reviews)."""
+    return int(DefaultPartitioner()(key.encode(), list(range(partitions)), []))
+
+
+def ids_on_every_partition(partitions: int) -> list[str]:
+    """One inference id for each partition."""
+    found: dict[int, str] = {}
+    while len(found) < partitions:
+        key = str(uuid.uuid4())
+        found.setdefault(partition_of(key, partitions), key)
+    return [found[p] for p in range(partitions)]
+
+
+def ids_on_partition(partition: int, partitions: int, n: int) -> list[str]:
+    """n inference ids on one partition."""
+    found: list[str] = []
+    while len(found) < n:
+        if partition_of(key := str(uuid.uuid4()), partitions) == partition:
+            found.append(key)
+    return found
 
 
 def hospital_events(n: int, seed: int) -> list[dict[str, Any]]:

@@ -93,7 +93,7 @@ async def test_every_dashboard_query_returns_data(pipeline: Pipeline, prometheus
         await producer.stop()
 
     # A drift episode that does not recover, for the drift dashboard.
-    shift = shift_stream(f"dashboard-{RUN}", recover=False)
+    shift = shift_stream(f"dashboard-{RUN}", s.topic_partitions, recover=False)
     for start in range(0, len(shift), 500):
         batch = shift[start : start + 500]
         assert httpx.post(pipeline.api_url + "/v1/events", json=batch, headers=headers).status_code == 202

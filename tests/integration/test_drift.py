@@ -16,7 +16,7 @@ from vigil_sdk import AsyncEmitter
 
 from services.store import reads
 from tests.conftest import RUN, TOKENS, Pipeline
-from tests.integration.helpers import emit_all, wait_recorded, wait_until
+from tests.integration.helpers import emit_all, ids_on_partition, wait_recorded, wait_until
 from vigil.events import AlertRaised, DriftDetected, DriftReferenceSet, DriftResolved
 
 pytestmark = pytest.mark.integration
@@ -60,10 +60,14 @@ def inferences(
     return out
 
 
-def shift_stream(version: str, recover: bool = True) -> list[dict]:
+def shift_stream(version: str, partitions: int, recover: bool = True) -> list[dict]:
     """Reference, a window as before, a window from the new scanner, then (if `recover`) one as
     before again; a last event opens the next window, so the one before closes. It carries a
-    feature the reference never had, which is counted and left out."""
+    feature the reference never had, which is counted and left out.
+
+    Windows by count and a first-events reference take events in the order they reach the worker's
+    second stage, which is the order sent only within one partition (streams/drift.py): the
+    stream is sent on one partition, so that each window holds the events meant for it."""
     rng = np.random.default_rng(5)
     windows = [*inferences(rng, version, 300, 0), *inferences(rng, version, 200, 300)]
     windows += inferences(rng, version, 200, 500, shifted=True)
@@ -71,6 +75,9 @@ def shift_stream(version: str, recover: bool = True) -> list[dict]:
         windows += inferences(rng, version, 200, 700)
     opener = inferences(rng, version, 1, 900)[0]
     opener["features"]["new_sensor"] = 1.0
+    on_one = ids_on_partition(0, partitions, len(windows) + 1)
+    for event, event_id in zip([*windows, opener], on_one, strict=True):
+        event["event_id"] = event_id
     return [*registry(version), *windows, opener]
 
 
@@ -84,7 +91,8 @@ async def test_a_shift_is_detected_alerted_and_resolved(pipeline: Pipeline, db, 
     version = f"shift-{RUN}"
     s = pipeline.settings
     async with AsyncEmitter(kafka=s.kafka_bootstrap, topic_prefix=s.topic_prefix, spool_dir=tmp_path) as emitter:
-        await emit_all(emitter, shift_stream(version))  # windows count:0 as before, count:1 shifted, count:2 as before
+        # Windows count:0 as before, count:1 shifted, count:2 as before.
+        await emit_all(emitter, shift_stream(version, s.topic_partitions))
 
     async def resolved() -> list[dict]:
         found = await drift_events(db, version)

@@ -18,7 +18,7 @@ from vigil_sdk import AsyncEmitter
 
 from services.store import reads
 from tests.conftest import RUN, TOKENS, Pipeline
-from tests.integration.helpers import emit_all, wait_recorded, wait_until
+from tests.integration.helpers import emit_all, ids_on_every_partition, wait_recorded, wait_until
 from vigil.events import AlertRaised, OversightRestored, OversightViolation
 
 pytestmark = pytest.mark.integration
@@ -50,6 +50,14 @@ def day(version: str, start: datetime, n: int, skip: range = range(0)) -> tuple[
                 }
             )  # fmt: skip
     return inferences, reviews
+
+
+def later_traffic(at: datetime, partitions: int) -> list[dict]:
+    """An output of another version on each partition, with its review."""
+    inferences, reviews = day(f"v-{RUN}-other", at, partitions)
+    for inference, review, inference_id in zip(inferences, reviews, ids_on_every_partition(partitions), strict=True):
+        inference["event_id"] = review["inference_id"] = inference_id
+    return [*inferences, *reviews]
 
 
 def registry() -> dict:
@@ -89,6 +97,9 @@ async def test_unreviewed_and_autonomous_outputs_raise_violations_that_a_reviewe
     async with AsyncEmitter(kafka=s.kafka_bootstrap, topic_prefix=s.topic_prefix, spool_dir=tmp_path) as emitter:
         # A third of the reviews is sent before its inference: the join works in either order.
         await emit_all(emitter, [registry(), *reviews[:30], *inferences, *reviews[30:]])
+        # The model's traffic goes on (another version) on every partition: each partition's oversight
+        # clock, moved by its own records only, passes the due time of the last outputs above.
+        await emit_all(emitter, later_traffic(T0 + timedelta(hours=3), s.topic_partitions))
     await wait_recorded(db, [e["event_id"] for e in [*inferences, *reviews]], 60)
 
     found = await wait_until(lambda: with_alerts(db, version, "OversightViolation"), 60, "three violations")

@@ -28,6 +28,7 @@ from vigil.drift_monitor import (
 )
 from vigil.drift_windows import from_record, profiles_of, to_record
 from vigil.events import DriftResolved, InferenceMade
+from vigil.join import Position
 from vigil.policy import DriftPolicy, DriftWindow, Policy, PolicyError, load_policy
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
@@ -283,8 +284,9 @@ def test_records_read_again_after_crashes_are_taken_once(restarts: list[int]) ->
     start = 0
     for end in ends:
         for offset in range(start, end):
-            if not already_taken(state, 3, offset):
+            if not already_taken(state, Position("inference.v1", 3, offset)):
                 taken.append(offset)
         start = max(0, end - 7)  # the crash: the last few were not committed, and are read again
     assert taken == list(range(61))
-    assert already_taken(state, 3, 60) and not already_taken(state, 1, 0)  # another partition starts over
+    assert already_taken(state, Position("inference.v1", 3, 60))
+    assert not already_taken(state, Position("inference.v1", 1, 0))  # each partition is its own stream

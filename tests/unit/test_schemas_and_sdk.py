@@ -7,9 +7,11 @@ import jsonschema
 import pytest
 from vigil_sdk.spool import Spool
 from vigil_sdk.transports import TOPIC_OF as SDK_TOPIC_OF
+from vigil_sdk.transports import partition_key as sdk_partition_key
 
-from vigil.events import INPUT_EVENTS, TOPIC_OF
+from vigil.events import INPUT_EVENTS, TOPIC_OF, partition_key
 from vigil.schemas import json_schemas
+from vigil.validation import decode
 
 from .test_validation import hospital_events
 
@@ -18,6 +20,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_sdk_routes_every_input_event_like_the_server() -> None:
     assert {t: TOPIC_OF[t] for t in INPUT_EVENTS} == SDK_TOPIC_OF
+
+
+def test_sdk_keys_every_input_event_like_the_server() -> None:
+    events = hospital_events(40)
+    assert {e["event_type"] for e in events} >= {"InferenceMade", "OutcomeObserved", "ReviewRecorded"}
+    for event in events:
+        parsed = decode(json.dumps(event).encode(), TOPIC_OF[event["event_type"]])
+        assert sdk_partition_key(event) == partition_key(parsed), event["event_type"]
 
 
 def test_committed_json_schemas_are_current() -> None:
