@@ -80,6 +80,14 @@ class ChangelogInBatches(faust.Table):
         _unsent[(self, self.partition_for_key(key), key)] = None  # a tombstone
         self._sensor_on_del(self, key)
 
+    def _verify_source_topic_partitions(self, source_topic: str) -> None:
+        # Seen with two workers started at once on new topics: a changelog topic the other one had
+        # just created was not yet in this one's metadata, and Faust took its 0 partitions for a
+        # mismatch, failing every batch until then. Unknown is not a mismatch: checked again on
+        # the next change.
+        if self.app.consumer.topic_partitions(self.changelog_topic_name):
+            super()._verify_source_topic_partitions(source_topic)
+
 
 _unsent: dict[tuple[ChangelogInBatches, int | None, Any], Any] = {}
 
@@ -238,8 +246,8 @@ def hand_over(model_id: str) -> Handover:
 async def send_handovers() -> None:
     for model_id, handover in list(_handing_over.items()):
         del _handing_over[model_id]
-        if handover:
-            await handovers.send(key=model_id.encode(), value=handover.model_dump_json().encode())
+        for piece in handover.pieces():  # in order, to one partition: the second stage takes them so
+            await handovers.send(key=model_id.encode(), value=piece.model_dump_json().encode())
             EVENTS_OUT.labels("worker", HANDOVER_TOPIC).inc()
 
 

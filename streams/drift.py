@@ -32,6 +32,7 @@ from streams.app import (
     writing_for,
 )
 from vigil.drift_monitor import (
+    DATASET,
     MonitorState,
     already_taken,
     closable,
@@ -46,7 +47,7 @@ from vigil.drift_monitor import (
     woke,
 )
 from vigil.drift_windows import Profile, Window, from_record
-from vigil.events import HANDOVER_TOPIC, DriftReferenceSet, DriftResolved, InferenceMade
+from vigil.events import HANDOVER_TOPIC, DriftReferenceSet, InferenceMade
 from vigil.handover import DriftInput
 from vigil_runtime.observability import DRIFT_ACTIVE, DRIFT_SCORE, DRIFT_SKIPPED
 
@@ -249,8 +250,10 @@ async def _close_windows(model_id: str, version: str, state: MonitorState, close
         for change in transitions(state, model_id, version, window_id, span, result):
             await emit(change)
             await emit(drift_alert(change))
-            DRIFT_ACTIVE.labels(model_id, version, change.feature).set(0 if isinstance(change, DriftResolved) else 1)
             log.warning(
                 "worker.drift", model_id=model_id, model_version=version, feature=change.feature,
                 event_type=change.event_type, window=window_id,
             )  # fmt: skip
+        # From the state, so that a worker that took the model over shows what stands.
+        for feature in [*(verdict.name for verdict in result.features), *([DATASET] if result.features else [])]:
+            DRIFT_ACTIVE.labels(model_id, version, feature).set(int(feature in state.drifting))

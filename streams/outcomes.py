@@ -4,8 +4,11 @@ safety-threshold and equity signals.
 
 Exactly once across a crash: a batch's table changes and handovers reach Kafka as separate
 records, and a SIGKILL while they are being delivered can leave some delivered and others not. A
-pair is handed on again when the record that completed it is read again (vigil.join gives it
-again), and a day counts it unless it took it before (performance_monitor.Day). In the second
+batch delivers its join entries before its handovers. A pair is handed on again when the record
+that completed it is read again (vigil.join gives it again), and a day counts it unless it took it
+before (performance_monitor.Day), which needs the pair to be given by the same record: its entry,
+delivered first, says which one it met at, even if the two topics are read in another order after
+the crash. In the second
 stage a batch delivers its day counts before the release of parked pairs, so a released pair is
 never lost. Pairs are counted in the order they reach the second stage: while a model has pairs
 parked, its later pairs park behind them."""
@@ -126,6 +129,7 @@ async def join_outcomes(items: list[Item]) -> None:
             _expire(item, now)
 
     await each(items, "join_outcomes", handle)
+    await send_changelogs(joins.table)  # before the handovers of the pairs they made (see above)
 
 
 @concern("count_performance", HANDOVER_TOPIC, "model.v1")

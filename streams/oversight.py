@@ -4,9 +4,16 @@ against the policy.
 
 Exactly once across a crash: a record's counts are handed on with the record's position, and a
 day takes them unless it has taken that record before (vigil.join.takes), so a record read again
-after a crash hands them on again harmlessly. An output that falls due unreviewed is not forgotten
-at once but marked with the tick that counted it, so that the tick, read again after a crash,
-counts it again (or finds it counted); the mark goes an hour later.
+after a crash hands them on again harmlessly. That needs the same record to count an output
+again: a batch delivers its join entries before its handovers, so that a pair whose counts were
+handed on is found paired (where it met) when its records are read again, perhaps in another
+order of the two topics, and is not counted again where it would meet the second time. The
+clocks go with them: a tick read again after a crash has its clock's `ticked` at or past it, and
+counts again only what it counted before (its marks), not what the clock, further on by then,
+would let fall due at it: those fall due at the next new tick, at a position not yet taken. An output
+that falls due unreviewed is not forgotten at once but marked with the tick that counted it, so
+that the tick, read again after a crash, counts it again (or finds it counted); the mark goes an
+hour later. Every entry that falls due is kept so, not only those: see _expire_reviews.
 
 Each input partition keeps its own oversight clock per model (vigil.oversight.OversightClock): its
 outputs fall due by what that partition has read, whichever worker reads it."""
@@ -27,6 +34,7 @@ from streams.app import (
     hand_over,
     log,
     monitoring,
+    send_changelogs,
     send_dead_letter,
     table_key,
     writing_for,
@@ -125,6 +133,7 @@ async def join_reviews(items: list[Item]) -> None:
     for (model_id, partition), clock in batch.clocks.items():
         writing_for(batch.last_of[(model_id, partition)].record)
         clocks[table_key(model_id, str(partition))] = clock
+    await send_changelogs(joins.table, clocks.table)  # before the handovers of the counts they made (see above)
 
 
 async def _oversee_inference(inference: InferenceMade, item: Item, batch: _Joining, now: datetime) -> None:
@@ -162,7 +171,8 @@ async def _oversee_review(review: ReviewRecorded, item: Item, batch: _Joining, n
 async def _arrive(key: bytes, new: ReviewJoin, item: Item) -> Arrival[Awaiting, ReviewRecorded]:
     """The join's step for one record: what waits is written and indexed, a refused review dead-lettered."""
     arrival = arrive(joins.get(key), new, item.position, "review", "oversight")
-    if arrival.repeat and arrival.entry.expired_at and new.right is not None:
+    late = arrival.entry.expired_at and _unreviewed(arrival.entry)
+    if arrival.repeat and late and new.right is not None and not arrival.again:
         REVIEWS_UNMATCHED.labels(new.model_id).inc()  # came after its output was counted unreviewed
     if not arrival.repeat:
         joins[key] = arrival.entry
@@ -180,31 +190,43 @@ def _expire_reviews(tick: Item, batch: _Joining, now: datetime) -> None:
         due.fill(partition, (((e.partition, "" if e.expired_at else e.model_id), e.due, k, e.expired_at)
                              for k, e in joins.items()))  # fmt: skip
     for key in due.expired_by(tick.position):  # read again after a crash: count them again
-        if (entry := joins.get(key)) is not None and entry.left is not None:
+        if (entry := joins.get(key)) is not None and _unreviewed(entry):
+            assert entry.left is not None
             count_unreviewed(_count(entry.model_id, entry.left, tick), entry.left)
     for lane in due.lanes(partition):
         model_id = lane[1]
-        if not model_id:  # entries counted as they fell due, kept an hour
+        if not model_id:  # entries that fell due, kept an hour
             for key in due.due(lane, now):
                 if (entry := joins.get(key)) is not None and entry.expired_at and entry.due <= now:
                     joins.pop(key)
             continue
+        clock = batch.clock(model_id, tick)
+        if tick.message.offset <= clock.ticked:  # read again after a crash: what it expired is counted above
+            continue
+        clock.ticked = tick.message.offset
         policy = monitoring.for_model(model_id).oversight
-        clock_time = clock_now(batch.stored(model_id, partition), policy, now)
+        clock_time = clock_now(clock, policy, now)
         if clock_time is None:
             continue
         for key in due.due(lane, clock_time):
             entry = joins.get(key)
             if entry is None or entry.expired_at or entry.due > clock_time:  # gone, or moved on since it was indexed
                 continue
-            if not entry.paired and entry.left is not None and entry.left.due:
-                joins[key] = entry.expired(tick.position, keep_until=now + KEEP_EXPIRED)
-                due.add((partition, ""), now + KEEP_EXPIRED, key)
+            # Whatever it held, it stays an hour, marked with this tick: the clock runs on event
+            # time, and records read again after a crash may lie hours of it behind; popped, the
+            # entry would let them meet again, elsewhere, and count twice.
+            joins[key] = entry.expired(tick.position, keep_until=now + KEEP_EXPIRED)
+            due.add((partition, ""), now + KEEP_EXPIRED, key)
+            if _unreviewed(entry):
+                assert entry.left is not None
                 count_unreviewed(_count(model_id, entry.left, tick), entry.left)
-                continue
-            joins.pop(key)
-            if not entry.paired and entry.right is not None:
+            elif not entry.paired and entry.right is not None:
                 REVIEWS_UNMATCHED.labels(model_id).inc()
+
+
+def _unreviewed(entry: ReviewJoin) -> bool:
+    """An output that was due for review and fell due without one."""
+    return not entry.paired and entry.left is not None and entry.left.due
 
 
 @concern("judge_oversight", HANDOVER_TOPIC)

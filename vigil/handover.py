@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import TypeVar
 
 from pydantic import BaseModel
 
@@ -60,3 +61,32 @@ class Handover(BaseModel):
 
     def __bool__(self) -> bool:
         return bool(self.inferences or self.pairs or self.counts)
+
+    def pieces(self, most: int = 200) -> list[Handover]:
+        """This handover in records of about `most` items of each kind, in order: a batch of a
+        busy model would otherwise pass Kafka's largest record (1 MiB by default). The items of
+        one record (a tick counts many outputs) stay in one piece: the second stage takes a
+        record's items once, from the first piece that holds any."""
+        inferences, pairs, counts = (_chunks(items, most) for items in (self.inferences, self.pairs, self.counts))
+        return [
+            Handover(
+                model_id=self.model_id,
+                inferences=inferences[n] if n < len(inferences) else [],
+                pairs=pairs[n] if n < len(pairs) else [],
+                counts=counts[n] if n < len(counts) else [],
+            )
+            for n in range(max(len(inferences), len(pairs), len(counts)))
+        ]
+
+
+Item = TypeVar("Item", DriftInput, JoinedPair, OversightCount)
+
+
+def _chunks(items: list[Item], most: int) -> list[list[Item]]:
+    """`items` in runs of `most`, each run extended to the end of the last record's items."""
+    chunks: list[list[Item]] = []
+    for item in items:
+        if not chunks or (len(chunks[-1]) >= most and chunks[-1][-1].at != item.at):
+            chunks.append([])
+        chunks[-1].append(item)
+    return chunks

@@ -165,6 +165,7 @@ class OversightClock(BaseModel):
 
     made: Watermark | None = None
     reviewed: Watermark | None = None
+    ticked: int = -1  # the offset of the last tick that expired outputs by this clock, on its partition
 
     def saw_inference(self, inference: InferenceMade, now: datetime) -> None:
         at = inference.occurred_at

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 import sys
 import uuid
@@ -59,7 +60,7 @@ def stream() -> tuple[list[dict], list[list[dict]], dict[str, list[tuple[str, st
     reviews (one output in ten never reviewed); and (truth, predicted) per site."""
     rng = random.Random(23)
     reference_rows = [signals(InferenceMade.model_validate(inference(0, rng))) for _ in range(500)]
-    reference = reference_event(MODEL, VERSION, profiles_of(reference_rows), "file", "spread.csv", T0)
+    reference = reference_event(MODEL, VERSION, profiles_of(reference_rows), "upload", "spread.csv", T0)
     head = [{
         "event_type": "ModelRegistered", "event_id": str(uuid.uuid4()), "occurred_at": T0.isoformat(),
         "model_id": MODEL, "name": "Spread probe", "manufacturer": "Vigil tests", "use_case": "ed_triage",
@@ -145,48 +146,87 @@ class Run:
             await consumer.stop()
 
 
-def figures(port: int) -> dict[Key, float]:
+def figures(port: int) -> dict[Key, float | None]:
     """The worker's performance, oversight and drift gauges of the probe model."""
     try:
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     except httpx.TransportError:
         return {}
     wanted = ("vigil_performance_value", "vigil_oversight_value", "vigil_drift_score", "vigil_drift_active")
-    out: dict[Key, float] = {}
+    out: dict[Key, float | None] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name in wanted and sample.labels.get("model_id") == MODEL:
-                out[(sample.name, *sorted(sample.labels.items()))] = sample.value
+                # A score with nothing to compare (a feature that never varies) is NaN, unequal to itself.
+                out[(sample.name, *sorted(sample.labels.items()))] = None if math.isnan(sample.value) else sample.value
     return out
 
 
-async def settled(port: int, expected_sensitivity: dict[str, float]) -> dict[Key, float]:
-    """The gauges, once every site's sensitivity is exact and they stopped changing."""
-    seen: list[dict[Key, float]] = []
+def gauge(name: str, **labels: str) -> Key:
+    return (name, *sorted({"model_id": MODEL, "model_version": VERSION, **labels}.items()))
+
+
+def expected_figures(slices: list[list[dict]], pairs: dict[str, list[tuple[str, str]]]) -> dict[Key, float]:
+    """Computed here from what is sent: every site's sensitivity (scikit-learn), the override share
+    (numpy), and review coverage, where an output never reviewed counts once its partition's
+    oversight clock (the earlier of its latest inference and latest review) has passed its review
+    time and grace (40 minutes)."""
+    events = [e for part in slices for e in part]
+    decisions = [e["decision"] for e in events if e["event_type"] == "ReviewRecorded"]
+    latest: dict[tuple[int, str], datetime] = {}
+    sides = {
+        "InferenceMade": ("made", "event_id", "occurred_at"),
+        "ReviewRecorded": ("reviewed", "inference_id", "reviewed_at"),
+    }
+    for e in events:
+        if e["event_type"] in sides:
+            kind, key, at = sides[e["event_type"]]
+            where, time = (partition_of(e[key], PARTITIONS), kind), datetime.fromisoformat(e[at])
+            latest[where] = max(latest.get(where, time), time)
+    reviewed = {e["inference_id"] for e in events if e["event_type"] == "ReviewRecorded"}
+    unreviewed = 0
+    for e in events:
+        if e["event_type"] == "InferenceMade" and e["event_id"] not in reviewed:
+            partition = partition_of(e["event_id"], PARTITIONS)
+            clock = min(latest[(partition, "made")], latest[(partition, "reviewed")])
+            unreviewed += datetime.fromisoformat(e["occurred_at"]) + timedelta(minutes=40) <= clock
+    figures = {
+        gauge("vigil_performance_value", label="urgent", metric="sensitivity", subgroup=f"site={site}"): recall_score(
+            [t for t, _ in got], [p for _, p in got], pos_label="urgent"
+        )
+        for site, got in pairs.items()
+    }
+    figures[gauge("vigil_oversight_value", kind="override_rate")] = float(np.mean(np.array(decisions) == "overridden"))
+    figures[gauge("vigil_oversight_value", kind="review_coverage")] = len(decisions) / (len(decisions) + unreviewed)
+    return figures
+
+
+async def settled(port: int, expected: dict[Key, float]) -> dict[Key, float | None]:
+    """The gauges, once those computed here are shown exactly and all stopped changing."""
+    seen: list[dict[Key, float | None]] = []
 
     async def stable() -> bool:
         now = figures(port)
-        exact = all(
-            now.get(("vigil_performance_value", ("label", "urgent"), ("metric", "sensitivity"), ("model_id", MODEL),
-                     ("model_version", VERSION), ("subgroup", f"site={site}"))) == pytest.approx(value, abs=1e-12)
-            for site, value in expected_sensitivity.items()
-        )  # fmt: skip
         seen.append(now)
+        exact = all(now.get(key) == pytest.approx(value, abs=1e-12) for key, value in expected.items())
         return exact and len(seen) >= 5 and seen[-5] == now
 
-    await wait_until(stable, 240, "every site's sensitivity exact, and the gauges steady")
+    try:
+        await wait_until(stable, 240, "the figures computed here, shown exactly and steady")
+    except AssertionError:
+        shown = {key: (seen[-1].get(key) if seen else None) for key in expected}
+        raise AssertionError(f"expected {expected}, shown {shown}") from None
     return seen[-1]
 
 
 async def test_two_workers_on_eight_partitions_with_a_crash_derive_what_one_worker_does(tmp_path: Path) -> None:
     head, slices, pairs = stream()
     assert len({partition_of(e["event_id"], PARTITIONS) for e in slices[0] if e["event_type"] == "InferenceMade"}) == 8
-    expected = {
-        site: recall_score([t for t, _ in got], [p for _, p in got], pos_label="urgent") for site, got in pairs.items()
-    }
-    assert len({round(v, 6) for v in expected.values()}) > 1  # the sites differ, so a mix-up would show
+    expected = expected_figures(slices, pairs)
+    sites = [v for k, v in expected.items() if k[0] == "vigil_performance_value"]
+    assert len({round(v, 6) for v in sites}) > 1  # the sites differ, so a mix-up would show
 
-    async def run(name: str, workers: int, kill_after: int | None) -> tuple[dict[Key, float], set]:
+    async def run(name: str, workers: int, kill_after: int | None) -> tuple[dict[Key, float | None], set]:
         async with Run(name, tmp_path / name, workers) as run:
             await run.send(head, tmp_path)
             for n, part in enumerate(slices):
@@ -203,8 +243,4 @@ async def test_two_workers_on_eight_partitions_with_a_crash_derive_what_one_work
     assert ("DriftDetected", "image_contrast") in {(kind, feature) for kind, feature, _ in single_drift}
     assert ("DriftResolved", "image_contrast") in {(kind, feature) for kind, feature, _ in single_drift}
     assert both_drift == single_drift
-    assert {k for k in single if k[0] == "vigil_oversight_value"}, single  # override share and coverage shown
-    assert both == single
-    share = np.mean([e["decision"] == "overridden" for part in slices for e in part if "decision" in e])
-    overrides = [v for k, v in single.items() if k[0] == "vigil_oversight_value" and ("kind", "override_rate") in k]
-    assert overrides == [pytest.approx(share, abs=1e-12)]
+    assert both == single  # every gauge: drift scores and verdicts, performance by site, oversight

@@ -47,3 +47,35 @@ def test_a_record_handed_on_twice_counts_once_per_day() -> None:
         again = Handover.model_validate_json(Handover(model_id="m", counts=[count]).model_dump_json()).counts[0]
         day.add({again.at: again.tally})
     assert (day.tally.outputs, day.tally.in_time) == (1, 1)
+
+
+def test_a_large_handover_goes_in_pieces_that_keep_each_kind_in_order() -> None:
+    inputs = [
+        DriftInput(model_version="1", occurred_at=T0, at=Position("inference.v1", 0, n), values={}) for n in range(450)
+    ]
+    counts = [
+        OversightCount(
+            model_version="1", made_at=T0, inference_id=uuid.uuid4(), at=Position("review.v1", 1, n), tally=Tally()
+        )
+        for n in range(30)
+    ]
+    pieces = Handover(model_id="m", inferences=inputs, counts=counts).pieces(most=200)
+    assert [len(p.inferences) for p in pieces] == [200, 200, 50]
+    assert [i for p in pieces for i in p.inferences] == inputs and [c for p in pieces for c in p.counts] == counts
+    assert Handover(model_id="m").pieces() == []
+
+
+@given(st.lists(st.integers(0, 5), max_size=60), st.integers(1, 7))
+def test_a_records_counts_stay_in_one_piece(records: list[int], most: int) -> None:
+    """A tick counts many outputs, all at its own position: pieces never part them."""
+    offsets = sorted(records)
+    counts = [
+        OversightCount(
+            model_version="1", made_at=T0, inference_id=uuid.uuid4(), at=Position("clock.v1", 0, n), tally=Tally()
+        )
+        for n in offsets
+    ]
+    pieces = Handover(model_id="m", counts=counts).pieces(most=most)
+    assert [c for p in pieces for c in p.counts] == counts
+    holders = {n: {i for i, p in enumerate(pieces) for c in p.counts if c.at.offset == n} for n in offsets}
+    assert all(len(held) == 1 for held in holders.values())
