@@ -101,6 +101,8 @@ async def send_changelogs(*tables: TableT) -> None:
     # By identity: a table is a Mapping, and `in` would compare the tables' contents.
     named = {id(table) for table in tables}
     changes = [(where, value) for where, value in _unsent.items() if not named or id(where[0]) in named]
+    if named and not changes:
+        return  # nothing of theirs to deliver before the rest
     for where, value in changes:
         del _unsent[where]
         table, partition, key = where

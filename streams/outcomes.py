@@ -8,10 +8,9 @@ batch delivers its join entries before its handovers. A pair is handed on again 
 that completed it is read again (vigil.join gives it again), and a day counts it unless it took it
 before (performance_monitor.Day), which needs the pair to be given by the same record: its entry,
 delivered first, says which one it met at, even if the two topics are read in another order after
-the crash. In the second
-stage a batch delivers its day counts before the release of parked pairs, so a released pair is
-never lost. Pairs are counted in the order they reach the second stage: while a model has pairs
-parked, its later pairs park behind them."""
+the crash. In the second stage a batch delivers its day counts before the release of parked pairs,
+so a released pair is never lost. Pairs are counted in the order they reach the second stage:
+while a model has pairs parked, its later pairs park behind them."""
 
 from __future__ import annotations
 

@@ -10,10 +10,10 @@ handed on is found paired (where it met) when its records are read again, perhap
 order of the two topics, and is not counted again where it would meet the second time. The
 clocks go with them: a tick read again after a crash has its clock's `ticked` at or past it, and
 counts again only what it counted before (its marks), not what the clock, further on by then,
-would let fall due at it: those fall due at the next new tick, at a position not yet taken. An output
-that falls due unreviewed is not forgotten at once but marked with the tick that counted it, so
-that the tick, read again after a crash, counts it again (or finds it counted); the mark goes an
-hour later. Every entry that falls due is kept so, not only those: see _expire_reviews.
+would let fall due at it: those fall due at the next new tick, at a position not yet taken. An
+entry that falls due is not forgotten at once but marked with the tick that did it, and kept an
+hour: the tick, read again after a crash, counts an output it found unreviewed again (or finds it
+counted), and records read again find the entry.
 
 Each input partition keeps its own oversight clock per model (vigil.oversight.OversightClock): its
 outputs fall due by what that partition has read, whichever worker reads it."""

@@ -59,9 +59,6 @@ class Handover(BaseModel):
     pairs: list[JoinedPair] = []
     counts: list[OversightCount] = []
 
-    def __bool__(self) -> bool:
-        return bool(self.inferences or self.pairs or self.counts)
-
     def pieces(self, most: int = 200) -> list[Handover]:
         """This handover in records of about `most` items of each kind, in order: a batch of a
         busy model would otherwise pass Kafka's largest record (1 MiB by default). The items of
