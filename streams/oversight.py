@@ -33,6 +33,7 @@ from streams.app import (
     emit,
     hand_over,
     log,
+    model_of,
     monitoring,
     send_changelogs,
     send_dead_letter,
@@ -89,16 +90,9 @@ class _Joining:
         where = (model_id, item.message.partition)
         self.last_of[where] = item
         if where not in self.clocks:
-            self.clocks[where] = self.stored(*where)
+            self.clocks[where] = clocks.get(table_key(model_id, str(where[1]))) or OversightClock()
+            self.clocks[where].woke(STARTED)
         return self.clocks[where]
-
-    def stored(self, model_id: str, partition: int) -> OversightClock:
-        """The model's clock on the partition as it stands, to read."""
-        if found := self.clocks.get((model_id, partition)):
-            return found
-        clock = clocks.get(table_key(model_id, str(partition))) or OversightClock()
-        clock.woke(STARTED)
-        return clock
 
 
 def _count(model_id: str, output: Awaiting | InferenceMade, source: Item) -> Tally:
@@ -247,8 +241,7 @@ async def judge_oversight(items: list[Item]) -> None:
             for at, tally in counted.items():
                 by_record.setdefault(at, tally)  # a record's counts handed on twice (after a crash) count once
     for key, by_record in tallies.items():
-        model_id = key.decode().split("\x1f")[0]
-        writing_for(last_of[model_id].record)
+        writing_for(last_of[model_of(key)].record)
         day = oversight_days.get(key) or OversightDay()
         day.add(by_record)
         oversight_days[key] = day
