@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import cache
 from typing import Any, NamedTuple, get_args
 
 import orjson
@@ -143,7 +143,7 @@ def check_not_future(event: Event, sent_at: datetime, skew: timedelta = DEFAULT_
             )
 
 
-@lru_cache(maxsize=None)  # by event type: a fixed set
+@cache  # by event type: a fixed set
 def _times_of(cls: type[Event]) -> tuple[str, ...]:
     """The fields of an event type that hold a time (looked up once per type: on every record's path)."""
     return tuple(
