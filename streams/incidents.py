@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from uuid import UUID
 
 import faust
 
@@ -16,6 +17,9 @@ incident_events = app.topic(
     *settings.topics(("incident.v1", SURVEILLANCE_TOPIC)), value_serializer="raw", key_serializer="raw"
 )
 incident_table = app.Table("incidents", default=None, key_type=bytes, value_type=bytes)
+# Clock events sent and not yet read back into their incident's state: the surveillance topic can
+# lag a busy worker by many ticks, and each tick would send the same event again until then.
+sent_clocks: set[UUID] = set()
 
 
 @app.agent(incident_events)
@@ -38,18 +42,23 @@ async def _track_incident(item: Item) -> None:
 async def run_clocks() -> None:
     """Raise ReportDueSoon / ReportOverdue (and an alert) for every open clock that is due; show the inbox."""
     now = datetime.now(UTC)
-    states = []
+    states, due = [], set()
     for key, value in list(incident_table.items()):
         try:
             state = Incident.model_validate_json(value)
             states.append(state)
             for event in clock_events(state, now):
+                due.add(event.event_id)
+                if event.event_id in sent_clocks:
+                    continue
                 await emit(event)
                 await emit(clock_alert(event, state.model_id))
+                sent_clocks.add(event.event_id)
                 log.info("worker.clock", incident_id=str(state.incident_id), event_type=event.event_type)
         except Exception:
             PROCESSING_ERRORS.labels("run_clocks", SURVEILLANCE_TOPIC).inc()
             log.exception("worker.clock_error", incident_id=key.decode())
+    sent_clocks.intersection_update(due)  # those read back are flagged in their state: not due any more
     _show_inbox(inbox(states, now))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -19,8 +20,8 @@ from vigil_sdk import AsyncEmitter
 
 from services.store import reads
 from tests.conftest import TOKENS, Pipeline
-from tests.integration.helpers import hospital_events, wait_recorded, wait_until
-from vigil.events import EVENT_TYPES, TrendDetected
+from tests.integration.helpers import hospital_events, records_on, wait_recorded, wait_until
+from vigil.events import EVENT_TYPES, SURVEILLANCE_TOPIC, TrendDetected
 from vigil.incidents import latest_awareness_overdue
 
 pytestmark = pytest.mark.integration
@@ -173,6 +174,10 @@ async def test_an_untriaged_incident_goes_overdue_and_pages(pipeline: Pipeline, 
     alerts = await wait_until(overdue_alert, 60, "overdue alerts for both regimes")
     assert {a["labels"]["regime"] for a in alerts} == {"eu-mdr", "eu-ai-act"}
     assert all(a["severity"] == "critical" for a in alerts)
+    await asyncio.sleep(3 * pipeline.settings.clock_interval)  # three more ticks of the clocks
+    sent = [e for e in await records_on(pipeline.settings, SURVEILLANCE_TOPIC)
+            if e["event_type"] == "ReportOverdue" and e["incident_id"] == iid]  # fmt: skip
+    assert len(sent) == 2, "each overdue clock is announced once, not on every tick"
 
     async def projected() -> bool:
         async with db.connect() as conn:

@@ -9,12 +9,16 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.store import reads
 from services.store.event_store import EventStore
 from vigil_hospital import Hospital
+from vigil_runtime.settings import Settings
+from vigil_runtime.topics import partitions_of
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -92,3 +96,22 @@ async def emit_all(emitter: Any, items: list[dict[str, Any]]) -> None:
     for event in items:
         fields = dict(event)
         await emitter.emit(fields.pop("event_type"), **fields)
+
+
+async def records_on(settings: Settings, topic: str) -> list[dict[str, Any]]:
+    """Every record on a (logical) topic so far, decoded, read outside any consumer group."""
+    name = settings.topic(topic)
+    partitions = [TopicPartition(name, p) for p in (await partitions_of(settings, [name]))[name]]
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        out: list[dict[str, Any]] = []
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                out.extend(orjson.loads(r.value) for r in batch)
+        return out
+    finally:
+        await consumer.stop()
