@@ -72,7 +72,7 @@ OutcomeJoin = Entry[InferenceMade, OutcomeObserved]
 ParkedPairs = Parked[InferenceMade, OutcomeObserved]
 
 # First stage: inferences and outcomes are keyed by inference id.
-joins = Stored("outcome-join", OutcomeJoin)  # inference_id -> what waits for its other side
+joins = Stored("outcome-join", OutcomeJoin, before_handovers=True)  # inference_id -> what waits for its other side
 due = due_index()  # join keys by wall-clock time of expiry, per partition
 # Second stage: handovers and registry events are keyed by model_id, so the tables are co-partitioned.
 registry = Stored("models", ModelRegistered)  # model_id -> its registration
@@ -128,7 +128,6 @@ async def join_outcomes(items: list[Item]) -> None:
             _expire(item, now)
 
     await each(items, "join_outcomes", handle)
-    await send_changelogs(joins.table)  # before the handovers of the pairs they made (see above)
 
 
 @concern("count_performance", HANDOVER_TOPIC, "model.v1")

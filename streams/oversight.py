@@ -35,7 +35,6 @@ from streams.app import (
     log,
     model_of,
     monitoring,
-    send_changelogs,
     send_dead_letter,
     table_key,
     writing_for,
@@ -67,8 +66,8 @@ from vigil_runtime.observability import OVERSIGHT, OVERSIGHT_ACTIVE, REVIEWS_UNM
 ReviewJoin = Entry[Awaiting, ReviewRecorded]
 
 # First stage: inferences and reviews are keyed by inference id.
-joins = Stored("oversight-join", ReviewJoin)  # inference_id -> what waits for its other side
-clocks = Stored("oversight-clocks", OversightClock)  # model, partition -> its clock there
+joins = Stored("oversight-join", ReviewJoin, before_handovers=True)  # inference_id -> what waits for its other side
+clocks = Stored("oversight-clocks", OversightClock, before_handovers=True)  # model, partition -> its clock there
 # Join keys by when they fall due on their model's oversight clock (event time), per partition and
 # model; entries counted as they fell due, by wall-clock time, in the partition's lane "".
 due = due_index()
@@ -127,7 +126,6 @@ async def join_reviews(items: list[Item]) -> None:
     for (model_id, partition), clock in batch.clocks.items():
         writing_for(batch.last_of[(model_id, partition)].record)
         clocks[table_key(model_id, str(partition))] = clock
-    await send_changelogs(joins.table, clocks.table)  # before the handovers of the counts they made (see above)
 
 
 async def _oversee_inference(inference: InferenceMade, item: Item, batch: _Joining, now: datetime) -> None:
