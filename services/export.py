@@ -13,7 +13,7 @@ from typing import Any
 from rich.progress import TaskID
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.models import UnknownModel, oversight, performance
+from services.models import oversight, performance
 from services.progress import progress_bar
 from services.rendering.quarterly_pdf import render_quarterly_pdf
 from services.store import reads
@@ -21,6 +21,7 @@ from services.store.event_store import EventStore
 from vigil.export import SIGNALS, Period, counts_by_model, signal_row
 from vigil.footprint import Footprint, footprint
 from vigil.policy import Policy
+from vigil.registry import UnknownModel
 from vigil_runtime.database import engine_for
 from vigil_runtime.settings import Settings
 

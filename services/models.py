@@ -20,6 +20,7 @@ from vigil.oversight import report as oversight_report
 from vigil.performance import Capped, ModelPerformance, Pair, positive_labels, report, tally
 from vigil.performance_monitor import pair_of, refused
 from vigil.policy import Policy
+from vigil.registry import UnknownModel
 
 
 class ModelService(EventService):
@@ -35,10 +36,6 @@ class ModelService(EventService):
         event = reference_event(model_id, version, profiles, "upload", source_name, now)
         await self._publish_and_wait([event])
         return event
-
-
-class UnknownModel(InvalidInput):
-    pass
 
 
 def check_attributes(by: list[str], recorded: set[str], any_recorded: bool) -> None:

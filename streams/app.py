@@ -166,8 +166,14 @@ class Item:
         return self.topic == CLOCK_TOPIC
 
 
+# Checks of a decoded event against what the worker knows besides the record (the registry):
+# each answers why the event is refused, or None.
+ADMISSION: list[Callable[[Event], Rejected | None]] = []
+
+
 def admitted(record: faust.EventT) -> Item:
-    """The record decoded, validated and PHI-checked: the only place the worker does so."""
+    """The record decoded, validated and PHI-checked, then checked by `ADMISSION`: the only place
+    the worker does so."""
     message = record.message
     topic = settings.logical_topic(message.topic)
     if topic == CLOCK_TOPIC:
@@ -179,9 +185,13 @@ def admitted(record: faust.EventT) -> Item:
             why = f"not a handover of this worker's version: {type(error).__name__}"
             return Item(record, topic, None, Rejected(why, "worker_error"))
     try:
-        return Item(record, topic, decode(message.value, topic, sent_at(message), settings.max_clock_skew))
+        event = decode(message.value, topic, sent_at(message), settings.max_clock_skew)
     except Rejected as rejected:
         return Item(record, topic, None, rejected)
+    for check in ADMISSION:
+        if refusal := check(event):
+            return Item(record, topic, None, refusal)
+    return Item(record, topic, event)
 
 
 Take = Callable[[list[Item]], Awaitable[None]]

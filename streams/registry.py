@@ -1,4 +1,5 @@
-"""Every registration, on every worker: what the first stage checks an outcome's label against.
+"""Every registration and retirement, on every worker: what the first stage checks an outcome's
+label against, and a retired model's later inferences (refused: dead letters with the reason).
 
 The first stage joins an outcome to its inference on the inference's partition, where the model's
 registry events are not (they are keyed by model). An outcome whose label is outside its model's
@@ -14,11 +15,13 @@ import asyncio
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.app import app, log, settings
-from vigil.events import ModelRegistered
+from streams.app import ADMISSION, app, log, settings
+from vigil.events import Event, InferenceMade, ModelRegistered, ModelRetired
+from vigil.registry import refused_inference
 from vigil.validation import Rejected, decode
 
 _registered: dict[str, ModelRegistered] = {}
+_retired: dict[str, ModelRetired] = {}
 
 
 def registration(model_id: str) -> ModelRegistered | None:
@@ -57,3 +60,12 @@ def _take(raw: bytes | None) -> None:
         return
     if isinstance(event, ModelRegistered):
         _registered[event.model_id] = event
+    elif isinstance(event, ModelRetired):
+        _retired[event.model_id] = event
+
+
+def _retired_model(event: Event) -> Rejected | None:
+    return refused_inference(event, _retired.get(event.model_id)) if isinstance(event, InferenceMade) else None
+
+
+ADMISSION.append(_retired_model)

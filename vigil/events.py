@@ -136,14 +136,36 @@ class ModelRegistered(Event):
     countries: list[CountryCode] = Field(default_factory=list)
 
 
+class TrainingData(Record):
+    """What a version was trained on: WHO asks whether it represents the people it will serve."""
+
+    populations: list[Text] = Field(default_factory=list, max_length=50, description="e.g. 'women 50-69, screening'")
+    sites: list[Text] = Field(default_factory=list, max_length=200)
+    period_start: date | None = None
+    period_end: date | None = None
+    size: int | None = Field(default=None, ge=0, description="training examples")
+
+
 class ModelVersionReleased(Event):
     event_type: Literal["ModelVersionReleased"] = "ModelVersionReleased"
     model_id: Text
     model_version: Text
     released_at: AwareDatetime
     training_data_summary: LongText = ""
+    training_data: TrainingData | None = None
+    validation_summary: LongText = Field(default="", description="how and on whom the version was validated")
     limitations: list[Text] = Field(default_factory=list)
     changes: LongText = ""
+
+
+class ModelRetired(Event):
+    """A model taken out of service: its later inferences are refused, its record is kept."""
+
+    event_type: Literal["ModelRetired"] = "ModelRetired"
+    model_id: Text
+    retired_at: AwareDatetime
+    reason: LongText
+    replaced_by: Text | None = Field(default=None, description="the model_id that takes over, if any")
 
 
 class GuidelineChanged(Event):
@@ -428,6 +450,7 @@ INPUT_EVENTS: dict[str, type[Event]] = {
         IncidentReported,
         ModelRegistered,
         ModelVersionReleased,
+        ModelRetired,
         GuidelineChanged,
         DriftReferenceSet,
     )
@@ -465,6 +488,7 @@ TOPIC_OF: dict[str, str] = {
     "IncidentReported": "incident.v1",
     "ModelRegistered": "model.v1",
     "ModelVersionReleased": "model.v1",
+    "ModelRetired": "model.v1",
     "GuidelineChanged": "model.v1",
     "DriftReferenceSet": "model.v1",
     "AlertRaised": "alert.v1",
@@ -519,6 +543,7 @@ class DeadLetter(Record):
         "unknown_model",
         "unknown_label",
         "model_mismatch",
+        "retired_model",
     ]
     path: str | None = Field(description="dotted path of the offending field, where there is one")
     source_topic: str

@@ -18,6 +18,7 @@ TOPIC_OF = {
     "IncidentReported": "incident.v1",
     "ModelRegistered": "model.v1",
     "ModelVersionReleased": "model.v1",
+    "ModelRetired": "model.v1",
     "GuidelineChanged": "model.v1",
     "DriftReferenceSet": "model.v1",
 }

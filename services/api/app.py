@@ -24,8 +24,10 @@ from services.api.errors import Unavailable, install_error_handlers
 from services.api.incidents import routes as incident_routes
 from services.api.models import guideline_routes
 from services.api.models import routes as model_routes
+from services.api.registry import routes as registry_routes
 from services.incidents import IncidentService
 from services.models import ModelService
+from services.registry import RegistryService
 from vigil.events import EVENT_TYPES, INPUT_EVENTS
 from vigil.policy import load_policy
 from vigil.validation import MAX_EVENT_BYTES, Rejected, loads, outgoing, parse
@@ -66,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.producer = producer
         app.state.incidents = IncidentService(settings, engine, producer)
         app.state.models = ModelService(settings, engine, producer)
+        app.state.registry = RegistryService(settings, engine, producer)
         try:
             yield
         finally:
@@ -82,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.policy = load_policy(settings.policy_file)
     app.mount("/metrics", make_asgi_app())
     app.include_router(incident_routes)
+    app.include_router(registry_routes)
     app.include_router(model_routes)
     app.include_router(guideline_routes)
     install_error_handlers(app)

@@ -13,10 +13,10 @@ from fastapi.responses import JSONResponse
 from services.event_service import NotYetRecorded
 from services.guidelines import UnknownGuideline
 from services.incidents import UnknownIncident
-from services.models import UnknownModel
 from vigil.drift import DriftInputError
 from vigil.incidents import DomainError, InvalidInput
 from vigil.policy import PolicyError
+from vigil.registry import UnknownModel
 from vigil_runtime.outages import is_outage
 
 log = structlog.get_logger("api")

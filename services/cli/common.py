@@ -47,8 +47,8 @@ def exit_code(error: BaseException) -> int | None:
     from services.export import ChainBroken
     from services.guidelines import UnknownGuideline
     from services.incidents import UnknownIncident
-    from services.models import UnknownModel
     from vigil.incidents import DomainError
+    from vigil.registry import UnknownModel
 
     codes: dict[type[BaseException], int] = {
         UnknownIncident: 1, UnknownModel: 1, UnknownGuideline: 1, ChainBroken: 1, DomainError: 2, ValueError: 2,

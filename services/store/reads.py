@@ -20,8 +20,17 @@ from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.store.tables import dead_letters, events, incidents
-from vigil.events import Event, GuidelineChanged, InferenceMade, ModelRegistered, OutcomeObserved
+from vigil.events import (
+    Event,
+    GuidelineChanged,
+    InferenceMade,
+    ModelRegistered,
+    ModelRetired,
+    ModelVersionReleased,
+    OutcomeObserved,
+)
 from vigil.incidents import IncidentSummary
+from vigil.registry import ModelRecord, fold_registry
 from vigil.validation import parse
 
 E = TypeVar("E", bound=Event)
@@ -44,10 +53,11 @@ async def of_type(
     until: datetime | None = None,
     recorded_since: datetime | None = None,
     where: dict[str, str] | None = None,
+    recorded_by: datetime | None = None,
 ) -> list[E]:
     """Events of these types in the order they were recorded: of one model (or several), one
-    version, occurred in [since, until), recorded since a moment, with payload fields equal to
-    `where`'s values."""
+    version, occurred in [since, until), recorded since a moment (and by another: what Vigil knew
+    then), with payload fields equal to `where`'s values."""
     by_name = {_name(kind): kind for kind in kinds}
     query = select(events.c.event_type, events.c.body).where(events.c.event_type.in_(by_name))
     if model_id is not None:
@@ -62,6 +72,8 @@ async def of_type(
         query = query.where(events.c.occurred_at < until)
     if recorded_since is not None:
         query = query.where(events.c.recorded_at >= recorded_since)
+    if recorded_by is not None:
+        query = query.where(events.c.recorded_at <= recorded_by)
     for field, value in (where or {}).items():
         query = query.where(events.c.payload[field].astext == value)
     rows = await conn.execute(query.order_by(events.c.seq))
@@ -71,6 +83,19 @@ async def of_type(
 async def registered(conn: AsyncConnection) -> dict[str, ModelRegistered]:
     """Every registered model, by its latest registration."""
     return {m.model_id: m for m in await of_type(conn, ModelRegistered)}
+
+
+async def registry(
+    conn: AsyncConnection, model_id: str | None = None, as_of: datetime | None = None
+) -> dict[str, ModelRecord]:
+    """Every model's record (or one model's) from its registry events recorded by `as_of`."""
+    kinds = (ModelRegistered, ModelVersionReleased, ModelRetired)
+    return fold_registry(await of_type(conn, *kinds, model_id=model_id, recorded_by=as_of))
+
+
+async def hold_model(conn: AsyncConnection, model_id: str) -> None:
+    """Holds a model until the transaction ends: one registry command decides on it at a time."""
+    await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:id))"), {"id": f"model/{model_id}"})
 
 
 async def registration(conn: AsyncConnection, model_id: str) -> ModelRegistered | None:
