@@ -68,6 +68,15 @@ MODELS: list[Event] = [
     },
 ]
 VERSIONS = {"mammo-screen": "2.3.0", "ed-triage": "1.5.0", "symptom-chat": "0.9.1"}
+# What each version was trained on (synthetic, as everything here): the model card shows it.
+TRAINING_DATA = {
+    "mammo-screen": {"populations": ["women 40-74 in screening programmes"], "sites": ["st-mary", "north-valley"],
+                     "period_start": "2019-01-01", "period_end": "2023-12-31", "size": 120_000},
+    "ed-triage": {"populations": ["adults at emergency departments"], "sites": ["st-mary", "north-valley", "city-east"],
+                  "period_start": "2020-01-01", "period_end": "2024-06-30", "size": 80_000},
+    "symptom-chat": {"populations": ["adult patients asking general health questions, German and French"],
+                     "period_start": "2022-01-01", "period_end": "2024-12-31", "size": 40_000},
+}  # fmt: skip
 
 
 @dataclass
@@ -102,6 +111,8 @@ class Hospital:
                 "model_version": VERSIONS[model["model_id"]],
                 "released_at": self.start.isoformat(),
                 "training_data_summary": "Synthetic training data summary for the demo.",
+                "training_data": TRAINING_DATA[model["model_id"]],
+                "validation_summary": "Retrospective validation on the demo hospital's synthetic population.",
                 "limitations": ["not validated outside the intended population"],
             }
 

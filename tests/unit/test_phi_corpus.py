@@ -79,6 +79,10 @@ def samples() -> dict[str, dict[str, Any]]:
         "profiles": [{"feature": "arrival_mode", "kind": "categorical", "n": 2, "missing": 0,
                       "categories": ["walk_in"], "counts": [2, 0, 0], "std": 0}],
     }  # fmt: skip
+    found["ModelRetired"] = {
+        **common, "event_type": "ModelRetired", "model_id": "ed-triage", "retired_at": NOW.isoformat(),
+        "reason": "replaced after the 2026 sepsis guideline", "replaced_by": "ed-triage-2",
+    }  # fmt: skip
     assert set(found) == set(INPUT_EVENTS)
     return found
 
