@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -13,8 +14,10 @@ from typing import Any
 from rich.progress import TaskID
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.model_card import model_card
 from services.models import oversight, performance
 from services.progress import progress_bar
+from services.rendering.model_card import markdown
 from services.rendering.quarterly_pdf import render_quarterly_pdf
 from services.store import reads
 from services.store.event_store import EventStore
@@ -101,6 +104,7 @@ async def write_export(
         )
     measured = {model_id: f.model_dump(mode="json") for model_id, f in footprints.items()}
     (folder / "footprint.json").write_text(json.dumps(measured, indent=2) + "\n")
+    cards = await _write_cards(engine, policy, folder, end if end < now else None, now, progress)
     generated_at = now.isoformat()
     chain = {"verified": checked, "head_seq": head.seq if head else 0, "head_hash": head.hash if head else ""}
     pdf = render_quarterly_pdf(
@@ -108,7 +112,7 @@ async def write_export(
     )
     (folder / "summary.pdf").write_bytes(pdf)
     files = ["events.jsonl", "signals.csv", "incidents.csv", "performance.json", "oversight.json", "footprint.json",
-             "summary.pdf"]  # fmt: skip
+             "summary.pdf", *cards]  # fmt: skip
     manifest = {
         "quarter": period.name if period.quarterly else None,
         "period": {"from": start.isoformat(), "to": end.isoformat()},
@@ -120,6 +124,27 @@ async def write_export(
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return folder
+
+
+async def _write_cards(
+    engine: AsyncEngine, policy: Policy, folder: Path, as_of: datetime | None, now: datetime, progress: Progress
+) -> list[str]:
+    """Each registered model's live card as of the period's end, as JSON and Markdown (cards/)."""
+    async with engine.connect() as conn:
+        models = sorted(await reads.registry(conn, as_of=as_of))
+    (folder / "cards").mkdir(exist_ok=True)
+    written = []
+    for done, model_id in enumerate(models):
+        progress("model cards", done, len(models))
+        card = await model_card(engine, policy, model_id, None, as_of, now)
+        # A model_id is any text: only letters, digits, '-', '_' and '.' go into a file name.
+        stem = re.sub(r"[^A-Za-z0-9_.-]", "_", model_id).lstrip(".") or "_"
+        for name, text in ((f"cards/{stem}.json", card.model_dump_json(indent=2) + "\n"),
+                           (f"cards/{stem}.md", markdown(card))):  # fmt: skip
+            (folder / name).write_text(text, encoding="utf-8")
+            written.append(name)
+    progress("model cards", len(models), len(models))
+    return written
 
 
 def _csv(path: Path, rows: list[dict], columns: list[str]) -> None:

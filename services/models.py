@@ -13,7 +13,7 @@ from services.store import reads
 from vigil.drift import DriftInputError
 from vigil.drift_monitor import reference_event, rows_of
 from vigil.drift_windows import profiles_of
-from vigil.events import DriftReferenceSet, InferenceMade, ModelRegistered, ReviewRecorded
+from vigil.events import DriftReferenceSet, InferenceMade, ModelRegistered, OutcomeObserved, ReviewRecorded
 from vigil.incidents import InvalidInput
 from vigil.oversight import ModelOversightReport, tallies_of
 from vigil.oversight import report as oversight_report
@@ -58,32 +58,41 @@ async def performance(
     policy: Policy,
     model_id: str,
     version: str | None,
-    by: list[str],
+    by: list[str] | None,
     window_days: int | None,
     now: datetime,
+    as_of: datetime | None = None,
 ) -> ModelPerformance:
     """Subgroup performance from the event store: recorded outcomes joined to their inferences,
-    over the last `window_days` or since release."""
+    over the last `window_days` or since release, from what was recorded by `as_of` if given.
+    `by`: the attributes, intersected; None: each attribute of the policy that the model's
+    inferences carry, on its own (the model card's view)."""
     async with engine.connect() as conn:
         model = await _registered(conn, model_id)
         since = now - timedelta(days=window_days) if window_days else None
-        joined = await reads.outcomes_joined(conn, model_id, version, since)
+        joined = await reads.outcomes_joined(conn, model_id, version, since, recorded_by=as_of)
         unmatched = await reads.outcomes_without_inference(conn, model_id)
     settings = policy.for_model(model_id).performance
     capped = Capped(settings.max_values)
-    pairs: list[Pair] = []
     counted: set[uuid.UUID] = set()
-    attributes: set[str] = set()
+    kept: list[tuple[InferenceMade, OutcomeObserved]] = []
     for inference, outcome in joined:
         # As the worker does: the first outcome that fits the model counts.
         if outcome.inference_id in counted or outcome.model_id != model_id or refused(outcome, model):
             continue
         counted.add(outcome.inference_id)
-        attributes.update(inference.subgroup)
-        pairs.append(pair_of(inference, outcome, capped.apply(inference.subgroup, by)))
-    check_attributes(by, attributes, bool(pairs))
+        kept.append((inference, outcome))
+    attributes = {a for inference, _ in kept for a in inference.subgroup}
+    if by is None:
+        by, depth = [a for a in settings.attributes if a in attributes], 1
+    else:
+        check_attributes(by, attributes, bool(kept))
+        depth = max(1, len(by))
+    pairs: list[Pair] = [
+        pair_of(inference, outcome, capped.apply(inference.subgroup, by)) for inference, outcome in kept
+    ]
     positives = positive_labels(model.labels, model.critical_labels)
-    table = tally(pairs, positives, by, max(1, len(by)))
+    table = tally(pairs, positives, by, depth)
     return ModelPerformance(
         **dict(report(table, settings.rules(model.risk_class), by)),
         model_id=model_id,
@@ -103,16 +112,19 @@ async def oversight(
     window_days: int | None,
     now: datetime,
     until: datetime | None = None,
+    as_of: datetime | None = None,
 ) -> ModelOversightReport:
     """Human oversight from the event store, as of `now`: the model's inferences over the
-    `window_days` before `until` (default: now; none: since release), each with its first review."""
+    `window_days` before `until` (default: now; none: since release), each with its first review;
+    from what was recorded by `as_of` if given."""
     until = until or now
     since = until - timedelta(days=window_days) if window_days else None
     async with engine.connect() as conn:
         await _registered(conn, model_id)
-        made = await reads.of_type(conn, InferenceMade, model_id=model_id, version=version, since=since, until=until)
+        made = await reads.of_type(conn, InferenceMade, model_id=model_id, version=version, since=since, until=until,
+                                   recorded_by=as_of)  # fmt: skip
         # A review comes after its inference, so no review of the window's outputs is left out.
-        seen = await reads.of_type(conn, ReviewRecorded, model_id=model_id, since=since)
+        seen = await reads.of_type(conn, ReviewRecorded, model_id=model_id, since=since, recorded_by=as_of)
     check_attributes([by] if by else [], {"deployment", *(a for m in made for a in m.subgroup)}, bool(made))
     settings = policy.for_model(model_id).oversight
     tallies, pending = tallies_of(made, seen, settings, now, by)

@@ -6,11 +6,13 @@ from datetime import UTC, datetime
 from typing import Annotated, TypeVar
 from uuid import uuid4
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
 from services.api.auth import Caller, require
+from services.model_card import model_card
 from services.registry import RegistryService
+from services.rendering import model_card as rendering
 from vigil.events import (
     CountryCode,
     Event,
@@ -23,6 +25,7 @@ from vigil.events import (
     Text,
     TrainingData,
 )
+from vigil.model_card import LiveModelCard
 from vigil.registry import ModelRecord
 
 E = TypeVar("E", bound=Event)
@@ -130,3 +133,33 @@ async def list_models(_: Reader, registry: Service, as_of: AwareDatetime | None 
 )
 async def read(model_id: str, _: Reader, registry: Service, as_of: AwareDatetime | None = None) -> ModelRecord:
     return await registry.model(model_id, as_of)
+
+
+CARD_TYPES = {"md": "text/markdown; charset=utf-8", "html": "text/html; charset=utf-8", "pdf": "application/pdf"}
+
+
+@routes.get(
+    "/{model_id}/card",
+    response_model=None,
+    summary="The live model card: registry, post-market performance, drift, oversight, incidents, versions",
+    description="Mitchell et al.'s sections filled from the registry and the event store; `as_of` gives the card "
+    "as Vigil could have written it then. `format`: json (default), md, html or pdf.",
+    responses={200: {"model": LiveModelCard, "content": {t: {} for t in CARD_TYPES.values()}},
+               404: {"description": "unknown model"}, 422: {"description": "unknown version or format"}},
+)  # fmt: skip
+async def card(
+    model_id: str,
+    request: Request,
+    _: Reader,
+    version: Annotated[str | None, Query(description="a released version; default: the current one")] = None,
+    as_of: AwareDatetime | None = None,
+    format: Annotated[str, Query(description="json, md, html or pdf")] = "json",
+) -> LiveModelCard | Response:
+    if format not in ("json", *CARD_TYPES):
+        raise HTTPException(422, f"format must be one of json, {', '.join(CARD_TYPES)}; not {format!r}")
+    registry: RegistryService = request.app.state.registry
+    found = await model_card(registry.engine, request.app.state.policy, model_id, version, as_of, datetime.now(UTC))
+    if format == "json":
+        return found
+    body = rendering.pdf(found) if format == "pdf" else rendering.RENDER[format](found).encode()
+    return Response(body, media_type=CARD_TYPES[format])

@@ -37,6 +37,7 @@ RiskClassChoice = choices("RiskClassChoice", get_args(RiskClass))
 # vigil.drift.Method's values, written out: importing vigil.drift (numpy, scipy) would slow every command.
 MethodChoice = choices("MethodChoice", ("psi", "ks", "wasserstein", "jensenshannon", "chisquare"))
 FormatChoice = choices("FormatChoice", ("mir", "fda-3500a"))
+CardFormat = choices("CardFormat", ("md", "html", "json", "pdf"))
 
 
 def exit_code(error: BaseException) -> int | None:

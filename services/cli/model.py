@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.cli.app import app
-from services.cli.common import RiskClassChoice, domain_errors, print_json, with_service
+from services.cli.common import CardFormat, RiskClassChoice, ask_model, domain_errors, print_json, with_service
 from services.progress import console
 
 model_app = typer.Typer(help="The model registry: register, release, retire, list, show; model cards.",
@@ -192,3 +193,30 @@ def model_show(
     for v in record.versions:
         history.add_row(v.model_version, v.released_at.isoformat(), v.changes, "; ".join(v.limitations))
     out.print(history)
+
+
+@model_app.command("card")
+def model_card(
+    model: Annotated[str, typer.Argument(help="model_id of a registered model")],
+    version: Annotated[str | None, typer.Option(help="a released version; default: the current one")] = None,
+    as_of: AsOf = None,
+    format: Annotated[CardFormat, typer.Option(help="md, html, json or pdf")] = CardFormat.md,
+    out: Annotated[Path | None, typer.Option(help="write it here (a pdf needs it)")] = None,
+) -> None:
+    """The live model card (as GET /v1/models/{id}/card): registry, post-market evidence, versions."""
+    from services.model_card import model_card as card_of
+    from services.rendering import model_card as rendering
+
+    moment = _moment(as_of)
+    card = ask_model(lambda engine, policy, now: card_of(engine, policy, model, version, moment, now))
+    kind = format.value
+    body = (rendering.pdf(card) if kind == "pdf" else
+            (card.model_dump_json(indent=2) if kind == "json" else rendering.RENDER[kind](card)).encode())  # fmt: skip
+    if out is None and kind == "pdf":
+        console.print("[red]a PDF needs --out FILE[/red]")
+        raise typer.Exit(2)
+    if out is None:
+        print(body.decode(), end="" if kind != "json" else "\n")
+        return
+    out.write_bytes(body)
+    console.print(f"model card of {model} {card.details.version or ''} written to {out}")

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from vigil_sdk import AsyncEmitter
 
+from services.demo.card import card_of_the_demo
 from services.demo.drift import drift_episode
 from services.demo.equity import equity_finding
 from services.demo.guideline import guideline_change
@@ -133,6 +134,8 @@ async def run_demo(
         written = await incident_scenario(settings, store.engine, emitter, tokens["safety_officer"], out, console)
     for path in written:
         console.print(f"[bold]\\[demo][/bold] incident report written: {path}")
+    for path in await card_of_the_demo(store.engine, load_policy(settings.policy_file), out, console):
+        console.print(f"[bold]\\[demo][/bold] model card written: {path}")
 
     # The span the demo streamed, not the calendar quarter: early in a quarter most of it lies in the last one.
     ended = datetime.now(UTC)

@@ -127,9 +127,14 @@ def _outcome_of_inference(outcome: Any) -> Any:
 
 
 async def outcomes_joined(
-    conn: AsyncConnection, model_id: str, version: str | None, since: datetime | None
+    conn: AsyncConnection,
+    model_id: str,
+    version: str | None,
+    since: datetime | None,
+    recorded_by: datetime | None = None,
 ) -> list[tuple[InferenceMade, OutcomeObserved]]:
-    """A model's inferences with their recorded outcomes, in the order the outcomes were recorded."""
+    """A model's inferences with their recorded outcomes, in the order the outcomes were recorded
+    (those recorded by `recorded_by`, if given)."""
     inference, outcome = events.alias("inference"), events.alias("outcome")
     query = (
         select(inference.c.body, outcome.c.body)
@@ -142,6 +147,8 @@ async def outcomes_joined(
         query = query.where(inference.c.payload["model_version"].astext == version)
     if since is not None:
         query = query.where(inference.c.occurred_at >= since)
+    if recorded_by is not None:
+        query = query.where(inference.c.recorded_at <= recorded_by, outcome.c.recorded_at <= recorded_by)
     return [
         (InferenceMade.model_validate_json(i), OutcomeObserved.model_validate_json(o))
         for i, o in await conn.execute(query)

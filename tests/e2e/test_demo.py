@@ -98,6 +98,14 @@ def test_demo_streams_records_dead_letters_and_verifies(settings: Settings, tmp_
         triage = json.loads((export / "oversight.json").read_text())["ed-triage"]
         rural = next(r for r in triage["rows"] if r["group"] == "riverside-rural")
         assert rural["unreviewed"] == triage["rows"][0]["unreviewed"] > 0 and rural["acted_before_review"] == 3
+        card = json.loads((export / "cards" / "mammo-screen.json").read_text())
+        assert "cards/mammo-screen.md" in manifest["files"] and card["details"]["version"] == "2.3.0"
+        assert any(e["feature"] == "image_contrast" for e in card["drift"]) and card["training_data"]["sites"]
+        shown = out[out.index("Model card of mammo-screen") :]
+        assert "drift episode" in shown and "image_contrast" in shown
+        card_text = subprocess.run(["pdftotext", str(tmp_path / "out" / "model-card-mammo-screen.pdf"), "-"],
+                                   capture_output=True, text=True, check=True).stdout  # fmt: skip
+        assert "Intended use" in card_text and "Version history" in card_text
         [pdf] = (tmp_path / "out").glob("mir-initial-*.pdf")
         text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
         assert pdf.stem.removeprefix("mir-initial-") in text and "MDR Art. 87(5)" in text

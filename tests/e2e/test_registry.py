@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
+import numpy as np
+from vigil_sdk import AsyncEmitter
 
 from services.store import reads
 from tests.conftest import TOKENS, Pipeline
-from tests.integration.helpers import wait_until
+from tests.integration.helpers import emit_all, ids_on_partition, wait_recorded, wait_until
+from vigil.events import DriftDetected, DriftResolved
 
 
 def call(pipeline: Pipeline, method: str, path: str, role: str = "safety_officer", **kwargs) -> httpx.Response:
@@ -125,3 +130,111 @@ def test_the_registry_commands_register_release_list_and_show(pipeline: Pipeline
     assert record["versions"][0]["limitations"] == ["not in ICU"]
     table = vigil("model", "show", model_id)
     assert "Version history" in table.stdout and "not in ICU" in table.stdout
+
+
+def card_stream(model_id: str, partitions: int) -> tuple[list[dict], list[dict]]:
+    """Reference, a window as before, a window from a new scanner, one as before again, and an
+    opener that closes the last window (the test policy's count windows of 200, reference of 300),
+    on one partition so that each window holds the events meant for it; outcomes for a third."""
+    rng = np.random.default_rng(11)
+    made, outcomes = [], []
+    ids = ids_on_partition(0, partitions, 901)
+    for i, event_id in enumerate(ids):
+        shifted = 500 <= i < 700
+        at = CARD_T0 + timedelta(minutes=i)
+        site = "st-mary" if i % 2 else "riverside-rural"
+        malignant = rng.uniform() < 0.3
+        score = float(np.clip(rng.normal(0.75 if malignant else 0.3, 0.15), 0, 1))
+        made.append({
+            "event_type": "InferenceMade", "event_id": event_id, "occurred_at": at.isoformat(), "model_id": model_id,
+            "model_version": "1.0", "deployment": site, "use_case": "mammography_screening",
+            "patient_ref": "pt_" + uuid.uuid4().hex[:24], "subgroup": {"site": site},
+            "features": {"image_contrast": round(float(rng.normal(0.70 if shifted else 0.62, 0.05)), 4)},
+            "output": {"label": "malignant" if score >= 0.5 else "benign", "score": round(score, 3)},
+        })  # fmt: skip
+        if i % 3 == 0:
+            outcomes.append({
+                "event_type": "OutcomeObserved", "event_id": str(uuid.uuid4()), "occurred_at": at.isoformat(),
+                "inference_id": event_id, "model_id": model_id, "observed_at": (at + timedelta(days=3)).isoformat(),
+                "label": "malignant" if malignant else "benign", "critical_condition": malignant,
+                "source": "pathology",
+            })  # fmt: skip
+    return made, outcomes
+
+
+CARD_T0 = datetime(2026, 10, 1, 8, 0, tzinfo=UTC)
+
+
+async def test_a_live_model_card_shows_post_market_evidence_and_its_history(
+    pipeline: Pipeline, db, tmp_path: Path
+) -> None:
+    model_id = f"card-{uuid.uuid4().hex[:6]}"
+    registered = vigil("model", "register", model_id, "--name", "MammoScreen", "--manufacturer", "Acme Imaging",
+                       "--use-case", "mammography_screening", "--risk-class", "high",
+                       "--intended-use", "Second reader for screening mammograms of women 40-74.",
+                       "--out-of-scope", "diagnostic mammography", "--label", "benign", "--label", "malignant",
+                       "--critical", "malignant")  # fmt: skip
+    assert registered.returncode == 0, registered.stderr
+    released = vigil("model", "release", model_id, "--version", "1.0", "--released-at", CARD_T0.isoformat(),
+                     "--population", "women 40-74", "--site", "st-mary", "--period", "2019-01-01..2023-12-31",
+                     "--validation", "retrospective, 12,000 screens at st-mary",
+                     "--limitation", "not validated at low-resource sites")  # fmt: skip
+    assert released.returncode == 0, released.stderr
+    guideline = {"event_type": "GuidelineChanged", "event_id": str(uuid.uuid4()), "occurred_at": CARD_T0.isoformat(),
+                 "guideline_id": f"screening-{model_id}", "title": "Screening interval",
+                 "effective_at": (CARD_T0 + timedelta(days=1)).isoformat(),
+                 "affected_use_cases": ["mammography_screening"], "summary": "biennial from 45"}  # fmt: skip
+    made, outcomes = card_stream(model_id, pipeline.settings.topic_partitions)
+    assert call(pipeline, "POST", "/v1/events", role="emitter", json=[guideline]).status_code == 202
+    s = pipeline.settings
+    async with AsyncEmitter(kafka=s.kafka_bootstrap, topic_prefix=s.topic_prefix, spool_dir=tmp_path) as emitter:
+        await emit_all(emitter, made)
+        await emit_all(emitter, outcomes)
+    await wait_recorded(db, [e["event_id"] for e in made + outcomes], 120)
+
+    async def episode() -> list:
+        async with db.connect() as conn:
+            found = await reads.of_type(conn, DriftDetected, DriftResolved, model_id=model_id)
+        return found if any(isinstance(e, DriftResolved) for e in found) else []
+
+    await wait_until(episode, 180, "the drift episode detected and resolved")
+    between = datetime.now(UTC)
+    second = vigil("model", "release", model_id, "--version", "1.1", "--changes", "recalibrated after the guideline")
+    assert second.returncode == 0, second.stderr
+
+    shown = vigil("performance", "show", "--model", model_id, "--version", "1.0", "--by", "site", "--window", "0",
+                  "--json")  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    expected = {(r["label"], tuple(sorted(r["subgroup"].items()))): r for r in json.loads(shown.stdout)["rows"]}
+    got = vigil("model", "card", model_id, "--version", "1.0", "--format", "json")
+    assert got.returncode == 0, got.stderr
+    card = json.loads(got.stdout)
+    rows = {(r["label"], tuple(sorted(r["subgroup"].items()))): r for r in card["performance"]["rows"]}
+    assert rows and rows == expected, "the card's subgroup rows are those of `vigil performance show`"
+    assert card["factors"] == ["site"] and card["details"]["status"] == "in service"
+    contrast = [e for e in card["drift"] if e["feature"] == "image_contrast"]
+    assert len(contrast) == 1 and contrast[0]["resolved"] and contrast[0]["windows"] == 1
+    assert [v["model_version"] for v in card["version_history"]] == ["1.0", "1.1"]
+    assert card["guideline_changes"][0]["revalidated_by"] == "1.1"
+    assert card["training_data"]["sites"] == ["st-mary"]
+
+    then = json.loads(vigil("model", "card", model_id, "--as-of", between.isoformat(), "--format", "json").stdout)
+    assert [v["model_version"] for v in then["version_history"]] == ["1.0"]
+    assert then["details"]["version"] == "1.0" and then["guideline_changes"][0]["revalidated_by"] is None
+
+    markdown = vigil("model", "card", model_id, "--version", "1.0").stdout
+    assert "## Version history" in markdown and "| 1.1 |" in markdown and "not validated at low-resource" in markdown
+    page = call(pipeline, "GET", f"/v1/models/{model_id}/card", role="auditor", params={"format": "html",
+                                                                                       "version": "1.0"})  # fmt: skip
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "<svg" in page.text and "image_contrast" in page.text
+    assert not re.search(r"""(src|href)=["']https?:|<link|<script""", page.text), "nothing is fetched from elsewhere"
+    pdf = tmp_path / "card.pdf"
+    assert vigil("model", "card", model_id, "--version", "1.0", "--format", "pdf", "--out", str(pdf)).returncode == 0
+    subprocess.run(["pdftoppm", "-png", "-r", "40", str(pdf), str(tmp_path / "page")], check=True)
+    assert list(tmp_path.glob("page*.png"))
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    flat = re.sub(r"\s+", "", text)  # table cells wrap words
+    assert "Versionhistory" in flat and "image_contrast" in flat and "riverside-rural" in flat
+    wrong = call(pipeline, "GET", f"/v1/models/{model_id}/card", role="auditor", params={"version": "9.9"})
+    assert wrong.status_code == 422 and "released: 1.0, 1.1" in wrong.json()["detail"]
