@@ -75,9 +75,7 @@ async def model_card(
         record,
         name,
         performance=await performance(engine, policy, model_id, name, None, None, moment, as_of),
-        oversight=await oversight(
-            engine, policy, model_id, name, "deployment", settings.oversight.window_days, moment, as_of=as_of
-        ),
+        oversight=await oversight(engine, policy, model_id, name, "deployment", None, moment, as_of=as_of),
         drift=drift,
         signals=signals,
         footprint=measured,

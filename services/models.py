@@ -83,6 +83,7 @@ async def performance(
         counted.add(outcome.inference_id)
         kept.append((inference, outcome))
     attributes = {a for inference, _ in kept for a in inference.subgroup}
+    shown: list[str] | None = by  # the rows `report` keeps: over exactly these attributes (None: all)
     if by is None:
         by, depth = [a for a in settings.attributes if a in attributes], 1
     else:
@@ -94,7 +95,7 @@ async def performance(
     positives = positive_labels(model.labels, model.critical_labels)
     table = tally(pairs, positives, by, depth)
     return ModelPerformance(
-        **dict(report(table, settings.rules(model.risk_class), by)),
+        **dict(report(table, settings.rules(model.risk_class), shown)),
         model_id=model_id,
         model_version=version,
         window_days=window_days,

@@ -19,6 +19,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from vigil.drift import P_VALUE_METHODS
 from vigil.events import DriftDetected, DriftResolved, Event, GuidelineChanged, ModelVersionReleased, TrainingData
 from vigil.export import signal_row
 from vigil.footprint import Footprint
@@ -56,7 +57,7 @@ class DriftEpisode(BaseModel):
     threshold: float
     started: datetime = Field(description="the first drifted window's start")
     resolved: datetime | None = Field(description="the end of the window in which it resolved")
-    peak: float = Field(description="the highest score while it lasted")
+    worst: float = Field(description="the score furthest past its threshold while it lasted (a p-value: the lowest)")
     windows: int = Field(description="windows judged drifted")
 
 
@@ -118,12 +119,13 @@ def drift_episodes(events: Iterable[DriftDetected]) -> list[DriftEpisode]:
                 done.append(episode.model_copy(update={"resolved": event.window_end}))
         elif key in open_:
             episode = open_[key]
-            open_[key] = episode.model_copy(update={"peak": max(episode.peak, event.score),
+            further = min if event.method in P_VALUE_METHODS else max
+            open_[key] = episode.model_copy(update={"worst": further(episode.worst, event.score),
                                                     "windows": episode.windows + 1})  # fmt: skip
         else:
             open_[key] = DriftEpisode(
                 feature=event.feature, method=event.method, threshold=event.threshold, started=event.window_start,
-                resolved=None, peak=event.score, windows=1,
+                resolved=None, worst=event.score, windows=1,
             )  # fmt: skip
     return sorted([*done, *open_.values()], key=lambda e: e.started)
 

@@ -107,10 +107,18 @@ def with_engine(run):
 
 
 def store_reachable(call):
+    from sqlalchemy.exc import ProgrammingError
+
     try:
         return call()
     except ConnectionRefusedError:
         unreachable("PostgreSQL", get_settings().database_url.rsplit("@", 1)[-1])
+    except ProgrammingError as error:
+        if getattr(error.orig, "pgcode", None) != "42P01":  # undefined_table: not migrated
+            raise
+        where = get_settings().database_url.rsplit("@", 1)[-1]
+        console.print(f"[red]the event store at {where} has no tables yet; create them with `vigil init`[/red]")
+        raise typer.Exit(1) from None
 
 
 def unreachable(what: str, where: str) -> NoReturn:

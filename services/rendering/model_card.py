@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import html as escape
 import io
+from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import matplotlib
 
@@ -24,13 +26,21 @@ from services.rendering.incident_pdf import STYLES, TABLE, cell
 from vigil.model_card import LiveModelCard
 
 Rows = list[list[str]]
+RECENT_SIGNALS = 15
+
+
+@dataclass
+class Grid:
+    header: list[str]
+    rows: Rows
 
 
 @dataclass
 class Section:
+    """A titled section: paragraphs (str), bullet lists (list[str]) and tables, in order."""
+
     title: str
-    lines: list[str] = field(default_factory=list)
-    tables: list[tuple[list[str], Rows]] = field(default_factory=list)
+    blocks: list[str | list[str] | Grid] = field(default_factory=list)
 
 
 def _share(value: float | None) -> str:
@@ -41,14 +51,18 @@ def _group(subgroup: dict[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in subgroup.items()) or "everyone"
 
 
+def _when(moment: datetime | None) -> str:
+    return "—" if moment is None else f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
 def sections(card: LiveModelCard) -> list[Section]:
     d, use = card.details, card.intended_use
-    when = f"as of {card.as_of.isoformat()}" if card.as_of else f"generated {card.generated_at.isoformat()}"
+    when = f"as of {_when(card.as_of)}" if card.as_of else f"generated {_when(card.generated_at)}"
     out = [
         Section("Model details", [
             f"{d.name} ({d.model_id}), version {d.version or 'none released'}, by {d.manufacturer}; {when}.",
             f"Use case {d.use_case}; WHO risk class {d.risk_class}; countries {', '.join(d.countries) or '—'}.",
-            f"Released {d.released_at.isoformat() if d.released_at else '—'}; status: {d.status}.",
+            f"Released {_when(d.released_at)}; status: {d.status}.",
         ]),
         Section("Intended use", [
             use.intended_use,
@@ -60,60 +74,72 @@ def sections(card: LiveModelCard) -> list[Section]:
         Section("Metrics", [card.metrics]),
     ]  # fmt: skip
     data = card.training_data
-    training = [card.training_data_summary] if card.training_data_summary else []
+    training: list[str | list[str] | Grid] = [card.training_data_summary] if card.training_data_summary else []
     if data:
         period = (
             f"{data.period_start or '?'} to {data.period_end or '?'}" if data.period_start or data.period_end else "—"
         )
-        training += [f"Populations: {', '.join(data.populations) or '—'}. Sites: {', '.join(data.sites) or '—'}.",
-                     f"Period: {period}. Examples: {data.size if data.size is not None else '—'}."]  # fmt: skip
+        training.append([f"Populations: {', '.join(data.populations) or '—'}", f"Sites: {', '.join(data.sites) or '—'}",
+                         f"Period: {period}", f"Examples: {data.size if data.size is not None else '—'}"])  # fmt: skip
     out.append(Section("Training data", training or ["not stated in the release"]))
     out.append(Section("Evaluation data", [card.evaluation_data or "no validation summary in the release"]))
-    out.append(_quantitative(card))
-    out.append(_ethics(card))
-    out.append(
-        Section("Caveats and recommendations", [f"Known limitation: {c}" for c in card.caveats] or ["none stated"])
-    )
-    history = [[v.model_version, v.released_at.isoformat(), v.changes or "—", "; ".join(v.limitations) or "—",
+    out += [_performance(card), _monitoring(card), _ethics(card)]
+    out.append(Section("Caveats and recommendations", [[f"Known limitation: {c}" for c in card.caveats]
+                                                       or ["none stated"]]))  # fmt: skip
+    history = [[v.model_version, _when(v.released_at), v.changes or "—", "; ".join(v.limitations) or "—",
                 v.validation_summary or "—"] for v in card.version_history]  # fmt: skip
-    out.append(Section("Version history", tables=[(["version", "released", "changes", "limitations", "validation"],
-                                                   history)]))  # fmt: skip
+    out.append(Section("Version history", [Grid(["version", "released", "changes", "limitations", "validation"],
+                                                  history)]))  # fmt: skip
     return out
 
 
-def _quantitative(card: LiveModelCard) -> Section:
-    s = Section("Quantitative analyses (post-market)")
+def _performance(card: LiveModelCard) -> Section:
+    s = Section("Quantitative analyses: performance since release")
     p = card.performance
     if p is None or not p.rows:
-        s.lines.append("No outcomes recorded for this version yet: no performance to show.")
-    else:
-        s.lines.append(f"{p.outcomes} outcomes joined to their inferences since release. " + " ".join(p.verdict))
-        rows = [[r.label, _group(r.subgroup), str(r.n), _share(r.sensitivity),
-                 "—" if r.sensitivity_ci is None else f"{r.sensitivity_ci[0]:.1%}–{r.sensitivity_ci[1]:.1%}",
-                 _share(r.specificity), r.verdict] for r in p.rows]  # fmt: skip
-        s.tables.append((["label", "subgroup", "n", "sensitivity", "95% interval", "specificity", "verdict"], rows))
-        if p.disparity:
-            gaps = [[g.label, ",".join(g.attributes), f"{g.gap:.3f}", f"{g.limit:.3f}", f"{g.p_value:.3g}",
-                     _group(g.worst.subgroup)] for g in p.disparity]  # fmt: skip
-            s.tables.append((["label", "attributes", "gap", "limit", "p (Fisher)", "worst"], gaps))
+        s.blocks.append("No outcomes recorded for this version yet: no performance to show.")
+        return s
+    s.blocks += [f"{p.outcomes} outcomes joined to their inferences.", p.verdict or ["within policy"]]
+    rows = [[r.label, _group(r.subgroup), str(r.n), _share(r.sensitivity),
+             "—" if r.sensitivity_ci is None else f"{r.sensitivity_ci[0]:.1%}–{r.sensitivity_ci[1]:.1%}",
+             _share(r.specificity), r.verdict] for r in p.rows]  # fmt: skip
+    s.blocks.append(Grid(["label", "subgroup", "n", "sensitivity", "95% interval", "specificity", "verdict"], rows))
+    if p.disparity:
+        gaps = [[g.label, ",".join(g.attributes), f"{g.gap:.3f}", f"{g.limit:.3f}", f"{g.p_value:.3g}",
+                 _group(g.worst.subgroup)] for g in p.disparity]  # fmt: skip
+        s.blocks.append(Grid(["label", "attributes", "gap", "limit", "p (Fisher)", "worst"], gaps))
+    return s
+
+
+def _monitoring(card: LiveModelCard) -> Section:
+    s = Section("Quantitative analyses: oversight, drift, signals, energy")
     o = card.oversight
-    if o is not None and o.rows:
+    if o is not None and o.rows and o.rows[0].outputs:
         rows = [[r.group, str(r.outputs), _share(r.coverage), str(r.acted_before_review), str(r.autonomous),
                  _share(r.override_share)] for r in o.rows]  # fmt: skip
-        s.lines.append(f"Human oversight over the last {o.window_days} days: " + " ".join(o.verdict))
-        s.tables.append((["deployment", "outputs", "reviewed in time", "acted before review", "autonomous",
-                          "overridden"], rows))  # fmt: skip
+        s.blocks += ["Human oversight since release:", o.verdict or ["within policy"]]
+        s.blocks.append(Grid(["deployment", "outputs", "reviewed in time", "acted before review", "autonomous",
+                                "overridden"], rows))  # fmt: skip
     if card.drift:
-        rows = [[e.feature, e.method, e.started.isoformat(), e.resolved.isoformat() if e.resolved else "ongoing",
-                 f"{e.peak:.4g} (threshold {e.threshold:g})", str(e.windows)] for e in card.drift]  # fmt: skip
-        s.tables.append((["drift: feature", "method", "from", "until", "peak", "windows"], rows))
+        rows = [[e.feature, e.method, _when(e.started), _when(e.resolved) if e.resolved else "ongoing",
+                 f"{e.worst:.4g} (threshold {e.threshold:g})", str(e.windows)] for e in card.drift]  # fmt: skip
+        s.blocks.append(Grid(["drift: feature", "method", "from", "until", "worst score", "windows"], rows))
     else:
-        s.lines.append("No drift episode recorded.")
+        s.blocks.append("No drift episode recorded.")
     if card.signals:
-        s.tables.append((["when", "signal", "detail"], [[x.occurred_at, x.event_type, x.detail] for x in card.signals]))
+        kinds = Counter(x.event_type for x in card.signals)
+        s.blocks.append(f"{len(card.signals)} signals: " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+                        + f"; the {min(RECENT_SIGNALS, len(card.signals))} latest:")  # fmt: skip
+        latest = card.signals[-RECENT_SIGNALS:]
+        s.blocks.append(
+            Grid(
+                ["when", "signal", "detail"],
+                [[_when(datetime.fromisoformat(x.occurred_at)), x.event_type, x.detail] for x in latest],
+            )
+        )
     f = card.footprint
     if f is not None:
-        s.lines.append(
+        s.blocks.append(
             f"Energy: {f.energy_kwh:.3f} kWh over {f.inferences} inferences ({_share(f.energy_reported_share)} "
             f"reported theirs), about {f.co2e_kg:.3f} kg CO2e at {f.grid_g_co2e_per_kwh:g} g/kWh."
         )
@@ -124,14 +150,16 @@ def _ethics(card: LiveModelCard) -> Section:
     s = Section("Ethical considerations: incidents and guideline changes")
     if card.incidents:
         rows = [[str(i.incident_id), i.status, i.source, i.harm or "—",
-                 "—" if i.reportable is None else ("yes" if i.reportable else "no"), i.aware_at.isoformat()]
+                 "—" if i.reportable is None else ("yes" if i.reportable else "no"), _when(i.aware_at)]
                 for i in card.incidents]  # fmt: skip
-        s.tables.append((["incident", "status", "source", "harm", "reportable", "aware"], rows))
+        s.blocks.append(Grid(["incident", "status", "source", "harm", "reportable", "aware"], rows))
     else:
-        s.lines.append("No incident recorded for this version.")
+        s.blocks.append("No incident recorded for this version.")
+    reviews = []
     for g in card.guideline_changes:
         answered = f"revalidated by version {g.revalidated_by}" if g.revalidated_by else "NOT revalidated since"
-        s.lines.append(f"Guideline {g.guideline_id} ({g.title}) changed {g.effective_at:%Y-%m-%d}: {answered}.")
+        reviews.append(f"Guideline {g.guideline_id} ({g.title}) changed {g.effective_at:%Y-%m-%d}: {answered}.")
+    s.blocks.append(reviews or ["No guideline of its use case changed since its release."])
     return s
 
 
@@ -139,11 +167,16 @@ def markdown(card: LiveModelCard) -> str:
     d = card.details
     out = [f"# Model card: {d.name} {d.version or ''}".rstrip(), ""]
     for section in sections(card):
-        out += [f"## {section.title}", "", *(f"{line}\n" for line in section.lines)]
-        for header, rows in section.tables:
-            out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-            out += ["| " + " | ".join(v.replace("|", "\\|") for v in row) + " |" for row in rows]
-            out.append("")
+        out += [f"## {section.title}", ""]
+        for block in section.blocks:
+            if isinstance(block, str):
+                out += [block, ""]
+            elif isinstance(block, list):
+                out += [*(f"- {item}" for item in block), ""]
+            else:
+                out += ["| " + " | ".join(block.header) + " |", "|" + "---|" * len(block.header)]
+                out += ["| " + " | ".join(v.replace("|", "\\|") for v in row) + " |" for row in block.rows]
+                out.append("")
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -153,9 +186,9 @@ def chart(card: LiveModelCard, format: str) -> bytes | None:
     rows = [r for r in (p.rows if p else []) if r.sensitivity is not None][:30]
     if not rows and not card.drift:
         return None
-    panels = 1 + bool(rows and card.drift)
-    fig, axes = plt.subplots(panels, 1, figsize=(7.5, 1.2 + 0.22 * len(rows) + 1.6 * bool(card.drift)), dpi=150,
-                             squeeze=False)  # fmt: skip
+    heights = [h for h in (0.8 + 0.2 * len(rows) if rows else 0, 0.8 + 0.3 * len(card.drift) if card.drift else 0) if h]
+    fig, axes = plt.subplots(len(heights), 1, figsize=(7.5, sum(heights)), dpi=150, squeeze=False,
+                             gridspec_kw={"height_ratios": heights})  # fmt: skip
     ax = axes[0][0]
     if rows:
         names = [f"{r.label}: {_group(r.subgroup)}" for r in rows]
@@ -167,7 +200,8 @@ def chart(card: LiveModelCard, format: str) -> bytes | None:
             ax.axvline(p.policy.threshold, color="#c62828", linestyle="--", linewidth=1)
         ax.set_yticks(range(len(rows)), names, fontsize=6)
         ax.invert_yaxis()
-        ax.set_xlim(0, 1)
+        lowest = min([v - d for v, d in zip(values, low, strict=True)] + [p.policy.threshold or 1.0 if p else 1.0])
+        ax.set_xlim(max(0.0, lowest - 0.05), 1.0)
         ax.set_title("Sensitivity by subgroup, 95% intervals (dashed: the policy's threshold)", fontsize=8)
         ax.tick_params(axis="x", labelsize=7)
         ax = axes[-1][0]
@@ -196,14 +230,19 @@ def html(card: LiveModelCard) -> str:
     svg = chart(card, "svg")
     for section in sections(card):
         body.append(f"<h2>{escape.escape(section.title)}</h2>")
-        body += [f"<p>{escape.escape(line)}</p>" for line in section.lines]
-        if section.title.startswith("Quantitative") and svg:
+        if section.title.startswith("Quantitative analyses: performance") and svg:
             text = svg.decode()
             body.append(f'<figure class="chart">{text[text.index("<svg") :]}</figure>')  # without its XML prologue
-        for header, rows in section.tables:
-            head = "".join(f"<th>{escape.escape(h)}</th>" for h in header)
-            cells = "".join("<tr>" + "".join(f"<td>{escape.escape(v)}</td>" for v in row) + "</tr>" for row in rows)
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>")
+        for block in section.blocks:
+            if isinstance(block, str):
+                body.append(f"<p>{escape.escape(block)}</p>")
+            elif isinstance(block, list):
+                body.append("<ul>" + "".join(f"<li>{escape.escape(item)}</li>" for item in block) + "</ul>")
+            else:
+                head = "".join(f"<th>{escape.escape(h)}</th>" for h in block.header)
+                cells = "".join("<tr>" + "".join(f"<td>{escape.escape(v)}</td>" for v in row) + "</tr>"
+                                for row in block.rows)  # fmt: skip
+                body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>")
     style = ("body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}"
              "table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.85rem}"
              "td,th{border:1px solid #ccc;padding:.2rem .4rem;text-align:left;vertical-align:top}"
@@ -220,15 +259,19 @@ def pdf(card: LiveModelCard) -> bytes:
     png = chart(card, "png")
     for section in sections(card):
         story.append(Paragraph(section.title, STYLES["Heading2"]))
-        story += [cell(line) for line in section.lines]
-        if section.title.startswith("Quantitative") and png:
+        if section.title.startswith("Quantitative analyses: performance") and png:
             story.append(Image(io.BytesIO(png), width=18 * cm, height=20 * cm, kind="proportional"))
-        for header, rows in section.tables:
-            width = 18 * cm / len(header)
-            table = Table([[cell(h) for h in header], *[[cell(v) for v in row] for row in rows]],
-                          colWidths=[width] * len(header), repeatRows=1)  # fmt: skip
-            table.setStyle(TABLE)
-            story += [Spacer(1, 4), table, Spacer(1, 6)]
+        for block in section.blocks:
+            if isinstance(block, str):
+                story.append(cell(block))
+            elif isinstance(block, list):
+                story += [cell(f"• {item}") for item in block]
+            else:
+                width = 18 * cm / len(block.header)
+                table = Table([[cell(h) for h in block.header], *[[cell(v) for v in row] for row in block.rows]],
+                              colWidths=[width] * len(block.header), repeatRows=1)  # fmt: skip
+                table.setStyle(TABLE)
+                story += [Spacer(1, 4), table, Spacer(1, 6)]
     doc.build(story)
     return out.getvalue()
 
