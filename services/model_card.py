@@ -21,6 +21,8 @@ from vigil.events import (
     OversightViolation,
     ThresholdBreached,
     ThresholdRestored,
+    TransparencyRestored,
+    TransparencyViolation,
     TrendDetected,
 )
 from vigil.footprint import footprint
@@ -30,7 +32,7 @@ from vigil.policy import Policy
 from vigil.registry import UnknownModel
 
 SIGNALS = (ThresholdBreached, ThresholdRestored, DisparityDetected, DisparityResolved, OversightViolation,
-           OversightRestored, TrendDetected)  # fmt: skip
+           OversightRestored, TransparencyViolation, TransparencyRestored, TrendDetected)  # fmt: skip
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

@@ -15,12 +15,13 @@ from vigil.drift_monitor import reference_event, rows_of
 from vigil.drift_windows import profiles_of
 from vigil.events import DriftReferenceSet, InferenceMade, ModelRegistered, OutcomeObserved, ReviewRecorded
 from vigil.incidents import InvalidInput
-from vigil.oversight import ModelOversightReport, tallies_of
+from vigil.oversight import EVERYONE, ModelOversightReport, tallies_of
 from vigil.oversight import report as oversight_report
 from vigil.performance import Capped, ModelPerformance, Pair, positive_labels, report, tally
 from vigil.performance_monitor import pair_of, refused
 from vigil.policy import Policy
 from vigil.registry import UnknownModel
+from vigil.transparency import with_transparency
 
 
 class ModelService(EventService):
@@ -130,8 +131,10 @@ async def oversight(
     settings = policy.for_model(model_id).oversight
     tallies, pending = tallies_of(made, seen, settings, now, by)
     span = f"{window_days} days to {until:%Y-%m-%d}" if window_days else f"since release, to {until:%Y-%m-%d}"
+    found = oversight_report(tallies, pending, settings, span)
+    found = with_transparency(found, tallies[EVERYONE], policy.for_model(model_id).transparency, span)
     return ModelOversightReport(
-        **dict(oversight_report(tallies, pending, settings, span)),
+        **dict(found),
         model_id=model_id,
         model_version=version,
         window_days=window_days,

@@ -39,7 +39,7 @@ from streams.app import (
     table_key,
     writing_for,
 )
-from vigil.events import HANDOVER_TOPIC, InferenceMade, ReviewRecorded
+from vigil.events import HANDOVER_TOPIC, InferenceMade, ReviewRecorded, TransparencyViolation
 from vigil.handover import OversightCount
 from vigil.join import Arrival, Entry, Position, arrive
 from vigil.oversight import (
@@ -60,8 +60,15 @@ from vigil.oversight import (
     transitions,
 )
 from vigil.rolling import RollingState
+from vigil.transparency import assess_transparency, transparency_alert
 from vigil.validation import canonical_json
-from vigil_runtime.observability import OVERSIGHT, OVERSIGHT_ACTIVE, REVIEWS_UNMATCHED
+from vigil_runtime.observability import (
+    OVERSIGHT,
+    OVERSIGHT_ACTIVE,
+    REVIEWS_UNMATCHED,
+    TRANSPARENCY,
+    TRANSPARENCY_ACTIVE,
+)
 
 ReviewJoin = Entry[Awaiting, ReviewRecorded]
 
@@ -270,13 +277,21 @@ async def _judge_oversight(model_id: str, version: str, state: RollingState) -> 
     for day in state.window(policy.window_days):
         if stored := oversight_days.read(table_key(model_id, version, day.isoformat())):
             window += stored.tally
-    findings = assess(window, policy)
-    for finding in findings:
+    oversight, transparency = (
+        assess(window, policy),
+        assess_transparency(window, monitoring.for_model(model_id).transparency),
+    )
+    for finding in oversight:
         OVERSIGHT.labels(model_id, version, finding.kind).set(finding.value)
-    for signal in transitions(state, model_id, version, window, findings, policy.window_days):
+    for finding in transparency:
+        TRANSPARENCY.labels(model_id, version, finding.kind).set(finding.value)
+    for signal in transitions(state, model_id, version, window, [*oversight, *transparency], policy.window_days):
         await emit(signal)
-        await emit(oversight_alert(signal))
+        # A TransparencyRestored is a TransparencyViolation too, as an OversightRestored is a violation.
+        await emit(transparency_alert(signal) if isinstance(signal, TransparencyViolation) else oversight_alert(signal))
         log.warning("worker.oversight", model_id=model_id, model_version=version, kind=signal.kind,
                     event_type=signal.event_type)  # fmt: skip
-    for finding in findings:  # from the state, so that a restarted worker shows what stands
-        OVERSIGHT_ACTIVE.labels(model_id, version, finding.kind).set(int(finding.kind in state.standing))
+    # From the state, so that a restarted worker shows what stands.
+    for gauge, findings in ((OVERSIGHT_ACTIVE, oversight), (TRANSPARENCY_ACTIVE, transparency)):
+        for finding in findings:
+            gauge.labels(model_id, version, finding.kind).set(int(finding.kind in state.standing))

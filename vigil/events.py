@@ -430,6 +430,32 @@ class OversightRestored(OversightViolation):
     violation_event_id: UUID
 
 
+TransparencyKind = Literal["disclaimer_shown", "explanation_present", "consent_recorded", "score_present"]
+
+
+class TransparencyViolation(Event):
+    """Outputs of a model version carried what WHO asks them to carry less often than the policy
+    requires, over its rolling window: a disclaimer (patient-facing outputs), an explanation, a
+    recorded consent, or a score (the model's confidence)."""
+
+    event_type: Literal["TransparencyViolation"] = "TransparencyViolation"
+    model_id: Text
+    model_version: Text
+    kind: TransparencyKind
+    value: float = Field(description="the share of outputs that carried it (0-1)")
+    limit: float = Field(description="the policy's lowest allowed share")
+    cases: int = Field(ge=0, description="outputs without it")
+    of: int = Field(ge=0, description="outputs it applies to (patient-facing ones for a disclaimer)")
+    inference_ids: list[UUID] = Field(default_factory=list, max_length=100, description="examples, for the audit")
+    window_days: int
+    window_end: AwareDatetime
+
+
+class TransparencyRestored(TransparencyViolation):
+    event_type: Literal["TransparencyRestored"] = "TransparencyRestored"  # type: ignore[assignment]
+    violation_event_id: UUID
+
+
 INCIDENT_EVENTS = (
     IncidentReported,
     IncidentCandidateRaised,
@@ -476,6 +502,8 @@ DERIVED_EVENTS: dict[str, type[Event]] = {
         DisparityResolved,
         OversightViolation,
         OversightRestored,
+        TransparencyViolation,
+        TransparencyRestored,
     )
 }
 EVENT_TYPES: dict[str, type[Event]] = {**INPUT_EVENTS, **DERIVED_EVENTS}

@@ -18,8 +18,8 @@ from typing import Any
 
 SIGNALS = (
     "DriftDetected", "DriftResolved", "ThresholdBreached", "ThresholdRestored", "DisparityDetected",
-    "DisparityResolved", "OversightViolation", "OversightRestored", "TrendDetected", "IncidentCandidateRaised",
-    "ReportOverdue",
+    "DisparityResolved", "OversightViolation", "OversightRestored", "TransparencyViolation", "TransparencyRestored",
+    "TrendDetected", "IncidentCandidateRaised", "ReportOverdue",
 )  # fmt: skip
 
 
@@ -96,7 +96,9 @@ def signal_row(event: Mapping[str, Any]) -> dict[str, str]:
         "IncidentCandidateRaised": lambda e: f"{e['source']}: incident {e['incident_id']}",
         "ReportOverdue": lambda e: f"{e['regime']} report of incident {e['incident_id']} due {e['due_at']}",
     }
-    detail["OversightRestored"] = detail["OversightViolation"]
+    detail["OversightRestored"] = detail["TransparencyViolation"] = detail["TransparencyRestored"] = detail[
+        "OversightViolation"
+    ]
     kind = event["event_type"]
     describe = detail.get(kind) or detail.get(kind.replace("Restored", "Breached").replace("Resolved", "Detected"))
     return {

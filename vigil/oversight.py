@@ -17,6 +17,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from typing import get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats
@@ -32,6 +33,9 @@ from vigil.events import (
     OversightViolation,
     ReviewRecorded,
     Severity,
+    TransparencyKind,
+    TransparencyRestored,
+    TransparencyViolation,
 )
 from vigil.join import Position, takes
 from vigil.policy import OversightPolicy
@@ -40,7 +44,8 @@ from vigil.rolling import RollingState
 NAMESPACE = uuid.UUID("0c3d5a7e-2b4f-4e1a-9d8c-6f5b3a2e1d40")
 EXAMPLES = 20  # inference ids a tally keeps per kind, for the audit trail of a violation
 OVERRIDES = ("overridden", "rejected")
-COUNTS = ("outputs", "in_time", "late", "unreviewed", "acted_before_review", "autonomous")
+COUNTS = ("outputs", "in_time", "late", "unreviewed", "acted_before_review", "autonomous",
+          "explained", "consented", "scored", "patient_facing", "disclaimed")  # fmt: skip
 
 
 # --- counting ----------------------------------------------------------------------------------
@@ -55,6 +60,13 @@ class Tally(BaseModel):
     unreviewed: int = 0  # due for review, never reviewed
     acted_before_review: int = 0
     autonomous: int = 0  # autonomous actions where the policy allows only suggestions
+    # Transparency (vigil.transparency): outputs with an explanation, a recorded consent, a score;
+    # patient-facing outputs, and those that showed the disclaimer.
+    explained: int = 0
+    consented: int = 0
+    scored: int = 0
+    patient_facing: int = 0
+    disclaimed: int = 0
     decisions: dict[str, int] = Field(default_factory=dict)
     examples: dict[str, list[str]] = Field(default_factory=dict)  # kind -> inference ids
 
@@ -79,7 +91,7 @@ class Tally(BaseModel):
         counts = {name: getattr(self, name) + getattr(other, name) for name in COUNTS}
         return Tally(**counts, decisions=decisions, examples=examples)
 
-    def note(self, kind: OversightKind, inference_id: uuid.UUID) -> None:
+    def note(self, kind: OversightKind | TransparencyKind, inference_id: uuid.UUID) -> None:
         ids = self.examples.setdefault(kind, [])
         if len(ids) < EXAMPLES:
             ids.append(str(inference_id))
@@ -123,6 +135,23 @@ def count_inference(tally: Tally, inference: InferenceMade, policy: OversightPol
     if inference.output_kind == "autonomous_action" and not policy.autonomous_allowed:
         tally.autonomous += 1
         tally.note("autonomous_action", inference.event_id)
+    output, facing = inference.output, inference.patient_facing
+    carried: dict[TransparencyKind, bool] = {
+        "explanation_present": inference.explanation_present,
+        "consent_recorded": inference.consent_recorded,
+        "score_present": output.score is not None or bool(output.class_scores),
+    }
+    for kind, present in carried.items():
+        if not present:
+            tally.note(kind, inference.event_id)
+    tally.explained += carried["explanation_present"]
+    tally.consented += carried["consent_recorded"]
+    tally.scored += carried["score_present"]
+    if facing is not None:
+        tally.patient_facing += 1
+        tally.disclaimed += facing.disclaimer_shown
+        if not facing.disclaimer_shown:
+            tally.note("disclaimer_shown", inference.event_id)
 
 
 def count_review(tally: Tally, output: Awaiting, review: ReviewRecorded, policy: OversightPolicy) -> None:
@@ -240,7 +269,7 @@ class Finding(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    kind: OversightKind
+    kind: OversightKind | TransparencyKind
     value: float
     limit: float
     cases: int
@@ -279,35 +308,39 @@ def assess(tally: Tally, policy: OversightPolicy) -> list[Finding]:
 
 
 OversightSignal = OversightViolation | OversightRestored
+# Transparency's findings (vigil.transparency) ride on the same tallies, windows and standing signals.
+TransparencySignal = TransparencyViolation | TransparencyRestored
+TRANSPARENCY_KINDS = frozenset(get_args(TransparencyKind))
 
 
 def transitions(
     state: RollingState, model_id: str, version: str, window: Tally, findings: list[Finding], window_days: int
-) -> list[OversightSignal]:
+) -> list[OversightSignal | TransparencySignal]:
     """A violation when a finding appears, a restoration when a judged finding is back within the
     policy; nothing while it persists. Updates the state's standing signals."""
     assert state.latest is not None
-    events: list[OversightSignal] = []
+    events: list[OversightSignal | TransparencySignal] = []
     for f in findings:
         common = {
             "occurred_at": state.latest, "model_id": model_id, "model_version": version, "kind": f.kind,
             "value": f.value, "limit": f.limit, "cases": f.cases, "of": f.of, "window_days": window_days,
             "window_end": state.latest,
         }  # fmt: skip
+        violated, restored = (
+            (TransparencyViolation, TransparencyRestored) if f.kind in TRANSPARENCY_KINDS
+            else (OversightViolation, OversightRestored)
+        )  # fmt: skip
         if f.violated and f.kind not in state.standing:
             ids = [uuid.UUID(i) for i in window.examples.get(f.kind, [])]
-            violation = OversightViolation(
-                event_id=state.next_id(NAMESPACE, model_id, version, f.kind), inference_ids=ids, **common
+            violation = violated.model_validate(
+                {**common, "event_id": state.next_id(NAMESPACE, model_id, version, f.kind), "inference_ids": ids}
             )
             state.standing[f.kind] = violation.event_id
             events.append(violation)
         elif not f.violated and f.kind in state.standing:
             raised = state.standing.pop(f.kind)
-            events.append(
-                OversightRestored(
-                    event_id=state.next_id(NAMESPACE, model_id, version, f.kind), violation_event_id=raised, **common
-                )
-            )
+            event_id = state.next_id(NAMESPACE, model_id, version, f.kind)
+            events.append(restored.model_validate({**common, "event_id": event_id, "violation_event_id": raised}))
     return events
 
 
@@ -419,10 +452,38 @@ class GroupRow(BaseModel):
     autonomous: int
 
 
+def carried(tally: Tally) -> dict[TransparencyKind, tuple[int, int]]:
+    """Transparency per kind: outputs that carried it, of the outputs it applies to."""
+    return {
+        "disclaimer_shown": (tally.disclaimed, tally.patient_facing),
+        "explanation_present": (tally.explained, tally.outputs),
+        "consent_recorded": (tally.consented, tally.outputs),
+        "score_present": (tally.scored, tally.outputs),
+    }
+
+
+class TransparencyRow(BaseModel):
+    """One group's shares of outputs carrying each (None where nothing it applies to was made)."""
+
+    group: str
+    outputs: int
+    patient_facing: int
+    disclaimer_shown: float | None
+    explanation_present: float | None
+    consent_recorded: float | None
+    score_present: float | None
+
+
+def transparency_row(group: str, tally: Tally) -> TransparencyRow:
+    shares = {kind: (k / n if n else None) for kind, (k, n) in carried(tally).items()}
+    return TransparencyRow(group=group, outputs=tally.outputs, patient_facing=tally.patient_facing, **shares)
+
+
 class OversightReport(BaseModel):
     """Rows per group (everyone first), the policy's findings on everyone, the verdict in words."""
 
     rows: list[GroupRow]
+    transparency: list[TransparencyRow] = Field(default_factory=list, description="the same groups' transparency")
     findings: list[Finding]
     verdict: list[str]
 
@@ -457,6 +518,7 @@ def report(tallies: dict[str, Tally], pending: Counter[str], policy: OversightPo
     verdict = [f"{f.kind}: {describe(f, span)}" for f in findings if f.violated]
     return OversightReport(
         rows=rows,
+        transparency=[transparency_row(row.group, tallies[row.group]) for row in rows],
         findings=findings,
         verdict=verdict or ["within policy"],
     )

@@ -107,6 +107,19 @@ class OversightPolicy(Strict):
     )
 
 
+class TransparencyPolicy(Strict):
+    """WHO: a patient talking to an AI is told so, outputs come with an explanation and a confidence,
+    consent is recorded where the deployment asks for it. Each is the lowest share of a version's
+    outputs over the oversight window that carry it; none: not judged. Shares are judged from
+    `min_outputs` outputs on (patient-facing ones for the disclaimer)."""
+
+    min_disclaimer_shown: float | None = Field(default=1.0, gt=0, le=1, description="of patient-facing outputs")
+    min_explanation_present: float | None = Field(default=None, gt=0, le=1)
+    min_consent_recorded: float | None = Field(default=None, gt=0, le=1)
+    min_score_present: float | None = Field(default=None, gt=0, le=1)
+    min_outputs: int = Field(default=20, ge=1)
+
+
 class FootprintPolicy(Strict):
     # Around the EU-27 average of recent years (EEA); set the grid the model runs on.
     grid_g_co2e_per_kwh: float = Field(default=250.0, ge=0, description="carbon intensity of the deployment's grid")
@@ -116,6 +129,7 @@ class ModelPolicy(Strict):
     drift: DriftPolicy = DriftPolicy()
     performance: PerformancePolicy = PerformancePolicy()
     oversight: OversightPolicy = OversightPolicy()
+    transparency: TransparencyPolicy = TransparencyPolicy()
     footprint: FootprintPolicy = FootprintPolicy()
 
 

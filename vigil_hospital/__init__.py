@@ -127,6 +127,9 @@ class Hospital:
         # acted on before review. From 80 %, an update of the imaging vendor switches on
         # auto-reporting at the rural site: three screens are reported without a radiologist.
         unreviewed, acted, autonomous = range(int(n * 0.55), int(n * 0.65)), 3, 3
+        # A transparency episode: from 30 % to 40 % of the stream, a release of the chatbot's web
+        # front end drops the AI disclaimer for patients writing in French.
+        no_disclaimer = range(int(n * 0.30), int(n * 0.40))
         for i in range(n):
             at = self.start + every * i
             inference = makers[i % 3](at)
@@ -138,6 +141,8 @@ class Hospital:
                 }
             if model_id == "mammo-screen" and rural and i >= n * 0.8 and autonomous:
                 inference["output_kind"], autonomous = "autonomous_action", autonomous - 1
+            if model_id == "symptom-chat" and i in no_disclaimer and inference["subgroup"]["language"] == "fr":
+                inference["patient_facing"]["disclaimer_shown"] = False
             yield inference
             for event in self._follow_ups(inference, at):  # made whole, so the random draws stay the same
                 if event["event_type"] == "ReviewRecorded" and model_id == "ed-triage" and rural:

@@ -136,6 +136,17 @@ OVERSIGHT_ACTIVE = Gauge(
     "1 while an OversightViolation of the kind stands",
     ["model_id", "model_version", "kind"],
 )
+TRANSPARENCY = Gauge(
+    "vigil_transparency_share",
+    "Share of a version's outputs over the oversight window that carry it: the disclaimer (of patient-facing "
+    "outputs), an explanation, a recorded consent, a score; only the kinds its policy judges",
+    ["model_id", "model_version", "kind"],
+)
+TRANSPARENCY_ACTIVE = Gauge(
+    "vigil_transparency_violation_active",
+    "1 while a TransparencyViolation of the kind stands",
+    ["model_id", "model_version", "kind"],
+)
 REVIEWS_UNMATCHED = Counter(
     "vigil_reviews_unmatched_total",
     "Reviews whose inference never came (patient-facing, already counted unreviewed, or never sent)",

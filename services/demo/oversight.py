@@ -1,6 +1,7 @@
 """The demo's oversight episode: the rural ED's night shift stops reviewing triage suggestions and
-then acts before review; the imaging vendor's update reports screens on its own. The worker's
-OversightViolation events as recorded, with the alert each raised."""
+then acts before review; the imaging vendor's update reports screens on its own. Its transparency
+episode: the chatbot stops showing its disclaimer to some patients. The worker's violations as
+recorded, each with the alert it raised."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.demo.incidents import wait_for
 from services.store import reads
-from vigil.events import OversightViolation
+from vigil.events import OversightViolation, TransparencyViolation
 
 EXPECTED = {
     ("ed-triage", "review_coverage"),
@@ -38,5 +39,24 @@ async def oversight_episode(engine: AsyncEngine, started: datetime, console: Con
             f"{'≥' if e.kind == 'review_coverage' else '≤'} {e.limit:.0%}" if share else f"≤ {e.limit:g}",
             f"{e.cases} / {e.of}", str((e.inference_ids or ["-"])[0]),
         )  # fmt: skip
+    console.print(table)
+    return found
+
+
+async def transparency_episode(engine: AsyncEngine, started: datetime, console: Console) -> list[TransparencyViolation]:
+    """The chatbot's front-end release that dropped the AI disclaimer for French-speaking patients."""
+
+    async def recorded() -> list[TransparencyViolation]:
+        async with engine.connect() as conn:
+            found = await reads.of_type(conn, TransparencyViolation, recorded_since=started)
+        return found if any(e.kind == "disclaimer_shown" for e in found) else []
+
+    found = await wait_for(recorded, 90, "the chatbot's missing disclaimers")
+    table = Table(title="Transparency: violations raised by the worker (each also an alert)")
+    for column in ("model", "kind", "share", "policy", "without / of", "example inference"):
+        table.add_column(column)
+    for e in found:
+        table.add_row(f"{e.model_id} {e.model_version}", e.kind, f"{e.value:.1%}", f"≥ {e.limit:.0%}",
+                      f"{e.cases} / {e.of}", str((e.inference_ids or ["-"])[0]))  # fmt: skip
     console.print(table)
     return found

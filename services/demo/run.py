@@ -18,7 +18,7 @@ from services.demo.drift import drift_episode
 from services.demo.equity import equity_finding
 from services.demo.guideline import guideline_change
 from services.demo.incidents import incident_scenario
-from services.demo.oversight import oversight_episode
+from services.demo.oversight import oversight_episode, transparency_episode
 from services.export import run_export
 from services.progress import progress_bar
 from services.store import reads
@@ -125,6 +125,7 @@ async def run_demo(
     await drift_episode(store.engine, started, console)
     await equity_finding(settings, store.engine, started, console)
     await oversight_episode(store.engine, started, console)
+    await transparency_episode(store.engine, started, console)
 
     async with AsyncEmitter(api_url=api_url, token=tokens["emitter"], spool_dir=spool / "incident") as emitter:
         cases = await guideline_change(

@@ -112,14 +112,18 @@ def _performance(card: LiveModelCard) -> Section:
 
 
 def _monitoring(card: LiveModelCard) -> Section:
-    s = Section("Quantitative analyses: oversight, drift, signals, energy")
+    s = Section("Quantitative analyses: oversight, transparency, drift, signals, energy")
     o = card.oversight
     if o is not None and o.rows and o.rows[0].outputs:
         rows = [[r.group, str(r.outputs), _share(r.coverage), str(r.acted_before_review), str(r.autonomous),
                  _share(r.override_share)] for r in o.rows]  # fmt: skip
-        s.blocks += ["Human oversight since release:", o.verdict or ["within policy"]]
+        s.blocks += ["Human oversight and transparency since release:", o.verdict or ["within policy"]]
         s.blocks.append(Grid(["deployment", "outputs", "reviewed in time", "acted before review", "autonomous",
                                 "overridden"], rows))  # fmt: skip
+        shown = [[t.group, str(t.outputs), _share(t.disclaimer_shown) if t.patient_facing else "not patient-facing",
+                  _share(t.explanation_present), _share(t.consent_recorded), _share(t.score_present)]
+                 for t in o.transparency]  # fmt: skip
+        s.blocks.append(Grid(["deployment", "outputs", "disclaimer shown", "explanation", "consent", "score"], shown))
     if card.drift:
         rows = [[e.feature, e.method, _when(e.started), _when(e.resolved) if e.resolved else "ongoing",
                  f"{e.worst:.4g} (threshold {e.threshold:g})", str(e.windows)] for e in card.drift]  # fmt: skip

@@ -67,6 +67,8 @@ def test_demo_streams_records_dead_letters_and_verifies(settings: Settings, tmp_
         oversight = out[out.index("Human oversight: violations") :]
         for kind in ("review_coverage", "acted_before_review", "autonomous_action"):
             assert kind in oversight
+        transparency = out[out.index("Transparency: violations") :]
+        assert "symptom-chat" in transparency and "disclaimer_shown" in transparency
         audit = out[out.index("Guideline triage-protocol-2026-2") :]
         assert "made under the old guideline are still open" in audit
         with open(tmp_path / "out" / "guideline-triage-protocol-2026-2-cases.csv", encoding="utf-8") as f:
