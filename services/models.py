@@ -20,7 +20,8 @@ from vigil.oversight import report as oversight_report
 from vigil.performance import Capped, ModelPerformance, Pair, positive_labels, report, tally
 from vigil.performance_monitor import pair_of, refused
 from vigil.policy import Policy
-from vigil.registry import UnknownModel
+from vigil.readers import ModelReaders, ReaderCase, reader_report
+from vigil.registry import UnknownModel, refused_review
 from vigil.transparency import with_transparency
 
 
@@ -141,3 +142,47 @@ async def oversight(
         by=by,
         review_within_minutes=settings.review_within_minutes,
     )
+
+
+async def readers(
+    engine: AsyncEngine,
+    policy: Policy,
+    model_id: str,
+    version: str | None,
+    by: list[str] | None,
+    window_days: int | None,
+    now: datetime,
+) -> ModelReaders:
+    """The model alone against the clinician with it: each reviewed output with a final label and a
+    known truth (its first review, its first outcome that fits the model), per critical label and
+    each attribute of `by` (None: the policy's attributes the inferences carry)."""
+    since = now - timedelta(days=window_days) if window_days else None
+    async with engine.connect() as conn:
+        model = await _registered(conn, model_id)
+        made = await reads.of_type(conn, InferenceMade, model_id=model_id, version=version, since=since)
+        reviews = await reads.of_type(conn, ReviewRecorded, model_id=model_id, since=since)
+        outcomes = await reads.of_type(conn, OutcomeObserved, model_id=model_id, since=since)
+    first_review: dict[uuid.UUID, ReviewRecorded] = {}
+    for review in reviews:
+        if refused_review(review, model) is None:  # as the worker: a final label outside the label set is refused
+            first_review.setdefault(review.inference_id, review)
+    truth: dict[uuid.UUID, OutcomeObserved] = {}
+    for outcome in outcomes:
+        if refused(outcome, model) is None:
+            truth.setdefault(outcome.inference_id, outcome)
+    settings = policy.for_model(model_id).performance
+    capped, cases, without = Capped(settings.max_values), [], 0
+    attributes = {a for i in made for a in i.subgroup}
+    wanted = [a for a in settings.attributes if a in attributes] if by is None else by
+    check_attributes(wanted, attributes, bool(made))
+    for inference in made:
+        seen, known = first_review.get(inference.event_id), truth.get(inference.event_id)
+        if seen is None or known is None:
+            continue
+        if seen.final_label is None:
+            without += 1
+            continue
+        subgroup = capped.apply(inference.subgroup, wanted)
+        cases.append(ReaderCase(subgroup, inference.output.label, seen.final_label, known.label, seen.decision))
+    found = reader_report(cases, positive_labels(model.labels, model.critical_labels), wanted, without)
+    return ModelReaders(**dict(found), model_id=model_id, model_version=version, window_days=window_days)

@@ -7,6 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from vigil.performance import PerformanceReport, name_of
+from vigil.readers import ReaderReport
 
 
 def print_performance(out: Console, result: PerformanceReport, title: str) -> None:
@@ -32,3 +33,30 @@ def print_performance(out: Console, result: PerformanceReport, title: str) -> No
 
 def _with_ci(value: float | None, ci: tuple[float, float] | None) -> str:
     return "—" if value is None or ci is None else f"{value:.3f} ({ci[0]:.3f}–{ci[1]:.3f})"
+
+
+def print_readers(out: Console, result: ReaderReport, title: str) -> None:
+    """The model alone and the clinician with it, per critical label and subgroup, then the verdict."""
+    table = Table(title=title)
+    for column in ("label", "subgroup", "cases", "model sensitivity (95% CI)", "clinician sensitivity (95% CI)",
+                   "McNemar p", "model / clinician specificity", "wrong accepted", "right changed"):  # fmt: skip
+        table.add_column(column)
+    for r in result.rows:
+        table.add_row(
+            r.label, name_of(tuple(r.subgroup.items())), str(r.cases),
+            _with_ci(r.model_sensitivity, r.model_sensitivity_ci),
+            _with_ci(r.clinician_sensitivity, r.clinician_sensitivity_ci),
+            "—" if r.sensitivity_p is None else f"{r.sensitivity_p:.3g}",
+            f"{_plain(r.model_specificity)} / {_plain(r.clinician_specificity)}",
+            f"{_plain(r.wrong_accepted)} of {r.wrong_suggestions}",
+            f"{_plain(r.right_changed)} of {r.right_suggestions}",
+        )  # fmt: skip
+    out.print(table)
+    out.print(f"{result.cases} reviewed outputs with a final label and a known truth; "
+              f"{result.without_final_label} reviewed without a final label")  # fmt: skip
+    for line in result.verdict:
+        out.print(escape(line), style="green" if line.startswith("clinicians with the model are not") else "red")
+
+
+def _plain(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"

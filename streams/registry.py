@@ -1,5 +1,6 @@
 """Every registration and retirement, on every worker: what the first stage checks an outcome's
-label against, and a retired model's later inferences (refused: dead letters with the reason).
+label against, a review's final label, and a retired model's later inferences (refused: dead
+letters with the reason).
 
 The first stage joins an outcome to its inference on the inference's partition, where the model's
 registry events are not (they are keyed by model). An outcome whose label is outside its model's
@@ -16,8 +17,8 @@ import asyncio
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.app import ADMISSION, app, log, settings
-from vigil.events import Event, InferenceMade, ModelRegistered, ModelRetired
-from vigil.registry import refused_inference
+from vigil.events import Event, InferenceMade, ModelRegistered, ModelRetired, ReviewRecorded
+from vigil.registry import refused_inference, refused_review
 from vigil.validation import Rejected, decode
 
 _registered: dict[str, ModelRegistered] = {}
@@ -64,8 +65,13 @@ def _take(raw: bytes | None) -> None:
         _retired[event.model_id] = event
 
 
-def _retired_model(event: Event) -> Rejected | None:
-    return refused_inference(event, _retired.get(event.model_id)) if isinstance(event, InferenceMade) else None
+def _against_registry(event: Event) -> Rejected | None:
+    """A retired model's later inference, a review's final label outside its model's label set."""
+    if isinstance(event, InferenceMade):
+        return refused_inference(event, _retired.get(event.model_id))
+    if isinstance(event, ReviewRecorded):
+        return refused_review(event, _registered.get(event.model_id))
+    return None
 
 
-ADMISSION.append(_retired_model)
+ADMISSION.append(_against_registry)

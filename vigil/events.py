@@ -99,6 +99,9 @@ class ReviewRecorded(Event):
     decision: Literal["accepted", "modified", "overridden", "rejected"]
     reviewed_at: AwareDatetime
     acted_before_review: bool = False
+    final_label: Label | None = Field(
+        default=None, description="the clinician's own answer after the review, from the model's label set"
+    )
 
 
 Harm = Literal["none", "temporary", "serious_deterioration", "death"]

@@ -425,7 +425,7 @@ def tallies_of(
 Interval = tuple[float, float]
 
 
-def _share(k: int, n: int) -> tuple[float | None, Interval | None]:
+def proportion(k: int, n: int) -> tuple[float | None, Interval | None]:
     """A proportion with its 95 % Wilson interval (scipy)."""
     if not n:
         return None, None
@@ -504,8 +504,8 @@ def report(tallies: dict[str, Tally], pending: Counter[str], policy: OversightPo
     rows = []
     for group in sorted(tallies, key=lambda g: (g != EVERYONE, g)):
         t = tallies[group]
-        coverage, coverage_ci = _share(t.in_time, t.due)
-        overrides, overrides_ci = _share(t.overridden, t.reviews)
+        coverage, coverage_ci = proportion(t.in_time, t.due)
+        overrides, overrides_ci = proportion(t.overridden, t.reviews)
         rows.append(
             GroupRow(
                 group=group, outputs=t.outputs, in_time=t.in_time, late=t.late, unreviewed=t.unreviewed,

@@ -23,6 +23,7 @@ from vigil.events import (
     ModelRetired,
     ModelVersionReleased,
     Record,
+    ReviewRecorded,
 )
 from vigil.incidents import DomainError, InvalidInput
 from vigil.validation import Rejected
@@ -141,4 +142,15 @@ def refused_inference(inference: InferenceMade, retired: ModelRetired | None) ->
         "its later inferences are not monitored",
         "retired_model",
         "model_id",
+    )
+
+
+def refused_review(review: ReviewRecorded, model: ModelRegistered | None) -> Rejected | None:
+    """A clinician's final label outside the model's label set cannot be compared with the truth."""
+    if review.final_label is None or model is None or not model.labels or review.final_label in model.labels:
+        return None
+    return Rejected(
+        f"final_label {review.final_label!r} is not in {model.model_id}'s label set ({', '.join(model.labels)})",
+        "unknown_label",
+        "final_label",
     )

@@ -79,6 +79,16 @@ TRAINING_DATA = {
 }  # fmt: skip
 
 
+def _final_label(model_id: str, suggested: str, truth: str, decision: str) -> str:
+    """The clinician's own answer: the suggestion when accepted or modified; overriding it, the
+    truth when the model was wrong and the other label when it was right (no new random draw, so
+    the seed's figures stay as they were)."""
+    if decision != "overridden":
+        return suggested
+    labels = next(m["labels"] for m in MODELS if m["model_id"] == model_id)
+    return truth if suggested != truth else next(label for label in labels if label != suggested)
+
+
 @dataclass
 class Hospital:
     seed: int
@@ -249,6 +259,7 @@ class Hospital:
         truth = inference.pop("_truth")
         model_id = inference["model_id"]
         if not inference.get("patient_facing"):
+            decision = r.choices(["accepted", "modified", "overridden"], [0.85, 0.1, 0.05])[0]
             yield {
                 "event_type": "ReviewRecorded",
                 "event_id": self._id(),
@@ -256,8 +267,9 @@ class Hospital:
                 "inference_id": inference["event_id"],
                 "model_id": model_id,
                 "reviewer_role": "radiologist" if model_id == "mammo-screen" else "triage_nurse",
-                "decision": r.choices(["accepted", "modified", "overridden"], [0.85, 0.1, 0.05])[0],
+                "decision": decision,
                 "reviewed_at": (at + timedelta(minutes=5)).isoformat(),
+                "final_label": _final_label(model_id, inference["output"]["label"], truth, decision),
             }
         # ED follow-up (admission or discharge) is nearly always known; pathology and chat outcomes less often.
         if r.random() < (0.9 if model_id == "ed-triage" else 0.6):

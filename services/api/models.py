@@ -17,6 +17,7 @@ from services.models import ModelService
 from vigil.guidelines import GuidelineAudit
 from vigil.oversight import ModelOversightReport
 from vigil.performance import ModelPerformance, attributes_of
+from vigil.readers import ModelReaders
 
 routes = APIRouter(prefix="/v1/models", tags=["models"])
 guideline_routes = APIRouter(prefix="/v1/guidelines", tags=["models"])
@@ -110,6 +111,31 @@ async def performance(
     return await use_cases.performance(
         models.engine, request.app.state.policy, model_id, version, attributes, window_days(window), datetime.now(UTC)
     )
+
+
+@routes.get(
+    "/{model_id}/readers",
+    response_model=ModelReaders,
+    summary="The model alone against the clinician with it: paired sensitivity, McNemar, automation bias",
+    description="Every reviewed output whose review carries the clinician's final label and whose outcome is "
+    "known: per critical label and each attribute of `by` (default: the policy's attributes), the model's and "
+    "the clinician's sensitivity and specificity, the exact McNemar p of their difference, the share of wrong "
+    "suggestions accepted and of right ones changed.",
+    responses={404: {"description": "unknown model"}, 422: {"description": "bad window or attributes"}},
+)
+async def readers(
+    model_id: str,
+    request: Request,
+    models: Annotated[ModelService, Depends(service)],
+    _: Annotated[Caller, Depends(require("safety_officer", "auditor"))],
+    by: Annotated[str, Query(description="comma-separated attributes, each on its own")] = "",
+    window: Annotated[str, Query(description="'30d' (rolling days) or 'all' (since release)")] = "all",
+    version: Annotated[str | None, Query(description="one model version; all versions when absent")] = None,
+) -> ModelReaders:
+    return await use_cases.readers(
+        models.engine, request.app.state.policy, model_id, version, attributes_of(by) or None, window_days(window),
+        datetime.now(UTC),
+    )  # fmt: skip
 
 
 @routes.get(

@@ -29,12 +29,30 @@ def performance_show(
     by: Annotated[str, typer.Option(help="subgroup attributes, comma-separated")] = "",
     window: Annotated[int, typer.Option(help="rolling window in days; 0 for since release")] = 30,
     version: Annotated[str | None, typer.Option(help="one model version")] = None,
+    readers: Annotated[
+        bool, typer.Option("--readers", help="the model alone against the clinician with it (GET .../readers)")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Live subgroup performance from the event store (as GET /v1/models/{id}/performance)."""
     from services.models import performance
-    from services.performance_view import print_performance
+    from services.performance_view import print_performance, print_readers
     from vigil.performance import attributes_of
+
+    if readers:
+        from services.models import readers as readers_of
+
+        attributes = attributes_of(by) or None
+        found = ask_model(
+            lambda engine, policy, now: readers_of(engine, policy, model, version, attributes, window or None, now)
+        )
+        if as_json:
+            print_json(found)
+            return
+        print_readers(
+            Console(), found, f"{model} {version or '(all versions)'}: the model alone and the clinician with it"
+        )
+        return
 
     result = ask_model(
         lambda engine, policy, now: performance(engine, policy, model, version, attributes_of(by), window or None, now)
