@@ -1,0 +1,97 @@
+"""AI alone against the clinician with AI on the real stack: reviews with the clinician's final
+label and outcomes through Kafka into the store; the readers query equals statsmodels' McNemar and
+pandas' rates computed here; a final label outside the label set is a dead letter."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from statsmodels.stats.contingency_tables import mcnemar
+
+from services.store import reads
+from tests.conftest import RUN, TOKENS, Pipeline
+from tests.integration.helpers import wait_recorded, wait_until
+
+pytestmark = pytest.mark.integration
+T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+
+
+def post(pipeline: Pipeline, events: list[dict]) -> None:
+    headers = {"Authorization": f"Bearer {TOKENS['emitter']}"}
+    for start in range(0, len(events), 500):
+        answer = httpx.post(pipeline.api_url + "/v1/events", json=events[start : start + 500], headers=headers)
+        assert answer.status_code == 202, answer.text
+
+
+async def test_the_readers_query_equals_mcnemar_and_a_bad_final_label_is_refused(pipeline: Pipeline, db) -> None:
+    model = f"readers-{RUN}"
+    registry = {"event_type": "ModelRegistered", "event_id": str(uuid.uuid4()), "occurred_at": T0.isoformat(),
+                "model_id": model, "name": "Second reader", "manufacturer": "Vigil tests",
+                "use_case": "mammography_screening", "risk_class": "high", "intended_use": "Second reader.",
+                "labels": ["benign", "malignant"], "critical_labels": ["malignant"]}  # fmt: skip
+    rng = np.random.default_rng(21)
+    events, rows = [registry], []
+    for i in range(400):
+        at, inference_id = T0 + timedelta(minutes=i), str(uuid.uuid4())
+        truth = "malignant" if rng.uniform() < 0.3 else "benign"
+        suggested = truth if rng.uniform() < 0.85 else ("benign" if truth == "malignant" else "malignant")
+        final = truth if rng.uniform() < 0.5 else suggested  # the clinician corrects half of what is wrong
+        decision = "accepted" if final == suggested else "overridden"
+        site = "north" if i % 2 else "south"
+        rows.append({"site": site, "truth": truth, "model": suggested, "final": final, "decision": decision})
+        events += [
+            {"event_type": "InferenceMade", "event_id": inference_id, "occurred_at": at.isoformat(), "model_id": model,
+             "model_version": "1.0", "deployment": site, "use_case": "mammography_screening",
+             "patient_ref": "pt_" + uuid.uuid4().hex[:24], "subgroup": {"site": site},
+             "output": {"label": suggested, "score": 0.9 if suggested == "malignant" else 0.1}},
+            {"event_type": "ReviewRecorded", "event_id": str(uuid.uuid4()), "occurred_at": at.isoformat(),
+             "inference_id": inference_id, "model_id": model, "reviewer_role": "radiologist", "decision": decision,
+             "reviewed_at": (at + timedelta(minutes=5)).isoformat(), "final_label": final},
+            {"event_type": "OutcomeObserved", "event_id": str(uuid.uuid4()), "occurred_at": at.isoformat(),
+             "inference_id": inference_id, "model_id": model, "observed_at": (at + timedelta(days=7)).isoformat(),
+             "label": truth, "critical_condition": truth == "malignant", "source": "pathology"},
+        ]  # fmt: skip
+    post(pipeline, events[:1])
+    await wait_recorded(db, [registry["event_id"]], 30)
+    bad = {**events[2], "event_id": str(uuid.uuid4()), "final_label": "suspicious"}
+    post(pipeline, [*events[1:], bad])
+    await wait_recorded(db, [e["event_id"] for e in events], 90)
+
+    headers = {"Authorization": f"Bearer {TOKENS['auditor']}"}
+    answer = httpx.get(f"{pipeline.api_url}/v1/models/{model}/readers", params={"by": "site"}, headers=headers)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    frame = pd.DataFrame(rows)
+    assert body["cases"] == 400
+    for row in body["rows"]:
+        part = frame if not row["subgroup"] else frame[frame.site == row["subgroup"]["site"]]
+        positive = part[part.truth == "malignant"]
+        m, c = positive.model == "malignant", positive.final == "malignant"  # right on a truth positive
+        table = [[int((m & c).sum()), int((m & ~c).sum())], [int((~m & c).sum()), int((~m & ~c).sum())]]
+        assert row["model_sensitivity"] == pytest.approx(m.mean())
+        assert row["clinician_sensitivity"] == pytest.approx(c.mean())
+        assert row["sensitivity_p"] == pytest.approx(mcnemar(table, exact=True).pvalue)
+        wrong = part[(part.model == "malignant") != (part.truth == "malignant")]
+        assert row["wrong_accepted"] == pytest.approx((wrong.decision == "accepted").mean())
+    assert [r["subgroup"] for r in body["rows"]] == [{}, {"site": "north"}, {"site": "south"}]
+    cli = subprocess.run([sys.executable, "-m", "services.cli", "performance", "show", "--model", model, "--by", "site",
+                          "--window", "0", "--readers", "--json"], capture_output=True, text=True, env=os.environ,
+                         check=True)  # fmt: skip
+    assert json.loads(cli.stdout)["rows"] == body["rows"]
+
+    async def refused() -> list:
+        async with db.connect() as conn:
+            letters = await reads.dead_letters_of(conn)
+        return [d for d in letters if d.path == "final_label" and "'suspicious'" in d.reason]
+
+    [letter] = await wait_until(refused, 60, "the review with a final label outside the label set dead-lettered")
+    assert letter.reason_kind == "unknown_label" and "benign, malignant" in letter.reason
