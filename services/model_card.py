@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.models import oversight, performance
+from services.models import oversight, performance, readers
 from services.store import reads
 from vigil.events import (
     DisparityDetected,
@@ -78,6 +78,7 @@ async def model_card(
         name,
         performance=await performance(engine, policy, model_id, name, None, None, moment, as_of),
         oversight=await oversight(engine, policy, model_id, name, "deployment", None, moment, as_of=as_of),
+        readers=await readers(engine, policy, model_id, name, None, None, moment, as_of=as_of),
         drift=drift,
         signals=signals,
         footprint=measured,

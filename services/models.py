@@ -152,16 +152,19 @@ async def readers(
     by: list[str] | None,
     window_days: int | None,
     now: datetime,
+    as_of: datetime | None = None,
 ) -> ModelReaders:
     """The model alone against the clinician with it: each reviewed output with a final label and a
     known truth (its first review, its first outcome that fits the model), per critical label and
-    each attribute of `by` (None: the policy's attributes the inferences carry)."""
+    each attribute of `by` (None: the policy's attributes the inferences carry); from what was
+    recorded by `as_of` if given."""
     since = now - timedelta(days=window_days) if window_days else None
     async with engine.connect() as conn:
         model = await _registered(conn, model_id)
-        made = await reads.of_type(conn, InferenceMade, model_id=model_id, version=version, since=since)
-        reviews = await reads.of_type(conn, ReviewRecorded, model_id=model_id, since=since)
-        outcomes = await reads.of_type(conn, OutcomeObserved, model_id=model_id, since=since)
+        made = await reads.of_type(conn, InferenceMade, model_id=model_id, version=version, since=since,
+                                   recorded_by=as_of)  # fmt: skip
+        reviews = await reads.of_type(conn, ReviewRecorded, model_id=model_id, since=since, recorded_by=as_of)
+        outcomes = await reads.of_type(conn, OutcomeObserved, model_id=model_id, since=since, recorded_by=as_of)
     first_review: dict[uuid.UUID, ReviewRecorded] = {}
     for review in reviews:
         if refused_review(review, model) is None:  # as the worker: a final label outside the label set is refused

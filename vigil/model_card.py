@@ -26,6 +26,7 @@ from vigil.footprint import Footprint
 from vigil.incidents import Incident
 from vigil.oversight import ModelOversightReport
 from vigil.performance import ModelPerformance
+from vigil.readers import ModelReaders
 from vigil.registry import ModelRecord
 
 
@@ -99,6 +100,7 @@ class LiveModelCard(BaseModel):
     evaluation_data: str = Field(description="the release's validation summary")
     performance: ModelPerformance | None = Field(description="post-market, since the version's release")
     oversight: ModelOversightReport | None
+    readers: ModelReaders | None = Field(description="the model alone against the clinician with it")
     drift: list[DriftEpisode]
     signals: list[Signal]
     footprint: Footprint | None
@@ -159,6 +161,7 @@ def build_card(
     *,
     performance: ModelPerformance | None,
     oversight: ModelOversightReport | None,
+    readers: ModelReaders | None,
     drift: Sequence[DriftDetected],
     signals: Sequence[Event],
     footprint: Footprint | None,
@@ -209,6 +212,7 @@ def build_card(
         evaluation_data=release.validation_summary if release else "",
         performance=performance,
         oversight=oversight,
+        readers=readers,
         drift=drift_episodes(drift),
         signals=[Signal(**signal_row(_as_dict(s))) for s in signals],
         footprint=footprint,

@@ -112,7 +112,7 @@ def _performance(card: LiveModelCard) -> Section:
 
 
 def _monitoring(card: LiveModelCard) -> Section:
-    s = Section("Quantitative analyses: oversight, transparency, drift, signals, energy")
+    s = Section("Quantitative analyses: oversight, transparency, readers, drift, signals, energy")
     o = card.oversight
     if o is not None and o.rows and o.rows[0].outputs:
         rows = [[r.group, str(r.outputs), _share(r.coverage), str(r.acted_before_review), str(r.autonomous),
@@ -124,6 +124,15 @@ def _monitoring(card: LiveModelCard) -> Section:
                   _share(t.explanation_present), _share(t.consent_recorded), _share(t.score_present)]
                  for t in o.transparency]  # fmt: skip
         s.blocks.append(Grid(["deployment", "outputs", "disclaimer shown", "explanation", "consent", "score"], shown))
+    r = card.readers
+    if r is not None and r.cases:
+        s.blocks += [f"The model alone and the clinician with it, on {r.cases} reviewed outputs with a final label "
+                     "and a known truth:", r.verdict]  # fmt: skip
+        rows = [[x.label, _group(x.subgroup), str(x.cases), _share(x.model_sensitivity),
+                 _share(x.clinician_sensitivity), "—" if x.sensitivity_p is None else f"{x.sensitivity_p:.3g}",
+                 f"{_share(x.wrong_accepted)} of {x.wrong_suggestions}"] for x in r.rows]  # fmt: skip
+        s.blocks.append(Grid(["label", "subgroup", "cases", "model sensitivity", "clinician sensitivity",
+                              "McNemar p", "wrong suggestions accepted"], rows))  # fmt: skip
     if card.drift:
         rows = [[e.feature, e.method, _when(e.started), _when(e.resolved) if e.resolved else "ongoing",
                  f"{e.worst:.4g} (threshold {e.threshold:g})", str(e.windows)] for e in card.drift]  # fmt: skip
