@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from vigil.events import AlertRaised, CandidateSource, Event, IncidentCandidateRaised, Severity
+from vigil.plan import AlertName
 
 NAMESPACE = uuid.UUID("6d1f4b2e-8a3c-4e5d-9b7f-0c2a4e6d8b1f")
 UNKNOWN_COUNTRY = "ZZ"  # ISO 3166 user-assigned: no regime applies until someone says where
@@ -19,7 +20,7 @@ UNKNOWN_COUNTRY = "ZZ"  # ISO 3166 user-assigned: no regime applies until someon
 
 def alert_for(
     cause: Event,
-    name: str,
+    name: AlertName,
     severity: Severity,
     summary: str,
     *,

@@ -50,6 +50,7 @@ from vigil.performance import (
     positive_labels,
     tally,
 )
+from vigil.plan import AlertName
 from vigil.rolling import RollingState
 from vigil.validation import Rejected
 
@@ -265,6 +266,7 @@ def _ended(
 
 def performance_alert(event: Signal) -> AlertRaised:
     severity: Severity
+    name: AlertName
     if isinstance(event, ThresholdBreached):
         where = name_of(tuple(event.estimate.subgroup.items()))
         ended = isinstance(event, ThresholdRestored)

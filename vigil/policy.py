@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from vigil.drift import ALLOWED, THRESHOLDS, Method, method_for
 from vigil.events import RiskClass
 from vigil.performance import Metric, Rules
+from vigil.plan import DEFAULT_PLAN, PlanEntry, plan_of
 
 
 class Strict(BaseModel):
@@ -131,6 +132,15 @@ class ModelPolicy(Strict):
     oversight: OversightPolicy = OversightPolicy()
     transparency: TransparencyPolicy = TransparencyPolicy()
     footprint: FootprintPolicy = FootprintPolicy()
+    plan: dict[str, PlanEntry] = Field(default_factory=lambda: dict(DEFAULT_PLAN), description="vigil/plan.py")
+
+    @field_validator("plan", mode="before")
+    @classmethod
+    def _with_defaults(cls, value: Any) -> dict[str, PlanEntry]:
+        """The file names only what it changes; the rest of each entry and every other alert keep the defaults."""
+        if not isinstance(value, dict):
+            raise ValueError("plan: a mapping from alert names to owner, cadence and action")
+        return plan_of(value)
 
 
 class PolicyError(ValueError):

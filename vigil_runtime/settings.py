@@ -54,6 +54,9 @@ class Settings(BaseSettings):
 
     prometheus_url: str = "http://127.0.0.1:9090"
     alertmanager_url: str = "http://127.0.0.1:9094"
+    # Where the runbooks (docs/runbooks/<alert>.md in the repository) are published: every alert
+    # links `<runbook_base_url>/<alert>.md`. Point it at your wiki or your fork's web view.
+    runbook_base_url: str = "docs/runbooks"
 
     home: Path = Path.home() / ".cache" / "vigil"
     log_format: Literal["json", "console"] = "json"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Mapping
 from datetime import timedelta
 
 import httpx
@@ -17,6 +18,8 @@ from pydantic import ValidationError
 from tenacity import retry, retry_if_exception_type, stop_never, wait_exponential
 
 from vigil.events import ALERT_TOPIC, AlertRaised
+from vigil.plan import FALLBACK, PlanEntry
+from vigil.policy import load_policy
 from vigil_runtime.observability import EVENTS_IN, EVENTS_OUT
 from vigil_runtime.settings import Settings
 
@@ -27,9 +30,12 @@ log = structlog.get_logger("notifier")
 ACTIVE_FOR = timedelta(hours=24)
 
 
-def alertmanager_alert(alert: AlertRaised) -> dict:
-    """Labels are bounded and never carry patient data (AlertRaised.labels is built by the core)."""
-    labels = {"alertname": alert.alert_name, "severity": alert.severity, **alert.labels}
+def alertmanager_alert(alert: AlertRaised, plan: Mapping[str, PlanEntry], runbooks: str) -> dict:
+    """Labels are bounded and never carry patient data (AlertRaised.labels is built by the core).
+    The model's monitoring plan adds who owns the alert (a label: Alertmanager routes by it), what
+    they do and how often they review it, and where its runbook is."""
+    entry = plan.get(alert.alert_name, FALLBACK)
+    labels = {"alertname": alert.alert_name, "severity": alert.severity, "owner": entry.owner, **alert.labels}
     if alert.model_id:
         labels["model_id"] = alert.model_id
     if alert.model_version:
@@ -37,10 +43,11 @@ def alertmanager_alert(alert: AlertRaised) -> dict:
     ends = alert.occurred_at if alert.resolved else alert.occurred_at + ACTIVE_FOR
     return {
         "labels": labels,
-        "annotations": {"summary": alert.summary, "vigil_event_id": str(alert.event_id)},
+        "annotations": {"summary": alert.summary, "vigil_event_id": str(alert.event_id), "action": entry.action,
+                        "review_cadence": entry.cadence, "runbook_url": f"{runbooks}/{alert.alert_name}.md"},
         "startsAt": alert.occurred_at.isoformat(),
         "endsAt": ends.isoformat(),
-    }
+    }  # fmt: skip
 
 
 class Notifier:
@@ -54,6 +61,7 @@ class Notifier:
             auto_offset_reset="earliest",
         )
         self.client = httpx.AsyncClient(base_url=settings.alertmanager_url, timeout=10)
+        self.policy = load_policy(settings.policy_file)
         self.stopping = asyncio.Event()
 
     @retry(retry=retry_if_exception_type(httpx.HTTPError), wait=wait_exponential(max=30), stop=stop_never, reraise=True)
@@ -71,7 +79,9 @@ class Notifier:
                     for record in records:
                         EVENTS_IN.labels("notifier", ALERT_TOPIC).inc()
                         try:
-                            payload.append(alertmanager_alert(AlertRaised.model_validate_json(record.value)))
+                            alert = AlertRaised.model_validate_json(record.value)
+                            plan = self.policy.for_model(alert.model_id or "*").plan
+                            payload.append(alertmanager_alert(alert, plan, self.settings.runbook_base_url))
                         except ValidationError:
                             log.error("notifier.unreadable_alert", partition=record.partition, offset=record.offset)
                 if payload:

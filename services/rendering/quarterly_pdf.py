@@ -90,15 +90,9 @@ def render_quarterly_pdf(
         Spacer(1, 0.3 * cm),
         Paragraph("Events recorded in the period, per model", STYLES["Heading3"]),
     ]
-    types = sorted({t for c in events_by_model.values() for t in c})
-    models = sorted(events_by_model)
-    story.append(
-        _table(
-            ["event type", *models],
-            [[t, *(events_by_model[m][t] for m in models)] for t in types],
-            [5 * cm] + [12 * cm / max(1, len(models))] * len(models),
-        )
-    )
+    # A row per model and event type: a column per model would not fit a page beyond a few models.
+    rows = [[m, t, n] for m in sorted(events_by_model) for t, n in sorted(events_by_model[m].items())]
+    story.append(_table(["model", "event type", "events"], rows, [7 * cm, 7 * cm, 3 * cm]))
     story += [Paragraph("Signals", STYLES["Heading3"]), Image(io.BytesIO(signals_chart(signals)), 17 * cm, 6.8 * cm)]
     story.append(
         _table(

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import numpy as np
@@ -34,12 +35,15 @@ def post(pipeline: Pipeline, events: list[dict]) -> None:
 
 async def test_the_readers_query_equals_mcnemar_and_a_bad_final_label_is_refused(pipeline: Pipeline, db) -> None:
     model = f"readers-{RUN}"
-    registry = {"event_type": "ModelRegistered", "event_id": str(uuid.uuid4()), "occurred_at": T0.isoformat(),
-                "model_id": model, "name": "Second reader", "manufacturer": "Vigil tests",
-                "use_case": "mammography_screening", "risk_class": "high", "intended_use": "Second reader.",
-                "labels": ["benign", "malignant"], "critical_labels": ["malignant"]}  # fmt: skip
+    registry: dict[str, Any] = {
+        "event_type": "ModelRegistered", "event_id": str(uuid.uuid4()), "occurred_at": T0.isoformat(),
+        "model_id": model, "name": "Second reader", "manufacturer": "Vigil tests", "use_case": "mammography_screening",
+        "risk_class": "high", "intended_use": "Second reader.", "labels": ["benign", "malignant"],
+        "critical_labels": ["malignant"],
+    }  # fmt: skip
     rng = np.random.default_rng(21)
-    events, rows = [registry], []
+    events: list[dict] = [registry]
+    rows = []
     for i in range(400):
         at, inference_id = T0 + timedelta(minutes=i), str(uuid.uuid4())
         truth = "malignant" if rng.uniform() < 0.3 else "benign"

@@ -269,16 +269,21 @@ def test_alerts_are_critical_for_actions_without_a_clinician_and_name_no_patient
     state = RollingState()
     state.counted(T0, uuid.uuid4())
     acted = window(60, acted_before_review=2, autonomous=1)
-    alerts = {e.kind: oversight_alert(e) for e in transitions(state, "ed-triage", "1", acted, assess(acted, POLICY), 7)}
+    raised = transitions(state, "ed-triage", "1", acted, assess(acted, POLICY), 7)
+    alerts = {e.kind: oversight_alert(e) for e in raised if isinstance(e, OversightViolation)}
     assert {k: a.severity for k, a in alerts.items()} == {
         "acted_before_review": "critical",
         "autonomous_action": "critical",
     }
     assert all(a.labels == {"kind": k} and "pt_" not in a.summary for k, a in alerts.items())
     assert "2 outputs acted on before review (7 days; the policy allows 0)" in alerts["acted_before_review"].summary
-    coverage = transitions(
-        RollingState(latest=T0), "m", "1", window(50, late=50), assess(window(50, late=50), POLICY), 7
-    )
+    coverage = [
+        e
+        for e in transitions(
+            RollingState(latest=T0), "m", "1", window(50, late=50), assess(window(50, late=50), POLICY), 7
+        )
+        if isinstance(e, OversightViolation)
+    ]
     assert oversight_alert(coverage[0]).severity == "warning"
     assert describe(coverage[0], "7 days").startswith("50.0% of 100 outputs due for review were reviewed in time")
 

@@ -71,6 +71,7 @@ def test_a_missing_disclaimer_is_raised_once_named_by_example_then_restored() ->
     state = RollingState()
     state.counted(T0, uuid.uuid4())
     chat = next(i for i in inferences(30) if i.patient_facing is not None)
+    assert chat.patient_facing is not None
     hidden = chat.model_copy(
         update={"patient_facing": chat.patient_facing.model_copy(update={"disclaimer_shown": False})}
     )
