@@ -84,6 +84,7 @@ async def model_card(
         footprint=measured,
         incidents=sorted(incidents, key=lambda i: i.aware_at),
         guidelines=guidelines,
+        plan=settings.plan,
         as_of=as_of,
         now=now,
     )

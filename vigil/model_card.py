@@ -26,6 +26,7 @@ from vigil.footprint import Footprint
 from vigil.incidents import Incident
 from vigil.oversight import ModelOversightReport
 from vigil.performance import ModelPerformance
+from vigil.plan import PlanEntry
 from vigil.readers import ModelReaders
 from vigil.registry import ModelRecord
 
@@ -108,6 +109,9 @@ class LiveModelCard(BaseModel):
     guideline_changes: list[GuidelineReview]
     caveats: list[str] = Field(description="the version's known limitations")
     version_history: list[ModelVersionReleased]
+    plan: dict[str, PlanEntry] = Field(
+        description="who owns each alert of the model, how often it is reviewed, the action"
+    )
 
 
 def drift_episodes(events: Iterable[DriftDetected]) -> list[DriftEpisode]:
@@ -167,6 +171,7 @@ def build_card(
     footprint: Footprint | None,
     incidents: Sequence[Incident],
     guidelines: Sequence[GuidelineChanged],
+    plan: dict[str, PlanEntry],
     as_of: datetime | None,
     now: datetime,
 ) -> LiveModelCard:
@@ -220,6 +225,7 @@ def build_card(
         guideline_changes=guideline_reviews(guidelines, r.use_case, release, record),
         caveats=release.limitations if release else [],
         version_history=record.versions,
+        plan=plan,
     )
 
 

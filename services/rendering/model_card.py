@@ -90,6 +90,12 @@ def sections(card: LiveModelCard) -> list[Section]:
                 v.validation_summary or "—"] for v in card.version_history]  # fmt: skip
     out.append(Section("Version history", [Grid(["version", "released", "changes", "limitations", "validation"],
                                                   history)]))  # fmt: skip
+    plan = [
+        [name, e.owner, e.cadence, e.action] for name, e in sorted(card.plan.items()) if not name.startswith("Vigil")
+    ]
+    out.append(Section("Monitoring plan", ["Who acts on each of the model's signals, how often they review it, "
+                                           "and what they do (the policy file's plan):",
+                                           Grid(["alert", "owner", "review", "action"], plan)]))  # fmt: skip
     return out
 
 
