@@ -19,6 +19,8 @@ from vigil.events import (
     IncidentReported,
     OversightRestored,
     OversightViolation,
+    SourceResumed,
+    SourceSilent,
     ThresholdBreached,
     ThresholdRestored,
     TransparencyRestored,
@@ -32,7 +34,8 @@ from vigil.policy import Policy
 from vigil.registry import UnknownModel
 
 SIGNALS = (ThresholdBreached, ThresholdRestored, DisparityDetected, DisparityResolved, OversightViolation,
-           OversightRestored, TransparencyViolation, TransparencyRestored, TrendDetected)  # fmt: skip
+           OversightRestored, TransparencyViolation, TransparencyRestored, SourceSilent, SourceResumed,
+           TrendDetected)  # fmt: skip
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

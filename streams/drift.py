@@ -77,7 +77,11 @@ async def hand_over_drift(items: list[Item]) -> None:
         if isinstance(event := item.event, InferenceMade):
             values = signals(event)
             drift_input = DriftInput(
-                model_version=event.model_version, occurred_at=event.occurred_at, at=item.position, values=values
+                model_version=event.model_version,
+                occurred_at=event.occurred_at,
+                at=item.position,
+                values=values,
+                deployment=event.deployment,
             )
             hand_over(event.model_id).inferences.append(drift_input)
 

@@ -433,6 +433,24 @@ class OversightRestored(OversightViolation):
     violation_event_id: UUID
 
 
+class SourceSilent(Event):
+    """A deployment of a model stopped sending inferences for longer than its policy allows: its
+    outputs may go unmonitored (a broken integration, a site gone offline), or the model is no
+    longer used there."""
+
+    event_type: Literal["SourceSilent"] = "SourceSilent"
+    model_id: Text
+    deployment: Text
+    last_seen: AwareDatetime = Field(description="when Vigil last received one of its inferences")
+    limit_seconds: float = Field(description="the silence the policy allows, from its recent gaps")
+
+
+class SourceResumed(SourceSilent):
+    event_type: Literal["SourceResumed"] = "SourceResumed"  # type: ignore[assignment]
+    silent_event_id: UUID
+    silent_seconds: float
+
+
 TransparencyKind = Literal["disclaimer_shown", "explanation_present", "consent_recorded", "score_present"]
 
 
@@ -507,6 +525,8 @@ DERIVED_EVENTS: dict[str, type[Event]] = {
         OversightRestored,
         TransparencyViolation,
         TransparencyRestored,
+        SourceSilent,
+        SourceResumed,
     )
 }
 EVENT_TYPES: dict[str, type[Event]] = {**INPUT_EVENTS, **DERIVED_EVENTS}

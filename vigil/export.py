@@ -19,7 +19,7 @@ from typing import Any
 SIGNALS = (
     "DriftDetected", "DriftResolved", "ThresholdBreached", "ThresholdRestored", "DisparityDetected",
     "DisparityResolved", "OversightViolation", "OversightRestored", "TransparencyViolation", "TransparencyRestored",
-    "TrendDetected", "IncidentCandidateRaised", "ReportOverdue",
+    "SourceSilent", "SourceResumed", "TrendDetected", "IncidentCandidateRaised", "ReportOverdue",
 )  # fmt: skip
 
 
@@ -95,6 +95,10 @@ def signal_row(event: Mapping[str, Any]) -> dict[str, str]:
         ),
         "IncidentCandidateRaised": lambda e: f"{e['source']}: incident {e['incident_id']}",
         "ReportOverdue": lambda e: f"{e['regime']} report of incident {e['incident_id']} due {e['due_at']}",
+        "SourceSilent": lambda e: (
+            f"{e['deployment']}: nothing since {e['last_seen']} (allowed {e['limit_seconds']:.0f} s)"
+        ),
+        "SourceResumed": lambda e: f"{e['deployment']}: sends again after {e['silent_seconds']:.0f} s",
     }
     detail["OversightRestored"] = detail["TransparencyViolation"] = detail["TransparencyRestored"] = detail[
         "OversightViolation"

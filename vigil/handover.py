@@ -33,12 +33,13 @@ JoinedPair = ParkedPair[InferenceMade, OutcomeObserved]  # `since`: when it met
 
 
 class DriftInput(BaseModel):
-    """One inference's drift signals (vigil.drift_monitor.signals)."""
+    """One inference's drift signals (vigil.drift_monitor.signals), and where it came from (vigil.sources)."""
 
     model_version: str
     occurred_at: datetime
     at: Position
     values: dict[str, Value]
+    deployment: str = ""
 
 
 class OversightCount(BaseModel):

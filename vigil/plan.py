@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 AlertName = Literal[
     "FeatureDrift", "DatasetDrift", "SafetyThresholdBreached", "EquityDisparity", "OversightViolation",
     "TransparencyViolation", "EscalationMissed", "GuidelineChanged", "IncidentReportDueSoon",
-    "IncidentReportOverdue", "IncidentTrendDetected",
+    "IncidentReportOverdue", "IncidentTrendDetected", "SourceSilent",
 ]  # fmt: skip
 RuleName = Literal[
     "VigilRecorderLagging", "VigilDeadLettersRising", "VigilProcessingErrors", "VigilDependencyDown",
@@ -65,6 +65,8 @@ DEFAULT_PLAN: dict[str, PlanEntry] = {
                                     "tell the competent authority if required."),
     "IncidentTrendDetected": _entry("clinical-safety", "weekly", "Review the week's non-serious incidents together; "
                                     "file a trend report (MDR Art. 88) if the increase is significant."),
+    "SourceSilent": _entry("ml-engineering", "daily", "Ask the site whether the model still runs there and why its "
+                           "events stopped (integration, network, the SDK's spool); its outputs go unmonitored."),
     "VigilRecorderLagging": _entry("vigil-operators", "daily", "Check the recorder's log and PostgreSQL; add a "
                                    "recorder (VIGIL_RECORDER_SHARE) if it cannot keep up."),
     "VigilDeadLettersRising": _entry("vigil-operators", "daily", "Read the dead letters' reasons (the dead_letters "

@@ -121,6 +121,16 @@ class TransparencyPolicy(Strict):
     min_outputs: int = Field(default=20, ge=1)
 
 
+class SourcesPolicy(Strict):
+    """System integrity: a deployment that stops sending. Silent when no inference has come for
+    longer than `gap_factor` times its median gap between inferences over the last day, and at
+    least `min_silence_seconds`."""
+
+    min_silence_seconds: float = Field(default=900, gt=0)
+    gap_factor: float = Field(default=6.0, gt=1)
+    max_deployments: int = Field(default=50, ge=1, description="deployments watched per model; later ones are not")
+
+
 class FootprintPolicy(Strict):
     # Around the EU-27 average of recent years (EEA); set the grid the model runs on.
     grid_g_co2e_per_kwh: float = Field(default=250.0, ge=0, description="carbon intensity of the deployment's grid")
@@ -131,6 +141,7 @@ class ModelPolicy(Strict):
     performance: PerformancePolicy = PerformancePolicy()
     oversight: OversightPolicy = OversightPolicy()
     transparency: TransparencyPolicy = TransparencyPolicy()
+    sources: SourcesPolicy = SourcesPolicy()
     footprint: FootprintPolicy = FootprintPolicy()
     plan: dict[str, PlanEntry] = Field(default_factory=lambda: dict(DEFAULT_PLAN), description="vigil/plan.py")
 

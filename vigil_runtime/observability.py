@@ -136,6 +136,16 @@ OVERSIGHT_ACTIVE = Gauge(
     "1 while an OversightViolation of the kind stands",
     ["model_id", "model_version", "kind"],
 )
+SOURCE_SILENCE = Gauge(
+    "vigil_source_silence_seconds",
+    "Seconds since the worker last received an inference of the model from the deployment",
+    ["model_id", "deployment"],
+)
+SOURCE_SILENT = Gauge(
+    "vigil_source_silent",
+    "1 while the deployment has been silent for longer than its policy allows (SourceSilent)",
+    ["model_id", "deployment"],
+)
 TRANSPARENCY = Gauge(
     "vigil_transparency_share",
     "Share of a version's outputs over the oversight window that carry it: the disclaimer (of patient-facing "
