@@ -35,12 +35,15 @@ class Grid:
     rows: Rows
 
 
+Block = str | list[str] | Grid  # a paragraph, a bullet list, a table
+
+
 @dataclass
 class Section:
-    """A titled section: paragraphs (str), bullet lists (list[str]) and tables, in order."""
+    """A titled section: its blocks, in order."""
 
     title: str
-    blocks: list[str | list[str] | Grid] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
 
 
 def _share(value: float | None) -> str:
@@ -74,7 +77,7 @@ def sections(card: LiveModelCard) -> list[Section]:
         Section("Metrics", [card.metrics]),
     ]  # fmt: skip
     data = card.training_data
-    training: list[str | list[str] | Grid] = [card.training_data_summary] if card.training_data_summary else []
+    training: list[Block] = [card.training_data_summary] if card.training_data_summary else []
     if data:
         period = (
             f"{data.period_start or '?'} to {data.period_end or '?'}" if data.period_start or data.period_end else "—"
