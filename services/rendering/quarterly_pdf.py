@@ -48,18 +48,27 @@ def _table(header: list[str], rows: list[list[object]], widths: list[float]) -> 
     return table
 
 
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
 def _oversight_row(model_id: str, report: dict) -> list[object]:
     everyone = report["rows"][0]
-
-    def share(value: float | None) -> str:
-        return "—" if value is None else f"{value:.1%}"
-
     return [
-        model_id, everyone["outputs"], share(everyone["coverage"]),
+        model_id, everyone["outputs"], _share(everyone["coverage"]),
         f"{everyone['late']} / {everyone['unreviewed']} / {everyone['pending']}", everyone["acted_before_review"],
-        everyone["autonomous"], share(everyone["override_share"]),
+        everyone["autonomous"], _share(everyone["override_share"]),
         "within" if report["verdict"] == ["within policy"] else "violated",
     ]  # fmt: skip
+
+
+def _transparency_row(model_id: str, report: dict) -> list[object]:
+    everyone = report["transparency"][0]
+    disclaimer = (
+        f"{_share(everyone['disclaimer_shown'])} of {everyone['patient_facing']}" if everyone["patient_facing"] else "—"
+    )
+    return [model_id, everyone["outputs"], disclaimer, _share(everyone["explanation_present"]),
+            _share(everyone["consent_recorded"]), _share(everyone["score_present"])]  # fmt: skip
 
 
 def render_quarterly_pdf(
@@ -109,6 +118,14 @@ def render_quarterly_pdf(
               "overridden", "policy"]  # fmt: skip
     rows = [_oversight_row(model_id, report) for model_id, report in sorted(oversight.items()) if "rows" in report]
     story.append(_table(header, rows, [2.8 * cm, 1.5 * cm, 2.2 * cm, 2.4 * cm, 2 * cm, 2.1 * cm, 2.1 * cm, 1.9 * cm]))
+    story += [Paragraph("Transparency of the period's outputs, per model", STYLES["Heading3"])]
+    header = ["model", "outputs", "disclaimer shown (patient-facing)", "explanation", "consent", "score"]
+    rows = [
+        _transparency_row(model_id, report)
+        for model_id, report in sorted(oversight.items())
+        if report.get("transparency")
+    ]
+    story.append(_table(header, rows, [3.2 * cm, 1.8 * cm, 3.6 * cm, 2.8 * cm, 2.8 * cm, 2.8 * cm]))
     story += [Paragraph("Energy and carbon footprint of the period's inferences", STYLES["Heading3"])]
     rows = [
         [model_id, f.inferences, "—" if f.energy_reported_share is None else f"{f.energy_reported_share:.0%}",

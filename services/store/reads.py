@@ -347,7 +347,8 @@ class InPeriod:
         rows = await self.conn.execute(query)
         return _entries(rows)
 
-    async def usage(self) -> list[Usage]:
+    async def usage(self, version: str | None = None) -> list[Usage]:
+        """Per model, its inferences of the period (of one version, if given) and their resources."""
         resources = events.c.payload["resources"]
         energy = resources["energy_wh"].astext.cast(Float)
         query: Select[Any] = (
@@ -360,6 +361,8 @@ class InPeriod:
             .group_by(events.c.model_id)
             .order_by(events.c.model_id)
         )  # fmt: skip
+        if version is not None:
+            query = query.where(events.c.payload["model_version"].astext == version)
         rows = await self.conn.execute(query)  # PostgreSQL sums bigints as numeric
         return [Usage(m, int(n), int(e), float(wh), int(ti), int(to)) for m, n, e, wh, ti, to in rows]
 

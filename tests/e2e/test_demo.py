@@ -85,6 +85,7 @@ def test_demo_streams_records_dead_letters_and_verifies(settings: Settings, tmp_
         summary = subprocess.run(["pdftotext", str(export / "summary.pdf"), "-"], capture_output=True, text=True).stdout
         assert "Surveillance report" in summary and "DisparityDetected" in summary
         assert "Human oversight of the period" in summary and "OversightViolation" in summary
+        assert "Transparency of the period" in summary and "TransparencyViolation" in summary
         # The footprint equals the energy and tokens summed from the exported events themselves.
         lines = (json.loads(line)["event"] for line in (export / "events.jsonl").open(encoding="utf-8"))
         made = [e for e in lines if e["event_type"] == "InferenceMade"]
