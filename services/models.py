@@ -55,6 +55,22 @@ async def _registered(conn: AsyncConnection, model_id: str) -> ModelRegistered:
     return registered
 
 
+async def _counted_pairs(
+    conn: AsyncConnection, model: ModelRegistered, version: str | None, since: datetime | None, as_of: datetime | None
+) -> list[tuple[InferenceMade, OutcomeObserved]]:
+    """A model's inferences with their outcome, as the worker counts them: the first outcome of an
+    inference that fits the model."""
+    joined = await reads.outcomes_joined(conn, model.model_id, version, since, recorded_by=as_of)
+    counted: set[uuid.UUID] = set()
+    kept = []
+    for inference, outcome in joined:
+        if outcome.inference_id in counted or outcome.model_id != model.model_id or refused(outcome, model):
+            continue
+        counted.add(outcome.inference_id)
+        kept.append((inference, outcome))
+    return kept
+
+
 async def performance(
     engine: AsyncEngine,
     policy: Policy,
@@ -72,18 +88,10 @@ async def performance(
     async with engine.connect() as conn:
         model = await _registered(conn, model_id)
         since = now - timedelta(days=window_days) if window_days else None
-        joined = await reads.outcomes_joined(conn, model_id, version, since, recorded_by=as_of)
+        kept = await _counted_pairs(conn, model, version, since, as_of)
         unmatched = await reads.outcomes_without_inference(conn, model_id)
     settings = policy.for_model(model_id).performance
     capped = Capped(settings.max_values)
-    counted: set[uuid.UUID] = set()
-    kept: list[tuple[InferenceMade, OutcomeObserved]] = []
-    for inference, outcome in joined:
-        # As the worker does: the first outcome that fits the model counts.
-        if outcome.inference_id in counted or outcome.model_id != model_id or refused(outcome, model):
-            continue
-        counted.add(outcome.inference_id)
-        kept.append((inference, outcome))
     attributes = {a for inference, _ in kept for a in inference.subgroup}
     shown: list[str] | None = by  # the rows `report` keeps: over exactly these attributes (None: all)
     if by is None:
@@ -161,26 +169,19 @@ async def readers(
     since = now - timedelta(days=window_days) if window_days else None
     async with engine.connect() as conn:
         model = await _registered(conn, model_id)
-        made = await reads.of_type(conn, InferenceMade, model_id=model_id, version=version, since=since,
-                                   recorded_by=as_of)  # fmt: skip
+        kept = await _counted_pairs(conn, model, version, since, as_of)
         reviews = await reads.of_type(conn, ReviewRecorded, model_id=model_id, since=since, recorded_by=as_of)
-        outcomes = await reads.of_type(conn, OutcomeObserved, model_id=model_id, since=since, recorded_by=as_of)
     first_review: dict[uuid.UUID, ReviewRecorded] = {}
     for review in reviews:
         if refused_review(review, model) is None:  # as the worker: a final label outside the label set is refused
             first_review.setdefault(review.inference_id, review)
-    truth: dict[uuid.UUID, OutcomeObserved] = {}
-    for outcome in outcomes:
-        if refused(outcome, model) is None:
-            truth.setdefault(outcome.inference_id, outcome)
     settings = policy.for_model(model_id).performance
     capped, cases, without = Capped(settings.max_values), [], 0
-    attributes = {a for i in made for a in i.subgroup}
+    attributes = {a for inference, _ in kept for a in inference.subgroup}
     wanted = [a for a in settings.attributes if a in attributes] if by is None else by
-    check_attributes(wanted, attributes, bool(made))
-    for inference in made:
-        seen, known = first_review.get(inference.event_id), truth.get(inference.event_id)
-        if seen is None or known is None:
+    check_attributes(wanted, attributes, bool(kept))
+    for inference, known in kept:
+        if (seen := first_review.get(inference.event_id)) is None:
             continue
         if seen.final_label is None:
             without += 1
