@@ -23,7 +23,7 @@ from benchmarks.drift import _write_section
 from benchmarks.outcome_join import median_time
 from vigil.events import InferenceMade, ReviewRecorded
 from vigil.oversight import Awaiting, Tally, awaiting, count_inference, count_review
-from vigil.policy import OversightPolicy
+from vigil.policy import OversightPolicy, TransparencyPolicy
 from vigil.validation import canonical_json
 from vigil_hospital import Hospital
 
@@ -51,7 +51,8 @@ def vigil_join(inferences: list[bytes], reviews: list[bytes], policy: OversightP
     tallies: dict[str, Tally] = {}
     for raw in inferences:
         inference = InferenceMade.model_validate_json(raw)
-        count_inference(tallies.setdefault(inference.occurred_at.date().isoformat(), Tally()), inference, policy)
+        day = tallies.setdefault(inference.occurred_at.date().isoformat(), Tally())
+        count_inference(day, inference, policy, TransparencyPolicy())
         if output := awaiting(inference, policy):
             waiting[str(inference.event_id)] = output.model_dump_json().encode()
     for raw in reviews:

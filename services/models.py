@@ -138,10 +138,11 @@ async def oversight(
         seen = await reads.of_type(conn, ReviewRecorded, model_id=model_id, since=since, recorded_by=as_of)
     check_attributes([by] if by else [], {"deployment", *(a for m in made for a in m.subgroup)}, bool(made))
     settings = policy.for_model(model_id).oversight
-    tallies, pending = tallies_of(made, seen, settings, now, by)
+    transparency = policy.for_model(model_id).transparency
+    tallies, pending = tallies_of(made, seen, settings, transparency, now, by)
     span = f"{window_days} days to {until:%Y-%m-%d}" if window_days else f"since release, to {until:%Y-%m-%d}"
     found = oversight_report(tallies, pending, settings, span)
-    found = with_transparency(found, tallies[EVERYONE], policy.for_model(model_id).transparency, span)
+    found = with_transparency(found, tallies[EVERYONE], transparency, span)
     return ModelOversightReport(
         **dict(found),
         model_id=model_id,

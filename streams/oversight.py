@@ -136,7 +136,8 @@ async def join_reviews(items: list[Item]) -> None:
 
 
 async def _oversee_inference(inference: InferenceMade, item: Item, batch: _Joining, now: datetime) -> None:
-    policy = monitoring.for_model(inference.model_id).oversight
+    watched = monitoring.for_model(inference.model_id)
+    policy, transparency = watched.oversight, watched.transparency
     batch.clock(inference.model_id, item).saw_inference(inference, now)
     key = str(inference.event_id).encode()
     output = awaiting(inference, policy)
@@ -144,7 +145,7 @@ async def _oversee_inference(inference: InferenceMade, item: Item, batch: _Joini
         if joins.get(key) is not None:
             joins.pop(key)
             REVIEWS_UNMATCHED.labels(inference.model_id).inc()
-        count_inference(_count(inference.model_id, inference, item), inference, policy)
+        count_inference(_count(inference.model_id, inference, item), inference, policy, transparency)
         return
     new = ReviewJoin(model_id=inference.model_id, partition=item.message.partition,
                      due=review_deadline(output, policy), left=output, left_from=item.position)  # fmt: skip
@@ -152,7 +153,7 @@ async def _oversee_inference(inference: InferenceMade, item: Item, batch: _Joini
     if arrival.repeat and not arrival.again:
         return  # a repeat of an inference within its review time
     tally = _count(inference.model_id, inference, item)
-    count_inference(tally, inference, policy)
+    count_inference(tally, inference, policy, transparency)
     if arrival.met:
         count_review(tally, arrival.met.left, arrival.met.right, policy)
 

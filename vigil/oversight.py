@@ -38,7 +38,7 @@ from vigil.events import (
     TransparencyViolation,
 )
 from vigil.join import Position, takes
-from vigil.policy import OversightPolicy
+from vigil.policy import OversightPolicy, TransparencyPolicy
 from vigil.rolling import RollingState
 
 NAMESPACE = uuid.UUID("0c3d5a7e-2b4f-4e1a-9d8c-6f5b3a2e1d40")
@@ -130,7 +130,11 @@ def awaiting(inference: InferenceMade, policy: OversightPolicy) -> Awaiting | No
     )
 
 
-def count_inference(tally: Tally, inference: InferenceMade, policy: OversightPolicy) -> None:
+def count_inference(
+    tally: Tally, inference: InferenceMade, policy: OversightPolicy, transparency: TransparencyPolicy
+) -> None:
+    """The output's oversight and transparency counts; example ids only of the kinds the policies judge
+    (every output's counts travel to the second stage: ids nobody reads would travel too)."""
     tally.outputs += 1
     if inference.output_kind == "autonomous_action" and not policy.autonomous_allowed:
         tally.autonomous += 1
@@ -141,8 +145,9 @@ def count_inference(tally: Tally, inference: InferenceMade, policy: OversightPol
         "consent_recorded": inference.consent_recorded,
         "score_present": output.score is not None or bool(output.class_scores),
     }
+    judged = transparency.limits()
     for kind, present in carried.items():
-        if not present:
+        if not present and judged[kind] is not None:
             tally.note(kind, inference.event_id)
     tally.explained += carried["explanation_present"]
     tally.consented += carried["consent_recorded"]
@@ -150,7 +155,7 @@ def count_inference(tally: Tally, inference: InferenceMade, policy: OversightPol
     if facing is not None:
         tally.patient_facing += 1
         tally.disclaimed += facing.disclaimer_shown
-        if not facing.disclaimer_shown:
+        if not facing.disclaimer_shown and judged["disclaimer_shown"] is not None:
             tally.note("disclaimer_shown", inference.event_id)
 
 
@@ -394,6 +399,7 @@ def tallies_of(
     inferences: Iterable[InferenceMade],
     reviews: Iterable[ReviewRecorded],
     policy: OversightPolicy,
+    transparency: TransparencyPolicy,
     now: datetime,
     by: str | None = None,
 ) -> tuple[dict[str, Tally], Counter[str]]:
@@ -410,7 +416,7 @@ def tallies_of(
         output, review = awaiting(inference, policy), first.get(inference.event_id)
         for group in {EVERYONE, group_of(inference, by)} if by else (EVERYONE,):
             tally = tallies.setdefault(group, Tally())
-            count_inference(tally, inference, policy)
+            count_inference(tally, inference, policy, transparency)
             if output is None:
                 continue
             if review is not None:

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from vigil.drift import ALLOWED, THRESHOLDS, Method, method_for
-from vigil.events import RiskClass
+from vigil.events import RiskClass, TransparencyKind
 from vigil.performance import Metric, Rules
 from vigil.plan import DEFAULT_PLAN, PlanEntry, plan_of
 
@@ -119,6 +119,15 @@ class TransparencyPolicy(Strict):
     min_consent_recorded: float | None = Field(default=None, gt=0, le=1)
     min_score_present: float | None = Field(default=None, gt=0, le=1)
     min_outputs: int = Field(default=20, ge=1)
+
+    def limits(self) -> dict[TransparencyKind, float | None]:
+        """Each kind's lowest share; None where it is not judged."""
+        return {
+            "disclaimer_shown": self.min_disclaimer_shown,
+            "explanation_present": self.min_explanation_present,
+            "consent_recorded": self.min_consent_recorded,
+            "score_present": self.min_score_present,
+        }
 
 
 class SourcesPolicy(Strict):

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 from vigil.alerts import alert_for
-from vigil.events import AlertRaised, TransparencyKind, TransparencyRestored
+from vigil.events import AlertRaised, TransparencyRestored
 from vigil.oversight import Finding, OversightReport, Tally, TransparencySignal, carried
 from vigil.policy import TransparencyPolicy
 
@@ -27,19 +27,10 @@ WHAT: dict[str, str] = {
 }
 
 
-def limits(policy: TransparencyPolicy) -> dict[TransparencyKind, float | None]:
-    return {
-        "disclaimer_shown": policy.min_disclaimer_shown,
-        "explanation_present": policy.min_explanation_present,
-        "consent_recorded": policy.min_consent_recorded,
-        "score_present": policy.min_score_present,
-    }
-
-
 def assess_transparency(tally: Tally, policy: TransparencyPolicy) -> list[Finding]:
     """The policy's verdicts on a window: each judged share, from `min_outputs` outputs on."""
     found = []
-    bounds = limits(policy)
+    bounds = policy.limits()
     for kind, (k, n) in carried(tally).items():
         limit = bounds[kind]
         if limit is None or n < policy.min_outputs:

@@ -32,7 +32,7 @@ from vigil.oversight import (
     transitions,
     unmatched,
 )
-from vigil.policy import OversightPolicy, Policy, PolicyError
+from vigil.policy import OversightPolicy, Policy, PolicyError, TransparencyPolicy
 from vigil.rolling import RollingState
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
@@ -73,7 +73,7 @@ def tally_of(rows: list[Case]) -> Tally:
     tally = Tally()
     for i, (delay, decision, acted, autonomous) in enumerate(rows):
         made = inference(T0 + timedelta(minutes=i), "autonomous_action" if autonomous else "suggestion")
-        count_inference(tally, made, POLICY)
+        count_inference(tally, made, POLICY, TransparencyPolicy())
         output = awaiting(made, POLICY)
         assert output is not None
         if delay is None:
@@ -123,7 +123,7 @@ def test_the_store_query_counts_as_the_stream_does(rows: list[Case]) -> None:
         if delay is not None:
             reviews.append(review(made[-1], timedelta(minutes=delay), decision, acted))
             reviews.append(review(made[-1], timedelta(minutes=1), "rejected"))  # a second opinion: not counted
-    tallies, pending = tallies_of(made, reviews, POLICY, T0 + timedelta(days=1), by="deployment")
+    tallies, pending = tallies_of(made, reviews, POLICY, TransparencyPolicy(), T0 + timedelta(days=1), by="deployment")
     streamed = tally_of(rows)
     assert tallies["everyone"].model_dump(exclude={"examples"}) == streamed.model_dump(exclude={"examples"})
     assert sum((t for g, t in tallies.items() if g != "everyone"), Tally()).outputs == len(rows)
@@ -139,7 +139,7 @@ def test_the_store_query_counts_as_the_stream_does(rows: list[Case]) -> None:
 
 def test_outputs_still_within_their_review_time_are_pending_not_unreviewed() -> None:
     made = [inference(T0), inference(T0 + timedelta(minutes=50))]
-    tallies, pending = tallies_of(made, [], POLICY, T0 + timedelta(minutes=60))
+    tallies, pending = tallies_of(made, [], POLICY, TransparencyPolicy(), T0 + timedelta(minutes=60))
     assert (tallies["everyone"].unreviewed, pending["everyone"]) == (1, 1)
     result = report(tallies, pending, POLICY.model_copy(update={"min_due": 1}), "7 days")
     assert result.verdict == [

@@ -27,7 +27,7 @@ def inferences(n: int = 900) -> list[InferenceMade]:
 
 def test_the_shares_equal_pandas_counts_on_the_demo_hospital() -> None:
     made = inferences()
-    tallies, _ = tallies_of(made, [], OversightPolicy(), T0, "deployment")
+    tallies, _ = tallies_of(made, [], OversightPolicy(), TransparencyPolicy(), T0, "deployment")
     frame = pd.DataFrame(
         {
             "deployment": [i.deployment for i in made],
@@ -77,7 +77,7 @@ def test_a_missing_disclaimer_is_raised_once_named_by_example_then_restored() ->
     )
     bad = Tally()
     for output in [chat] * 19 + [hidden]:
-        count_inference(bad, output, OversightPolicy())
+        count_inference(bad, output, OversightPolicy(), policy)
     [raised] = transitions(state, "symptom-chat", "0.9.1", bad, assess_transparency(bad, policy), 7)
     assert isinstance(raised, TransparencyViolation) and raised.kind == "disclaimer_shown"
     assert raised.inference_ids == [hidden.event_id] and (raised.cases, raised.of) == (1, 20)
