@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.models import oversight, performance, readers
 from services.store import reads
 from vigil.events import (
+    DataQualityChanged,
+    DataQualityRestored,
     DisparityDetected,
     DisparityResolved,
     DriftDetected,
@@ -35,7 +37,7 @@ from vigil.registry import UnknownModel
 
 SIGNALS = (ThresholdBreached, ThresholdRestored, DisparityDetected, DisparityResolved, OversightViolation,
            OversightRestored, TransparencyViolation, TransparencyRestored, SourceSilent, SourceResumed,
-           TrendDetected)  # fmt: skip
+           DataQualityChanged, DataQualityRestored, TrendDetected)  # fmt: skip
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

@@ -31,9 +31,12 @@ from streams.app import (
     table_key,
     writing_for,
 )
+from vigil.data_quality import count_unreferenced, quality_alert, quality_of, quality_transitions
 from vigil.drift_monitor import (
     DATASET,
+    OWN_SIGNALS,
     MonitorState,
+    Span,
     already_taken,
     closable,
     drift_alert,
@@ -49,7 +52,7 @@ from vigil.drift_monitor import (
 from vigil.drift_windows import Profile, Window, from_record
 from vigil.events import HANDOVER_TOPIC, DriftReferenceSet, InferenceMade
 from vigil.handover import DriftInput
-from vigil_runtime.observability import DRIFT_ACTIVE, DRIFT_SCORE, DRIFT_SKIPPED
+from vigil_runtime.observability import DRIFT_ACTIVE, DRIFT_SCORE, DRIFT_SKIPPED, MISSING_SHARE, QUALITY_ACTIVE
 
 # Second stage: handovers and references are keyed by model_id, so the tables are co-partitioned.
 drift_state = app.Table("drift-state", default=None, key_type=bytes, value_type=bytes)
@@ -226,11 +229,12 @@ async def _window_inference(
     if window_id is None:
         DRIFT_SKIPPED.labels(model_id, "late").inc()
         return
+    unreferenced = [feature for feature, value in values.items() if feature not in profiles and value is not None]
+    if unreferenced:
+        DRIFT_SKIPPED.labels(model_id, "no_reference").inc(len(unreferenced))
+        count_unreferenced(state.open[window_id].unreferenced, [f for f in unreferenced if f not in OWN_SIGNALS])
     for feature, value in values.items():
-        profile = profiles.get(feature)
-        if profile is None:
-            if value is not None:
-                DRIFT_SKIPPED.labels(model_id, "no_reference").inc()
+        if feature not in profiles:
             continue
         key = window_key(model_id, version, state.reference_id, window_id, feature)
         added.setdefault(key, []).append((offset, value))
@@ -261,3 +265,34 @@ async def _close_windows(model_id: str, version: str, state: MonitorState, close
         # From the state, so that a worker that took the model over shows what stands.
         for feature in [*(verdict.name for verdict in result.features), *([DATASET] if result.features else [])]:
             DRIFT_ACTIVE.labels(model_id, version, feature).set(int(feature in state.drifting))
+        await _judge_quality(model_id, version, state, window_id, span, profiles, windows)
+
+
+async def _judge_quality(
+    model_id: str,
+    version: str,
+    state: MonitorState,
+    window_id: str,
+    span: Span,
+    profiles: dict[str, Profile],
+    windows: dict[str, Window],
+) -> None:
+    """Each feature's missing share in the closed window against the reference's (vigil.data_quality)."""
+    policy = monitoring.for_model(model_id).drift
+    if policy.max_missing_change is None or span.events < policy.min_sample:
+        return
+    verdicts = quality_of(profiles, windows, span.unreferenced, span.events, policy.max_missing_change, state.quality)
+    changes = quality_transitions(
+        state.quality, verdicts, model_id, version, state.reference_id, window_id, span.start, span.end, span.events,
+        policy.max_missing_change,
+    )  # fmt: skip
+    for change in changes:
+        await emit(change)
+        await emit(quality_alert(change))
+        log.warning(
+            "worker.data_quality", model_id=model_id, model_version=version, feature=change.feature,
+            kind=change.kind, event_type=change.event_type, window=window_id,
+        )  # fmt: skip
+    for verdict in verdicts:
+        MISSING_SHARE.labels(model_id, version, verdict.feature).set(verdict.window_missing)
+        QUALITY_ACTIVE.labels(model_id, version, verdict.feature).set(int(verdict.feature in state.quality))

@@ -37,6 +37,14 @@ DATASET = "(dataset)"
 Value = float | int | str | None
 
 
+# What Vigil measures of every output besides its input features (`signals`): an uploaded
+# reference of input features lacks them, which is not a feature that appeared.
+OWN_SIGNALS = frozenset(
+    {"output.score", "output.label", "output.refusal", "output.length", "output.escalated", "resources.latency_ms",
+     "resources.tokens_in", "resources.tokens_out"}
+)  # fmt: skip
+
+
 def signals(inference: InferenceMade) -> dict[str, Value]:
     """What drift is measured on: the input features, and the output and its costs."""
     output, resources, facing = inference.output, inference.resources, inference.patient_facing
@@ -56,6 +64,8 @@ def signals(inference: InferenceMade) -> dict[str, Value]:
 class Span(BaseModel):
     start: datetime
     end: datetime
+    events: int = 0  # placed in the window: what its features' missing shares are shares of
+    unreferenced: dict[str, int] = {}  # values of features its reference lacks (vigil.data_quality)
 
 
 class MonitorState(BaseModel):
@@ -73,6 +83,7 @@ class MonitorState(BaseModel):
     taken: dict[str, int] = {}  # how far in each input stream its events have been taken (vigil.join.takes)
     open: dict[str, Span] = {}
     drifting: dict[str, uuid.UUID] = {}  # feature -> the DriftDetected that stands
+    quality: dict[str, uuid.UUID] = {}  # feature -> the DataQualityChanged that stands
     late: int = 0
 
 
@@ -92,7 +103,9 @@ def place(state: MonitorState, policy: DriftPolicy, at: datetime, now: datetime)
         window_id = f"count:{state.position // window.size}"
         span = state.open.get(window_id)
         state.open[window_id] = (
-            Span(start=min(span.start, at), end=max(span.end, at)) if span else Span(start=at, end=at)
+            span.model_copy(update={"start": min(span.start, at), "end": max(span.end, at)})
+            if span
+            else Span(start=at, end=at)
         )
     else:
         epoch = int(at.timestamp()) // window.seconds * window.seconds
@@ -103,6 +116,7 @@ def place(state: MonitorState, policy: DriftPolicy, at: datetime, now: datetime)
                 state.late += 1
                 return None
             state.open[window_id] = Span(start=start, end=start + timedelta(seconds=window.seconds))
+    state.open[window_id].events += 1
     state.position += 1
     state.watermark = max(state.watermark or at, at)
     state.heard = now

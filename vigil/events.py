@@ -451,6 +451,35 @@ class SourceResumed(SourceSilent):
     silent_seconds: float
 
 
+QualityKind = Literal["missing_rate", "vanished", "appeared"]
+
+
+class DataQualityChanged(Event):
+    """A feature of a model version's input is missing far more or far less often in a window than
+    in its reference: a field an upstream system stopped filling (`vanished`: never present in the
+    window), one it fills only sometimes (`missing_rate`), or one the reference never had
+    (`appeared`). Drift tests only the values that are there; this is about the ones that are not."""
+
+    event_type: Literal["DataQualityChanged"] = "DataQualityChanged"
+    model_id: Text
+    model_version: Text
+    feature: Text
+    kind: QualityKind
+    reference_missing: float = Field(ge=0, le=1, description="share of the reference's events without a value")
+    window_missing: float = Field(ge=0, le=1, description="share of the window's events without a value")
+    p_value: float = Field(ge=0, le=1, description="Fisher's exact test of the two shares")
+    limit: float = Field(description="the largest change in the missing share the policy allows")
+    window: Text
+    window_start: AwareDatetime
+    window_end: AwareDatetime
+    events: int = Field(ge=0, description="events in the window")
+
+
+class DataQualityRestored(DataQualityChanged):
+    event_type: Literal["DataQualityRestored"] = "DataQualityRestored"  # type: ignore[assignment]
+    changed_event_id: UUID
+
+
 TransparencyKind = Literal["disclaimer_shown", "explanation_present", "consent_recorded", "score_present"]
 
 
@@ -527,6 +556,8 @@ DERIVED_EVENTS: dict[str, type[Event]] = {
         TransparencyRestored,
         SourceSilent,
         SourceResumed,
+        DataQualityChanged,
+        DataQualityRestored,
     )
 }
 EVENT_TYPES: dict[str, type[Event]] = {**INPUT_EVENTS, **DERIVED_EVENTS}

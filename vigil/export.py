@@ -19,7 +19,8 @@ from typing import Any
 SIGNALS = (
     "DriftDetected", "DriftResolved", "ThresholdBreached", "ThresholdRestored", "DisparityDetected",
     "DisparityResolved", "OversightViolation", "OversightRestored", "TransparencyViolation", "TransparencyRestored",
-    "SourceSilent", "SourceResumed", "TrendDetected", "IncidentCandidateRaised", "ReportOverdue",
+    "SourceSilent", "SourceResumed", "DataQualityChanged", "DataQualityRestored", "TrendDetected",
+    "IncidentCandidateRaised", "ReportOverdue",
 )  # fmt: skip
 
 
@@ -99,7 +100,12 @@ def signal_row(event: Mapping[str, Any]) -> dict[str, str]:
             f"{e['deployment']}: nothing since {e['last_seen']} (allowed {e['limit_seconds']:.0f} s)"
         ),
         "SourceResumed": lambda e: f"{e['deployment']}: sends again after {e['silent_seconds']:.0f} s",
+        "DataQualityChanged": lambda e: (
+            f"{e['feature']} {e['kind']}: missing in {e['window_missing']:.0%} of {e['events']} events "
+            f"(reference {e['reference_missing']:.0%}), window {e['window']}"
+        ),
     }
+    detail["DataQualityRestored"] = detail["DataQualityChanged"]
     detail["OversightRestored"] = detail["TransparencyViolation"] = detail["TransparencyRestored"] = detail[
         "OversightViolation"
     ]

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 AlertName = Literal[
     "FeatureDrift", "DatasetDrift", "SafetyThresholdBreached", "EquityDisparity", "OversightViolation",
     "TransparencyViolation", "EscalationMissed", "GuidelineChanged", "IncidentReportDueSoon",
-    "IncidentReportOverdue", "IncidentTrendDetected", "SourceSilent",
+    "IncidentReportOverdue", "IncidentTrendDetected", "SourceSilent", "DataQualityChanged",
 ]  # fmt: skip
 RuleName = Literal[
     "VigilRecorderLagging", "VigilDeadLettersRising", "VigilProcessingErrors", "VigilDependencyDown",
@@ -67,6 +67,8 @@ DEFAULT_PLAN: dict[str, PlanEntry] = {
                                     "file a trend report (MDR Art. 88) if the increase is significant."),
     "SourceSilent": _entry("ml-engineering", "daily", "Ask the site whether the model still runs there and why its "
                            "events stopped (integration, network, the SDK's spool); its outputs go unmonitored."),
+    "DataQualityChanged": _entry("ml-engineering", "weekly", "Find which upstream system stopped (or started) "
+                                 "filling the field; fix the integration, or set a new reference if it is intended."),
     "VigilRecorderLagging": _entry("vigil-operators", "daily", "Check the recorder's log and PostgreSQL; add a "
                                    "recorder (VIGIL_RECORDER_SHARE) if it cannot keep up."),
     "VigilDeadLettersRising": _entry("vigil-operators", "daily", "Read the dead letters' reasons (the dead_letters "

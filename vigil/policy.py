@@ -45,6 +45,9 @@ class DriftPolicy(Strict):
     max_categories: int = Field(default=50, ge=1, le=200)
     thresholds: dict[Method, float] = Field(default={}, description="per method, instead of Evidently's defaults")
     features: dict[str, FeatureRule] = {}
+    max_missing_change: float | None = Field(
+        default=0.1, gt=0, lt=1, description="largest change of a missing share (vigil.data_quality); none: off"
+    )
 
     def rule(self, feature: str, kind: Literal["numeric", "categorical"], reference_size: int) -> tuple[Method, float]:
         """The method and threshold for a feature: its override, else Evidently's choice by size."""

@@ -109,6 +109,17 @@ DRIFT_SCORE = Gauge(
 DRIFT_ACTIVE = Gauge(
     "vigil_drift_active", "1 while a DriftDetected stands for the feature", ["model_id", "model_version", "feature"]
 )
+MISSING_SHARE = Gauge(
+    "vigil_feature_missing_share",
+    "Share of the last judged window's events without a value for the feature (vigil.data_quality); "
+    "features without a reference: at most 16 per window",
+    ["model_id", "model_version", "feature"],
+)
+QUALITY_ACTIVE = Gauge(
+    "vigil_data_quality_changed_active",
+    "1 while a DataQualityChanged stands for the feature",
+    ["model_id", "model_version", "feature"],
+)
 DRIFT_SKIPPED = Counter(
     "vigil_drift_values_skipped_total",
     "Values left out of drift windows: late events, text for a numeric feature, features without a reference, "

@@ -13,6 +13,7 @@ from scipy import stats
 
 from vigil.drift_monitor import (
     DATASET,
+    OWN_SIGNALS,
     MonitorState,
     Span,
     already_taken,
@@ -60,6 +61,7 @@ def test_signals_cover_inputs_outputs_and_costs() -> None:
         "output.length": 300, "output.escalated": "false", "resources.latency_ms": 800, "resources.tokens_in": 40,
         "resources.tokens_out": 120,
     }  # fmt: skip
+    assert set(measured) - {"contrast"} == OWN_SIGNALS  # what an uploaded reference of input features lacks
 
 
 def test_profile_survives_its_event_record() -> None:
