@@ -131,14 +131,14 @@ async def oversight(
     until = until or now
     since = until - timedelta(days=window_days) if window_days else None
     async with engine.connect() as conn:
-        await _registered(conn, model_id)
+        model = await _registered(conn, model_id)
         made = await reads.of_type(conn, InferenceMade, model_id=model_id, version=version, since=since, until=until,
                                    recorded_by=as_of)  # fmt: skip
         # A review comes after its inference, so no review of the window's outputs is left out.
         seen = await reads.of_type(conn, ReviewRecorded, model_id=model_id, since=since, recorded_by=as_of)
     check_attributes([by] if by else [], {"deployment", *(a for m in made for a in m.subgroup)}, bool(made))
     settings = policy.for_model(model_id).oversight
-    transparency = policy.for_model(model_id).transparency
+    transparency = policy.for_model(model_id).transparency.for_risk_class(model.risk_class)
     tallies, pending = tallies_of(made, seen, settings, transparency, now, by)
     span = f"{window_days} days to {until:%Y-%m-%d}" if window_days else f"since release, to {until:%Y-%m-%d}"
     found = oversight_report(tallies, pending, settings, span)

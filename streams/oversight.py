@@ -39,6 +39,7 @@ from streams.app import (
     table_key,
     writing_for,
 )
+from streams.registry import registration
 from vigil.events import HANDOVER_TOPIC, InferenceMade, ReviewRecorded, TransparencyViolation
 from vigil.handover import OversightCount
 from vigil.join import Arrival, Entry, Position, arrive
@@ -59,6 +60,7 @@ from vigil.oversight import (
     review_let_go,
     transitions,
 )
+from vigil.policy import TransparencyPolicy
 from vigil.rolling import RollingState
 from vigil.transparency import assess_transparency, transparency_alert
 from vigil.validation import canonical_json
@@ -135,9 +137,14 @@ async def join_reviews(items: list[Item]) -> None:
         clocks[table_key(model_id, str(partition))] = clock
 
 
+def transparency_of(model_id: str) -> TransparencyPolicy:
+    """The model's transparency shares, for its risk class once its registration has been read."""
+    model = registration(model_id)
+    return monitoring.for_model(model_id).transparency.for_risk_class(model.risk_class if model else None)
+
+
 async def _oversee_inference(inference: InferenceMade, item: Item, batch: _Joining, now: datetime) -> None:
-    watched = monitoring.for_model(inference.model_id)
-    policy, transparency = watched.oversight, watched.transparency
+    policy, transparency = monitoring.for_model(inference.model_id).oversight, transparency_of(inference.model_id)
     batch.clock(inference.model_id, item).saw_inference(inference, now)
     key = str(inference.event_id).encode()
     output = awaiting(inference, policy)
@@ -280,7 +287,7 @@ async def _judge_oversight(model_id: str, version: str, state: RollingState) -> 
             window += stored.tally
     oversight, transparency = (
         assess(window, policy),
-        assess_transparency(window, monitoring.for_model(model_id).transparency),
+        assess_transparency(window, transparency_of(model_id)),
     )
     for finding in oversight:
         OVERSIGHT.labels(model_id, version, finding.kind).set(finding.value)

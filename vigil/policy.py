@@ -115,13 +115,35 @@ class TransparencyPolicy(Strict):
     """WHO: a patient talking to an AI is told so, outputs come with an explanation and a confidence,
     consent is recorded where the deployment asks for it. Each is the lowest share of a version's
     outputs over the oversight window that carry it; none: not judged. Shares are judged from
-    `min_outputs` outputs on (patient-facing ones for the disclaimer)."""
+    `min_outputs` outputs on (patient-facing ones for the disclaimer). `risk_classes` sets other
+    shares for models of a WHO risk class (a high-risk imaging model may have to explain every
+    output, a low-risk scheduling bot not)."""
 
     min_disclaimer_shown: float | None = Field(default=1.0, gt=0, le=1, description="of patient-facing outputs")
     min_explanation_present: float | None = Field(default=None, gt=0, le=1)
     min_consent_recorded: float | None = Field(default=None, gt=0, le=1)
     min_score_present: float | None = Field(default=None, gt=0, le=1)
     min_outputs: int = Field(default=20, ge=1)
+    risk_classes: dict[RiskClass, dict[str, float | None]] = Field(
+        default={}, description="per WHO risk class, any of the min_* shares above instead of these"
+    )
+
+    @field_validator("risk_classes")
+    @classmethod
+    def _known_shares(cls, value: dict[RiskClass, dict[str, float | None]]) -> dict[RiskClass, dict[str, float | None]]:
+        shares = {name for name in cls.model_fields if name.startswith("min_") and name != "min_outputs"}
+        for risk_class, limits in value.items():
+            for name, limit in limits.items():
+                if name not in shares:
+                    raise ValueError(f"{risk_class}: {name!r} is not one of {', '.join(sorted(shares))}")
+                if limit is not None and not 0 < limit <= 1:
+                    raise ValueError(f"{risk_class}.{name}: a share in (0, 1], or null for not judged")
+        return value
+
+    def for_risk_class(self, risk_class: RiskClass | None) -> TransparencyPolicy:
+        """The shares that apply to a model of this risk class (the registry's)."""
+        overrides = self.risk_classes.get(risk_class, {}) if risk_class else {}
+        return self.model_copy(update=overrides) if overrides else self
 
     def limits(self) -> dict[TransparencyKind, float | None]:
         """Each kind's lowest share; None where it is not judged."""

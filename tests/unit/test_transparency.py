@@ -11,7 +11,7 @@ import pytest
 
 from vigil.events import InferenceMade, TransparencyRestored, TransparencyViolation
 from vigil.oversight import EVERYONE, Tally, count_inference, tallies_of, transitions
-from vigil.policy import OversightPolicy, TransparencyPolicy
+from vigil.policy import OversightPolicy, Policy, PolicyError, TransparencyPolicy
 from vigil.rolling import RollingState
 from vigil.transparency import assess_transparency, transparency_alert
 from vigil.validation import parse
@@ -64,6 +64,23 @@ def test_only_the_policys_shares_are_judged_and_only_from_min_outputs() -> None:
     assert set(found) == {"explanation_present", "score_present"}
     assert found["explanation_present"].violated and found["explanation_present"].value == pytest.approx(0.85)
     assert not found["score_present"].violated
+
+
+def test_risk_classes_set_their_own_shares() -> None:
+    policy = Policy({"defaults": {"transparency": {"risk_classes": {
+        "high": {"min_explanation_present": 0.95, "min_score_present": 1.0},
+        "low": {"min_disclaimer_shown": None},
+    }}}}).for_model("any").transparency  # fmt: skip
+    high, medium, low = (policy.for_risk_class(c).limits() for c in ("high", "medium", "low"))
+    assert (high["explanation_present"], high["score_present"], high["disclaimer_shown"]) == (0.95, 1.0, 1.0)
+    assert medium == policy.limits() == policy.for_risk_class(None).limits()
+    assert low["disclaimer_shown"] is None
+    assert [f.kind for f in assess_transparency(tally(100, explained=90), policy.for_risk_class("high"))] == [
+        "explanation_present", "score_present"]  # fmt: skip
+    with pytest.raises(PolicyError, match="high: 'min_explanation' is not one of"):
+        Policy({"defaults": {"transparency": {"risk_classes": {"high": {"min_explanation": 0.9}}}}})
+    with pytest.raises(PolicyError, match="a share in"):
+        Policy({"defaults": {"transparency": {"risk_classes": {"high": {"min_score_present": 1.5}}}}})
 
 
 def test_a_missing_disclaimer_is_raised_once_named_by_example_then_restored() -> None:
