@@ -77,6 +77,14 @@ TRAINING_DATA = {
     "symptom-chat": {"populations": ["adult patients asking general health questions, German and French"],
                      "period_start": "2022-01-01", "period_end": "2024-12-31", "size": 40_000},
 }  # fmt: skip
+# The seed's mammography example is a premarket reader study: the card states it, and the
+# post-market readers' table (vigil performance show --readers) shows whether it holds in use.
+VALIDATION = {
+    "": "Retrospective validation on the demo hospital's synthetic population.",
+    "mammo-screen": "Premarket reader study on screening mammograms (sensitivity for malignancy): radiologist "
+    "alone 85 %, radiologist with the model as second reader 92 %, the model alone 88 %. Retrospective "
+    "validation on the demo hospital's synthetic population.",
+}
 
 
 def _final_label(model_id: str, suggested: str, truth: str, decision: str) -> str:
@@ -122,7 +130,7 @@ class Hospital:
                 "released_at": self.start.isoformat(),
                 "training_data_summary": "Synthetic training data summary for the demo.",
                 "training_data": TRAINING_DATA[model["model_id"]],
-                "validation_summary": "Retrospective validation on the demo hospital's synthetic population.",
+                "validation_summary": VALIDATION.get(model["model_id"], VALIDATION[""]),
                 "limitations": ["not validated outside the intended population"],
             }
 

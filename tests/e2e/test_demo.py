@@ -104,6 +104,7 @@ def test_demo_streams_records_dead_letters_and_verifies(settings: Settings, tmp_
         card = json.loads((export / "cards" / "mammo-screen.json").read_text())
         assert "cards/mammo-screen.md" in manifest["files"] and card["details"]["version"] == "2.3.0"
         assert any(e["feature"] == "image_contrast" for e in card["drift"]) and card["training_data"]["sites"]
+        assert "radiologist alone 85 %" in card["evaluation_data"]  # the seed's reader study, beside the live table
         shown = out[out.index("Model card of mammo-screen") :]
         assert "drift episode" in shown and "image_contrast" in shown
         card_text = subprocess.run(["pdftotext", str(tmp_path / "out" / "model-card-mammo-screen.pdf"), "-"],
