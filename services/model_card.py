@@ -21,6 +21,8 @@ from vigil.events import (
     IncidentReported,
     OversightRestored,
     OversightViolation,
+    ReaderFindingRaised,
+    ReaderFindingResolved,
     SourceResumed,
     SourceSilent,
     ThresholdBreached,
@@ -37,7 +39,8 @@ from vigil.registry import UnknownModel
 
 SIGNALS = (ThresholdBreached, ThresholdRestored, DisparityDetected, DisparityResolved, OversightViolation,
            OversightRestored, TransparencyViolation, TransparencyRestored, SourceSilent, SourceResumed,
-           DataQualityChanged, DataQualityRestored, TrendDetected)  # fmt: skip
+           DataQualityChanged, DataQualityRestored, ReaderFindingRaised, ReaderFindingResolved,
+           TrendDetected)  # fmt: skip
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

@@ -189,5 +189,6 @@ async def readers(
             continue
         subgroup = capped.apply(inference.subgroup, wanted)
         cases.append(ReaderCase(subgroup, inference.output.label, seen.final_label, known.label, seen.decision))
-    found = reader_report(cases, positive_labels(model.labels, model.critical_labels), wanted, without)
+    found = reader_report(cases, positive_labels(model.labels, model.critical_labels), wanted, without,
+                          policy.for_model(model_id).readers)  # fmt: skip
     return ModelReaders(**dict(found), model_id=model_id, model_version=version, window_days=window_days)

@@ -61,6 +61,7 @@ from vigil.oversight import (
     transitions,
 )
 from vigil.policy import TransparencyPolicy
+from vigil.readers import ReviewedOutput
 from vigil.rolling import RollingState
 from vigil.transparency import assess_transparency, transparency_alert
 from vigil.validation import canonical_json
@@ -163,6 +164,7 @@ async def _oversee_inference(inference: InferenceMade, item: Item, batch: _Joini
     count_inference(tally, inference, policy, transparency)
     if arrival.met:
         count_review(tally, arrival.met.left, arrival.met.right, policy)
+        _hand_on_review(arrival.met.right, arrival.met.left, item)
 
 
 async def _oversee_review(review: ReviewRecorded, item: Item, batch: _Joining, now: datetime) -> None:
@@ -173,6 +175,14 @@ async def _oversee_review(review: ReviewRecorded, item: Item, batch: _Joining, n
     arrival = await _arrive(str(review.inference_id).encode(), new, item)
     if met := arrival.met:  # the first review of an output decides; a repeat or a second opinion does not count
         count_review(_count(review.model_id, met.left, item), met.left, met.right, policy)
+        _hand_on_review(met.right, met.left, item)
+
+
+def _hand_on_review(review: ReviewRecorded, output: Awaiting, item: Item) -> None:
+    """An output's first review, for the readers' join in the second stage (streams/readers.py)."""
+    reviewed = ReviewedOutput(inference_id=output.inference_id, model_version=output.model_version,
+                              decision=review.decision, final_label=review.final_label, at=item.position)  # fmt: skip
+    hand_over(review.model_id).reviews.append(reviewed)
 
 
 async def _arrive(key: bytes, new: ReviewJoin, item: Item) -> Arrival[Awaiting, ReviewRecorded]:

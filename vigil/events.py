@@ -480,6 +480,34 @@ class DataQualityRestored(DataQualityChanged):
     changed_event_id: UUID
 
 
+class ReaderFindingRaised(Event):
+    """The model as a second reader, over the performance window: clinicians with the model are
+    significantly less sensitive for a critical label than the model alone
+    (`clinician_less_sensitive`, exact McNemar), or they accept too many of its wrong suggestions
+    (`wrong_suggestions_accepted`, automation bias)."""
+
+    event_type: Literal["ReaderFindingRaised"] = "ReaderFindingRaised"
+    model_id: Text
+    model_version: Text
+    kind: Literal["clinician_less_sensitive", "wrong_suggestions_accepted"]
+    label: Label
+    subgroup: dict[Text, Text] = Field(default_factory=dict, description="empty: everyone")
+    model_sensitivity: float | None
+    clinician_sensitivity: float | None
+    sensitivity_p: float | None = Field(description="exact McNemar on the truth-positive discordant pairs")
+    wrong_accepted: float | None = Field(description="share of the model's wrong suggestions clinicians accepted")
+    wrong_suggestions: int = Field(ge=0)
+    cases: int = Field(ge=0, description="reviewed outputs with a final label and a known truth")
+    summary: LongText
+    window_days: int
+    window_end: AwareDatetime
+
+
+class ReaderFindingResolved(ReaderFindingRaised):
+    event_type: Literal["ReaderFindingResolved"] = "ReaderFindingResolved"  # type: ignore[assignment]
+    raised_event_id: UUID
+
+
 TransparencyKind = Literal["disclaimer_shown", "explanation_present", "consent_recorded", "score_present"]
 
 
@@ -558,6 +586,8 @@ DERIVED_EVENTS: dict[str, type[Event]] = {
         SourceResumed,
         DataQualityChanged,
         DataQualityRestored,
+        ReaderFindingRaised,
+        ReaderFindingResolved,
     )
 }
 EVENT_TYPES: dict[str, type[Event]] = {**INPUT_EVENTS, **DERIVED_EVENTS}

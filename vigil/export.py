@@ -19,7 +19,8 @@ from typing import Any
 SIGNALS = (
     "DriftDetected", "DriftResolved", "ThresholdBreached", "ThresholdRestored", "DisparityDetected",
     "DisparityResolved", "OversightViolation", "OversightRestored", "TransparencyViolation", "TransparencyRestored",
-    "SourceSilent", "SourceResumed", "DataQualityChanged", "DataQualityRestored", "TrendDetected",
+    "SourceSilent", "SourceResumed", "DataQualityChanged", "DataQualityRestored", "ReaderFindingRaised",
+    "ReaderFindingResolved", "TrendDetected",
     "IncidentCandidateRaised", "ReportOverdue",
 )  # fmt: skip
 
@@ -106,6 +107,7 @@ def signal_row(event: Mapping[str, Any]) -> dict[str, str]:
         ),
     }
     detail["DataQualityRestored"] = detail["DataQualityChanged"]
+    detail["ReaderFindingRaised"] = detail["ReaderFindingResolved"] = lambda e: e["summary"]
     detail["OversightRestored"] = detail["TransparencyViolation"] = detail["TransparencyRestored"] = detail[
         "OversightViolation"
     ]

@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from vigil.events import InferenceMade, OutcomeObserved
 from vigil.join import ParkedPair, Position
 from vigil.oversight import Tally
+from vigil.readers import ReviewedOutput
 
 Value = float | int | str | None
 JoinedPair = ParkedPair[InferenceMade, OutcomeObserved]  # `since`: when it met
@@ -59,25 +60,29 @@ class Handover(BaseModel):
     inferences: list[DriftInput] = []
     pairs: list[JoinedPair] = []
     counts: list[OversightCount] = []
+    reviews: list[ReviewedOutput] = []  # each output's first review, for the readers' join
 
     def pieces(self, most: int = 200) -> list[Handover]:
         """This handover in records of about `most` items of each kind, in order: a batch of a
         busy model would otherwise pass Kafka's largest record (1 MiB by default). The items of
         one record (a tick counts many outputs) stay in one piece: the second stage takes a
         record's items once, from the first piece that holds any."""
-        inferences, pairs, counts = (_chunks(items, most) for items in (self.inferences, self.pairs, self.counts))
+        inferences, pairs, counts, reviews = (
+            _chunks(items, most) for items in (self.inferences, self.pairs, self.counts, self.reviews)
+        )
         return [
             Handover(
                 model_id=self.model_id,
                 inferences=inferences[n] if n < len(inferences) else [],
                 pairs=pairs[n] if n < len(pairs) else [],
                 counts=counts[n] if n < len(counts) else [],
+                reviews=reviews[n] if n < len(reviews) else [],
             )
-            for n in range(max(len(inferences), len(pairs), len(counts)))
+            for n in range(max(len(inferences), len(pairs), len(counts), len(reviews)))
         ]
 
 
-Item = TypeVar("Item", DriftInput, JoinedPair, OversightCount)
+Item = TypeVar("Item", DriftInput, JoinedPair, OversightCount, ReviewedOutput)
 
 
 def _chunks(items: list[Item], most: int) -> list[list[Item]]:

@@ -19,6 +19,7 @@ AlertName = Literal[
     "FeatureDrift", "DatasetDrift", "SafetyThresholdBreached", "EquityDisparity", "OversightViolation",
     "TransparencyViolation", "EscalationMissed", "GuidelineChanged", "IncidentReportDueSoon",
     "IncidentReportOverdue", "IncidentTrendDetected", "SourceSilent", "DataQualityChanged",
+    "ClinicianLessSensitive", "WrongSuggestionsAccepted",
 ]  # fmt: skip
 RuleName = Literal[
     "VigilRecorderLagging", "VigilDeadLettersRising", "VigilProcessingErrors", "VigilDependencyDown",
@@ -69,6 +70,12 @@ DEFAULT_PLAN: dict[str, PlanEntry] = {
                            "events stopped (integration, network, the SDK's spool); its outputs go unmonitored."),
     "DataQualityChanged": _entry("ml-engineering", "weekly", "Find which upstream system stopped (or started) "
                                  "filling the field; fix the integration, or set a new reference if it is intended."),
+    "ClinicianLessSensitive": _entry("clinical-safety", "weekly", "Clinicians reviewing the model miss more of the "
+                                     "critical label than the model alone: review the cases with the reviewers; "
+                                     "check how the output is shown to them; decide whether to change the workflow."),
+    "WrongSuggestionsAccepted": _entry("clinical-safety", "weekly", "Clinicians accept many of the model's wrong "
+                                       "suggestions (automation bias): review cases with them; retrain reviewers; "
+                                       "show the score and explanation; consider a second, independent read."),
     "VigilRecorderLagging": _entry("vigil-operators", "daily", "Check the recorder's log and PostgreSQL; add a "
                                    "recorder (VIGIL_RECORDER_SHARE) if it cannot keep up."),
     "VigilDeadLettersRising": _entry("vigil-operators", "daily", "Read the dead letters' reasons (the dead_letters "

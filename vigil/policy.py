@@ -155,6 +155,14 @@ class TransparencyPolicy(Strict):
         }
 
 
+class ReadersPolicy(Strict):
+    """The model alone against the clinician with it (vigil.readers), over the performance window."""
+
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="McNemar: clinicians significantly less sensitive")
+    max_wrong_accepted: float = Field(default=0.5, gt=0, le=1, description="share of wrong suggestions accepted")
+    min_wrong: int = Field(default=10, ge=1, description="wrong suggestions before their acceptance is judged")
+
+
 class SourcesPolicy(Strict):
     """System integrity: a deployment that stops sending. Silent when no inference has come for
     longer than `gap_factor` times its median gap between inferences over the last day, and at
@@ -176,6 +184,7 @@ class ModelPolicy(Strict):
     oversight: OversightPolicy = OversightPolicy()
     transparency: TransparencyPolicy = TransparencyPolicy()
     sources: SourcesPolicy = SourcesPolicy()
+    readers: ReadersPolicy = ReadersPolicy()
     footprint: FootprintPolicy = FootprintPolicy()
     plan: dict[str, PlanEntry] = Field(default_factory=lambda: dict(DEFAULT_PLAN), description="vigil/plan.py")
 

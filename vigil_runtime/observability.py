@@ -168,6 +168,11 @@ TRANSPARENCY_ACTIVE = Gauge(
     "1 while a TransparencyViolation of the kind stands",
     ["model_id", "model_version", "kind"],
 )
+READER_FINDING = Gauge(
+    "vigil_reader_finding_active",
+    "1 while a ReaderFindingRaised of the kind stands for some label and subgroup of the version (vigil.readers)",
+    ["model_id", "model_version", "kind"],
+)
 REVIEWS_UNMATCHED = Counter(
     "vigil_reviews_unmatched_total",
     "Reviews whose inference never came (patient-facing, already counted unreviewed, or never sent)",

@@ -3,6 +3,8 @@ computes it, and the verdict on worse readers and accepted wrong suggestions."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +12,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from statsmodels.stats.contingency_tables import mcnemar
 
-from vigil.readers import ReaderCase, reader_report
+from vigil.events import ReaderFindingRaised, ReaderFindingResolved
+from vigil.policy import ReadersPolicy
+from vigil.readers import (
+    ReaderCase,
+    ReaderState,
+    count_case,
+    findings,
+    reader_alert,
+    reader_report,
+    reader_transitions,
+    window_rows,
+)
 
 LABELS = ["benign", "malignant"]
 
@@ -76,3 +89,69 @@ def test_a_clinician_who_corrects_the_model_is_not_flagged() -> None:
     found = reader_report(cases, ["malignant"], [], without_final_label=0)
     assert found.verdict == ["clinicians with the model are not worse than it alone"]
     assert found.rows[0].clinician_sensitivity == 1.0 and found.rows[0].wrong_accepted == 0.0
+
+
+T0 = datetime(2026, 10, 5, 9, tzinfo=UTC)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 20))
+def test_counts_by_day_give_the_batch_rows_over_the_window(seed: int, window_days: int) -> None:
+    """The worker's day buckets over a window give the rows the query computes from the cases in it."""
+    rng = np.random.default_rng(seed)
+    cases = cases_of(rng, 400, 0.5)
+    made = [T0 + timedelta(hours=int(h)) for h in rng.integers(0, 24 * 30, len(cases))]
+    state = ReaderState()
+    for case, at in zip(cases, made, strict=True):
+        count_case(state, case, at, ["malignant"], ["site"], max_values=20)
+    assert state.latest == max(made)
+    first = state.latest.date() - timedelta(days=window_days - 1)
+    inside = [c for c, at in zip(cases, made, strict=True) if at.date() >= first]
+    expected = reader_report(inside, ["malignant"], ["site"], 0).rows
+    assert window_rows(state, state.latest.date(), window_days) == expected
+    assert min(state.days) >= first.isoformat()  # older days are dropped
+
+
+def test_findings_are_raised_once_and_resolved_with_stable_ids() -> None:
+    policy = ReadersPolicy(min_wrong=10)
+    bad = [ReaderCase({"site": "a"}, "benign", "benign", "malignant", "accepted")] * 12  # wrong, accepted
+    bad += [ReaderCase({"site": "a"}, "malignant", "benign", "malignant", "modified")] * 30  # right, changed
+    state = ReaderState()
+    for case in bad:
+        count_case(state, case, T0, ["malignant"], ["site"], 20)
+    rows = window_rows(state, T0.date(), 30)
+    found = findings(rows, policy)
+    assert {(f.kind, tuple(f.row.subgroup.items())) for f in found} == {
+        ("clinician_less_sensitive", ()), ("clinician_less_sensitive", (("site", "a"),)),
+        ("wrong_suggestions_accepted", ()), ("wrong_suggestions_accepted", (("site", "a"),)),
+    }  # fmt: skip
+    raised = reader_transitions(state, "m", "1", rows, found, 30, T0)
+    assert len(raised) == 4 and all(isinstance(e, ReaderFindingRaised) for e in raised)
+    assert reader_transitions(state, "m", "1", rows, found, 30, T0) == []  # standing: nothing new
+    again = ReaderState()
+    for case in bad:
+        count_case(again, case, T0, ["malignant"], ["site"], 20)
+    replayed = reader_transitions(again, "m", "1", rows, found, 30, T0)
+    assert [e.event_id for e in replayed] == [e.event_id for e in raised]
+    alert = reader_alert(raised[0])
+    assert alert.alert_name == "ClinicianLessSensitive" and alert.severity == "critical"
+    assert alert.labels == {"label": "malignant", "subgroup": "everyone"}
+
+    later = T0 + timedelta(days=1)
+    for case in [ReaderCase({"site": "a"}, "benign", "malignant", "malignant", "overridden")] * 200:
+        count_case(state, case, later, ["malignant"], ["site"], 20)  # clinicians catch what the model missed
+    rows = window_rows(state, later.date(), 30)
+    resolved = reader_transitions(state, "m", "1", rows, findings(rows, policy), 30, later)
+    assert {type(e) for e in resolved} == {ReaderFindingResolved} and len(resolved) == 4
+    assert {e.raised_event_id for e in resolved if isinstance(e, ReaderFindingResolved)} == {e.event_id for e in raised}
+    assert state.standing == {}
+    assert reader_alert(resolved[0]).resolved
+
+
+def test_attribute_values_past_the_cap_are_counted_as_other() -> None:
+    state = ReaderState()
+    for site in "abc":
+        count_case(state, ReaderCase({"site": site}, "benign", "benign", "benign", "accepted"), T0, ["malignant"],
+                   ["site"], max_values=2)  # fmt: skip
+    groups = {tuple(r.subgroup.items()) for r in window_rows(state, T0.date(), 1)}
+    assert groups == {(), (("site", "a"),), (("site", "b"),), (("site", "other"),)}
