@@ -55,6 +55,15 @@ async def _registered(conn: AsyncConnection, model_id: str) -> ModelRegistered:
     return registered
 
 
+async def _admitted_reviews(
+    conn: AsyncConnection, model: ModelRegistered, since: datetime | None, as_of: datetime | None
+) -> list[ReviewRecorded]:
+    """The model's reviews the worker counts: one with a final label outside the label set is a
+    dead letter there (vigil.registry.refused_review), though the store keeps it as it came."""
+    found = await reads.of_type(conn, ReviewRecorded, model_id=model.model_id, since=since, recorded_by=as_of)
+    return [review for review in found if refused_review(review, model) is None]
+
+
 async def _counted_pairs(
     conn: AsyncConnection, model: ModelRegistered, version: str | None, since: datetime | None, as_of: datetime | None
 ) -> list[tuple[InferenceMade, OutcomeObserved]]:
@@ -135,7 +144,7 @@ async def oversight(
         made = await reads.of_type(conn, InferenceMade, model_id=model_id, version=version, since=since, until=until,
                                    recorded_by=as_of)  # fmt: skip
         # A review comes after its inference, so no review of the window's outputs is left out.
-        seen = await reads.of_type(conn, ReviewRecorded, model_id=model_id, since=since, recorded_by=as_of)
+        seen = await _admitted_reviews(conn, model, since, as_of)
     check_attributes([by] if by else [], {"deployment", *(a for m in made for a in m.subgroup)}, bool(made))
     settings = policy.for_model(model_id).oversight
     transparency = policy.for_model(model_id).transparency.for_risk_class(model.risk_class)
@@ -171,11 +180,10 @@ async def readers(
     async with engine.connect() as conn:
         model = await _registered(conn, model_id)
         kept = await _counted_pairs(conn, model, version, since, as_of)
-        reviews = await reads.of_type(conn, ReviewRecorded, model_id=model_id, since=since, recorded_by=as_of)
+        reviews = await _admitted_reviews(conn, model, since, as_of)
     first_review: dict[uuid.UUID, ReviewRecorded] = {}
     for review in reviews:
-        if refused_review(review, model) is None:  # as the worker: a final label outside the label set is refused
-            first_review.setdefault(review.inference_id, review)
+        first_review.setdefault(review.inference_id, review)
     settings = policy.for_model(model_id).performance
     capped, cases, without = Capped(settings.max_values), [], 0
     attributes = {a for inference, _ in kept for a in inference.subgroup}
