@@ -92,6 +92,14 @@ async def test_every_dashboard_query_returns_data(pipeline: Pipeline, prometheus
         await producer.send_and_wait(s.topic("inference.v1"), b"not json")
         await producer.stop()
 
+    # The chatbot's transparency share is judged over its version's window, which the missed
+    # escalation below (the same version, months later) moves past these outputs: it is read first.
+    async def transparency_judged() -> bool:
+        metrics = httpx.get(f"http://127.0.0.1:{s.worker_metrics_port}/metrics").text
+        return 'vigil_transparency_share{kind="disclaimer_shown",model_id="symptom-chat"' in metrics
+
+    await wait_until(transparency_judged, 60, "the chatbot's transparency share")
+
     # A drift episode that does not recover, for the drift dashboard.
     shift = shift_stream(f"dashboard-{RUN}", s.topic_partitions, recover=False)
     for start in range(0, len(shift), 500):
