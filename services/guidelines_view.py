@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 from rich.console import Console
@@ -37,6 +38,12 @@ def _counts(counts: dict[str, int]) -> str:
 
 def write_cases(path: Path, cases: list[Case]) -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, list(Case.model_fields))
-        writer.writeheader()
-        writer.writerows(case.model_dump() for case in cases)
+        f.write(cases_csv(cases))
+
+
+def cases_csv(cases: list[Case]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, list(Case.model_fields))
+    writer.writeheader()
+    writer.writerows(case.model_dump() for case in cases)
+    return out.getvalue()

@@ -78,10 +78,12 @@ class IncidentService(EventService):
         )
         await self._publish([event])
 
-    async def list(self, status: str | None = None) -> list[InboxEntry]:
-        """Incidents, the most urgent first."""
+    async def list(
+        self, status: str | None = None, model_id: str | None = None, regime: str | None = None
+    ) -> list[InboxEntry]:
+        """Incidents, the most urgent first; of one status, model or reporting regime."""
         async with self.engine.connect() as conn:
-            return await reads.inbox(conn, status)
+            return await reads.inbox(conn, status, model_id, regime)
 
     async def report_for_regulator(
         self, incident_id: UUID, format: str, report_type: ReportType, by: str, role: str, now: datetime

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, get_args
 
-from pydantic import field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vigil.events import ALL_TOPICS
@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     # token -> "role" or "role:person" (the person is named in the audit trail). Tokens are
     # secrets: set them from a secret store in production.
     api_tokens: dict[str, str] = {}
+    # Signs the console's session cookies. Unset, each API process draws its own at start: sessions
+    # then end when it restarts, and several API processes behind one address need the same value.
+    console_secret: SecretStr | None = None
+    console_session_minutes: int = Field(480, ge=1, le=7 * 24 * 60)  # a session ends this long after sign-in
 
     prometheus_url: str = "http://127.0.0.1:9090"
     alertmanager_url: str = "http://127.0.0.1:9094"

@@ -25,6 +25,7 @@ from services.api.incidents import routes as incident_routes
 from services.api.models import guideline_routes
 from services.api.models import routes as model_routes
 from services.api.registry import routes as registry_routes
+from services.console import install as install_console
 from services.incidents import IncidentService
 from services.models import ModelService
 from services.registry import RegistryService
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(registry_routes)
     app.include_router(model_routes)
     app.include_router(guideline_routes)
+    install_console(app, settings)
     install_error_handlers(app)
 
     @app.get("/healthz", include_in_schema=False)

@@ -8,8 +8,9 @@ import uuid
 
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
+from services.console.views import error_page
 from services.event_service import NotYetRecorded
 from services.guidelines import UnknownGuideline
 from services.incidents import UnknownIncident
@@ -40,20 +41,24 @@ ERROR_STATUS: dict[type[Exception], int] = {
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    async def answer(_: Request, error: Exception) -> JSONResponse:
-        status = next(code for cls, code in ERROR_STATUS.items() if isinstance(error, cls))
-        return JSONResponse({"detail": str(error)}, status_code=status)
+    def respond(request: Request, status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
+        if request.url.path.startswith("/console"):  # people read these: a page in the console's frame
+            session = request.app.state.console_sessions.read(request)
+            return error_page(request, status, detail, session)
+        return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
-    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+    async def answer(request: Request, error: Exception) -> Response:
+        status = next(code for cls, code in ERROR_STATUS.items() if isinstance(error, cls))
+        return respond(request, status, str(error))
+
+    async def unexpected(request: Request, error: Exception) -> Response:
         if isinstance(error, Unavailable) or is_outage(error):
             log.warning("api.dependency_unavailable", path=request.url.path, error=type(error).__name__)
             detail = str(error) if isinstance(error, Unavailable) else "the event store cannot be reached; retry"
-            return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+            return respond(request, 503, detail, {"Retry-After": str(RETRY_AFTER_SECONDS)})
         reference = uuid.uuid4().hex[:12]
         log.exception("api.unexpected_error", path=request.url.path, reference=reference)
-        return JSONResponse(
-            {"detail": f"internal error {reference}: the API log has it under this reference"}, status_code=500
-        )
+        return respond(request, 500, f"internal error {reference}: the API log has it under this reference")
 
     for cls in ERROR_STATUS:
         app.add_exception_handler(cls, answer)

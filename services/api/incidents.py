@@ -142,14 +142,23 @@ async def report(
     type: ReportType = "initial",
     render: Literal["json", "pdf"] = "json",
 ) -> Response:
+    return await report_response(incidents, incident_id, format, type, render, caller)
+
+
+async def report_response(
+    incidents: IncidentService,
+    incident_id: UUID,
+    format: Literal["mir", "fda-3500a"],
+    type: ReportType,
+    render: Literal["json", "pdf"],
+    caller: Caller,
+) -> Response:
+    """The report as a download (the API's and the console's): preparing it is recorded as a view."""
     built = await incidents.report_for_regulator(
         incident_id, format, type, caller.person, caller.role, datetime.now(UTC)
     )
+    filename = f"{format}-{incident_id}.{render}"
+    disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
     if render == "pdf":
-        filename = f"{format}-{incident_id}.pdf"
-        return Response(
-            render_pdf(built, str(incident_id)),
-            media_type="application/pdf",
-            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-        )
-    return Response(built.model_dump_json(), media_type="application/json")
+        return Response(render_pdf(built, str(incident_id)), media_type="application/pdf", headers=disposition)
+    return Response(built.model_dump_json(), media_type="application/json", headers=disposition)

@@ -167,6 +167,8 @@ def demo(
         f"\nThe stack keeps running: the API at {api}, Prometheus at {settings.prometheus_url}; "
         "stop it all with `make down`.\n"
         f"The demo's API tokens (emitter, safety_officer, auditor) are in {token_file}; try:\n"
-        f'  curl -H "Authorization: Bearer {tokens["safety_officer"]}" {api}/v1/incidents'
+        f'  curl -H "Authorization: Bearer {tokens["safety_officer"]}" {api}/v1/incidents\n'
+        f"The console for safety officers, auditors and governance committees: {api}/console/\n"
+        f"  sign in as the demo's safety officer with the token {tokens['safety_officer']}"
     )
     raise typer.Exit(code)

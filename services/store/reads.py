@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.store.tables import dead_letters, events, incidents
 from vigil.events import (
+    Clock,
     Event,
     GuidelineChanged,
     InferenceMade,
@@ -29,7 +30,7 @@ from vigil.events import (
     ModelVersionReleased,
     OutcomeObserved,
 )
-from vigil.incidents import IncidentSummary
+from vigil.incidents import Incident, IncidentSummary
 from vigil.registry import ModelRecord, fold_registry
 from vigil.validation import parse
 
@@ -216,17 +217,30 @@ async def topics_since(conn: AsyncConnection, since: datetime) -> list[tuple[str
 
 class InboxEntry(IncidentSummary):
     last_seq: int = Field(description="the store position of the last event folded into the incident")
+    open_clocks: list[Clock] = Field(default_factory=list, description="reporting clocks still running")
 
 
 def _entries(rows: Iterable[Any]) -> list[InboxEntry]:
-    return [InboxEntry.model_validate({k: v for k, v in r._mapping.items() if k != "state"}) for r in rows]
+    return [
+        InboxEntry.model_validate(
+            {k: v for k, v in r._mapping.items() if k != "state"}
+            | {"open_clocks": Incident.model_validate(r.state).open_clocks()}
+        )
+        for r in rows
+    ]
 
 
-async def inbox(conn: AsyncConnection, status: str | None = None) -> list[InboxEntry]:
-    """Incidents, the most urgent first."""
+async def inbox(
+    conn: AsyncConnection, status: str | None = None, model_id: str | None = None, regime: str | None = None
+) -> list[InboxEntry]:
+    """Incidents, the most urgent first; of one status, model or reporting regime."""
     query = select(incidents).order_by(incidents.c.next_due_at.nulls_last(), incidents.c.aware_at)
     if status:
         query = query.where(incidents.c.status == status)
+    if model_id:
+        query = query.where(incidents.c.model_id == model_id)
+    if regime:
+        query = query.where(incidents.c.state["clocks"].contains([{"regime": regime}]))
     rows = await conn.execute(query)
     return _entries(rows)
 

@@ -55,6 +55,12 @@ def test_demo_streams_records_dead_letters_and_verifies(settings: Settings, tmp_
             "http://127.0.0.1:28000/v1/incidents", headers={"Authorization": f"Bearer {tokens['auditor']}"}
         )
         assert inbox.status_code == 200, inbox.text
+        # ... and sign in to the console with the token it prints.
+        assert "http://127.0.0.1:28000/console/" in out and tokens["safety_officer"] in out
+        console = httpx.post(
+            "http://127.0.0.1:28000/console/sign-in", data={"token": tokens["safety_officer"]}, follow_redirects=True
+        )
+        assert console.status_code == 200 and "demo-safety-officer" in console.text
         assert "hash chain intact" in out
         for kind in ("not_json", "unsupported_version", "schema", "unknown_type", "phi"):
             assert kind in out
