@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -38,6 +40,16 @@ def install(app: FastAPI, settings: Settings) -> None:
         message = "this form did not come from your console session (a missing or stale form token); reload the page"
         return error_page(request, 403, message, app.state.console_sessions.read(request))
 
+    async def not_understood(request: Request, error: Exception) -> Response:
+        """A malformed query or path (a date that is no date, an id that is no id): the API keeps
+        FastAPI's JSON answer, the console says it in words on a page."""
+        assert isinstance(error, RequestValidationError)
+        if not request.url.path.startswith("/console"):
+            return await request_validation_exception_handler(request, error)
+        problems = "; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in error.errors())
+        return error_page(request, 422, problems, app.state.console_sessions.read(request))
+
+    app.add_exception_handler(RequestValidationError, not_understood)
     app.add_exception_handler(SignInNeeded, sign_in_first)
     app.add_exception_handler(Forbidden, forbidden)
     app.add_exception_handler(CsrfMismatch, csrf_mismatch)

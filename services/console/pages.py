@@ -145,27 +145,33 @@ class InboxFilters(BaseModel):
     regime: RegimeName | Literal[""] = ""
 
 
-async def _inbox(request: Request, session: Session, filters: InboxFilters) -> dict[str, Any]:
+async def _inbox(request: Request, session: Session, chosen: tuple[InboxFilters, dict[str, str]]) -> dict[str, Any]:
     allow(session, "read incidents", "safety_officer", "auditor")
+    filters, problems = chosen
     entries = await incidents_of(request).list(filters.status or None, filters.model or None, filters.regime or None)
     models = sorted({m.model_id for m in await registry_of(request).models(None)})
     return {
         "entries": entries,
         "filters": filters,
+        "problems": problems,
         "models": models,
         "statuses": get_args(IncidentStatus),
         "regimes": get_args(RegimeName),
     }
 
 
-def _filters(model: str = "", status: str = "", regime: str = "") -> InboxFilters:
+def _filters(model: str = "", status: str = "", regime: str = "") -> tuple[InboxFilters, dict[str, str]]:
+    """The inbox's filters, and a reason for each one that names nothing (it then filters nothing)."""
+    sent = {"model": model, "status": status, "regime": regime}
     try:
-        return InboxFilters.model_validate({"model": model, "status": status, "regime": regime})
-    except ValidationError:
-        return InboxFilters(model=model)  # an unknown status or regime filters nothing out: show all
+        return InboxFilters.model_validate(sent), {}
+    except ValidationError as invalid:
+        wrong = {str(e["loc"][0]) for e in invalid.errors()}
+        problems = {name: f"{sent[name]!r} is not a {name}; showing all" for name in wrong}
+        return InboxFilters.model_validate({k: v for k, v in sent.items() if k not in wrong}), problems
 
 
-Filters = Annotated[InboxFilters, Depends(_filters)]
+Filters = Annotated[tuple[InboxFilters, dict[str, str]], Depends(_filters)]
 
 
 @routes.get("/", response_class=HTMLResponse)
@@ -357,9 +363,16 @@ async def signals(request: Request, session: SignedIn, model: str = "", kind: st
     """Drift, thresholds, disparity, oversight, transparency, readers, sources, trends and overdue
     reports, the newest first."""
     kinds = [k for k in FEED_KINDS if not kind or _name(k) == kind]
-    since = datetime.now(UTC) - timedelta(days=max(1, min(days, 3650)))
+    problems = {}
+    if not kinds:
+        problems["kind"] = f"{kind!r} is not a kind of signal; showing all"
+        kinds, kind = list(FEED_KINDS), ""
+    if not 1 <= days <= 3650:
+        problems["days"] = f"{days} is outside 1 to 3650 days; showing {max(1, min(days, 3650))}"
+        days = max(1, min(days, 3650))
+    since = datetime.now(UTC) - timedelta(days=days)
     async with registry_of(request).engine.connect() as conn:
-        found = await reads.of_type(conn, *kinds, model_id=model or None, recorded_since=since) if kinds else []
+        found = await reads.of_type(conn, *kinds, model_id=model or None, recorded_since=since)
     feed = list(reversed(found))[:FEED_LIMIT]
     models = sorted({m.model_id for m in await registry_of(request).models(None)})
     return page(
@@ -370,6 +383,7 @@ async def signals(request: Request, session: SignedIn, model: str = "", kind: st
         model=model,
         kind=kind,
         days=days,
+        problems=problems,
         models=models,
         kinds=sorted(_name(k) for k in FEED_KINDS),
         limit=FEED_LIMIT,

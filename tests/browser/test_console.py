@@ -130,6 +130,20 @@ async def test_the_console_serves_a_safety_officer_and_refuses_what_a_role_may_n
     await page.get_by_role("button", name="Filter").click()
     await expect(page.locator("#inbox-rows")).to_contain_text("No incidents match")
 
+    # Bad input in a query or a path: the reason in words, in the console's frame, never a 500.
+    await page.goto("/console/?status=bogus")
+    await expect(page.locator("#err-status")).to_have_text("'bogus' is not a status; showing all")
+    for path, status, words in (
+        ("/console/signals?days=many", 422, "days: Input should be a valid integer"),
+        ("/console/signals?kind=Nonsense", 200, "'Nonsense' is not a kind of signal"),
+        ("/console/incidents/not-an-id", 422, "incident_id: Input should be a valid UUID"),
+        (f"/console/incidents/{uuid.uuid4()}", 404, "no incident"),
+        ("/console/models/no-such-model", 404, "no model 'no-such-model' is registered"),
+    ):
+        answer = await page.goto(path)
+        assert answer is not None and answer.status == status, path
+        await expect(page.locator("main")).to_contain_text(words)
+
     # The overdue incident's page: a field left empty is refused next to it, and nothing changes.
     await page.goto(f"/console/incidents/{late_id}")
     await accessible(page, "incident")

@@ -57,10 +57,13 @@ def test_demo_streams_records_dead_letters_and_verifies(settings: Settings, tmp_
         assert inbox.status_code == 200, inbox.text
         # ... and sign in to the console with the token it prints.
         assert "http://127.0.0.1:28000/console/" in out and tokens["safety_officer"] in out
-        console = httpx.post(
-            "http://127.0.0.1:28000/console/sign-in", data={"token": tokens["safety_officer"]}, follow_redirects=True
-        )
-        assert console.status_code == 200 and "demo-safety-officer" in console.text
+        with httpx.Client(base_url="http://127.0.0.1:28000/console", follow_redirects=True) as browser:
+            signed_in = browser.post("/sign-in", data={"token": tokens["safety_officer"]})
+            assert signed_in.status_code == 200 and "demo-safety-officer" in signed_in.text
+            card = browser.get("/models/mammo-screen")
+            assert card.status_code == 200 and 'src="/console/models/mammo-screen/chart.svg"' in card.text
+            chart = browser.get("/models/mammo-screen/chart.svg")
+            assert chart.headers["content-type"] == "image/svg+xml" and b"<svg" in chart.content
         assert "hash chain intact" in out
         for kind in ("not_json", "unsupported_version", "schema", "unknown_type", "phi"):
             assert kind in out
