@@ -276,7 +276,7 @@ async def _tell_affected(guideline: GuidelineChanged, partition: int) -> None:
 
 
 async def _check_escalation(inference: InferenceMade, outcome: OutcomeObserved) -> None:
-    if found := missed_escalation(inference, outcome):
+    if found := missed_escalation(inference, outcome, monitoring.for_model(inference.model_id).reporting.counting):
         for event in found:
             await emit(event)
         log.warning("worker.escalation_missed", model_id=inference.model_id, event_id=str(inference.event_id))
@@ -296,6 +296,8 @@ async def _judge_performance(model_id: str, version: str, state: PerformanceStat
     for signal in performance_transitions(state, model_id, version, table, rules, policy.window_days):
         await emit(signal)
         await emit(performance_alert(signal))
-        if isinstance(signal, ThresholdBreached) and (candidate := breach_candidate(signal, model)):
+        if isinstance(signal, ThresholdBreached) and (
+            candidate := breach_candidate(signal, model, monitoring.for_model(model_id).reporting.counting)
+        ):
             await emit(candidate)
         log.warning("worker.performance", model_id=model_id, model_version=version, event_type=signal.event_type)

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from vigil.events import AlertRaised, CandidateSource, Event, IncidentCandidateRaised, Severity
+from vigil.events import AlertRaised, CandidateSource, Counting, Event, IncidentCandidateRaised, Severity
 from vigil.plan import AlertName
 
 NAMESPACE = uuid.UUID("6d1f4b2e-8a3c-4e5d-9b7f-0c2a4e6d8b1f")
@@ -61,9 +61,11 @@ def incident_candidate(
     model_version: str,
     summary: str,
     country: str | None,
+    counting: Counting,
     inference_ids: Sequence[uuid.UUID] = (),
 ) -> IncidentCandidateRaised:
-    """An incident proposed for triage, aware from when it was found."""
+    """An incident proposed for triage, aware from when it was found; its clocks counted by the
+    policy's rule (`counting`)."""
     incident_id = incident_id_for(source, cause)
     return IncidentCandidateRaised(
         event_id=uuid.uuid5(NAMESPACE, f"candidate/{incident_id}"),
@@ -76,4 +78,5 @@ def incident_candidate(
         inference_ids=list(inference_ids),
         country=country or UNKNOWN_COUNTRY,
         aware_at=occurred_at,
+        counting=counting,
     )

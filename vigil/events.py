@@ -105,6 +105,9 @@ class ReviewRecorded(Event):
 
 
 Harm = Literal["none", "temporary", "serious_deterioration", "death"]
+# How calendar-day reporting periods are counted (vigil/regulatory.py): the policy's choice, stated
+# by the event that opens an incident so that a replay next year counts as Vigil counted then.
+Counting = Literal["elapsed_days", "regulation_1182_71"]
 
 
 class IncidentReported(Event):
@@ -119,6 +122,7 @@ class IncidentReported(Event):
     description: LongText
     country: CountryCode
     aware_at: AwareDatetime
+    counting: Counting = Field("elapsed_days", description="the rule its reporting clocks are counted by")
 
 
 RiskClass = Literal["high", "medium", "low"]
@@ -248,6 +252,7 @@ class IncidentCandidateRaised(Event):
     inference_ids: list[UUID] = Field(default_factory=list, max_length=1000)
     country: CountryCode
     aware_at: AwareDatetime
+    counting: Counting = Field("elapsed_days", description="the rule its reporting clocks are counted by")
 
 
 class IncidentTriaged(Event, Actor):
@@ -270,6 +275,10 @@ class Clock(Record):
     last_day: date
     due_at: AwareDatetime
     provisional: bool = Field(description="true until reportability is decided: the worst case that may apply")
+    counting: Counting | None = Field(
+        None, description="the rule last_day follows; none on clocks recorded before Vigil named it (1182/71)"
+    )
+    other_last_day: date | None = Field(None, description="the last day under the other counting rule")
 
 
 class ReportabilityDecided(Event, Actor):

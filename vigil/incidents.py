@@ -25,6 +25,7 @@ from vigil.events import (
     AlertRaised,
     Causality,
     Clock,
+    Counting,
     Event,
     Harm,
     IncidentCandidateRaised,
@@ -75,6 +76,7 @@ class Incident(Record):
     model_version: str
     country: str
     aware_at: AwareDatetime
+    counting: Counting = "elapsed_days"  # how its clocks count calendar days (vigil/regulatory.py)
     description: str
     inference_ids: list[UUID] = Field(default_factory=list)
     reported_harm: Harm | None = None
@@ -207,6 +209,8 @@ def _clock(d: Deadline, provisional: bool) -> Clock:
         last_day=d.last_day,
         due_at=d.due_at,
         provisional=provisional,
+        counting=d.counting,
+        other_last_day=d.other_last_day,
     )
 
 
@@ -222,7 +226,8 @@ def classified_clocks(state: Incident, triage: IncidentTriaged | Triage, provisi
             remedial_action_needed=triage.remedial_action_needed,
         )
         if category:
-            clocks.append(_clock(deadline(regime, category, state.aware_at, state.country), provisional))
+            d = deadline(regime, category, state.aware_at, state.country, counting=state.counting)
+            clocks.append(_clock(d, provisional))
     return clocks
 
 
@@ -292,15 +297,17 @@ def _history(event: Event, summary: str) -> HistoryEntry:
     )
 
 
-def provisional_clocks(aware_at: datetime, country: str) -> list[Clock]:
+def provisional_clocks(aware_at: datetime, country: str, counting: Counting = "elapsed_days") -> list[Clock]:
     """The clocks an incident reported in `country` runs before anyone triages it."""
     return [
-        _clock(deadline(regime, most_urgent(regime), aware_at, country), provisional=True)
+        _clock(deadline(regime, most_urgent(regime), aware_at, country, counting=counting), provisional=True)
         for regime in applicable_regimes(country)
     ]
 
 
-def latest_awareness_overdue(now: datetime, country: str, by: timedelta = timedelta(hours=1)) -> datetime:
+def latest_awareness_overdue(
+    now: datetime, country: str, by: timedelta = timedelta(hours=1), counting: Counting = "elapsed_days"
+) -> datetime:
     """The latest awareness, in whole days before `now`, at which every provisional clock of an
     untriaged incident in `country` ran out at least `by` before `now`.
 
@@ -309,7 +316,7 @@ def latest_awareness_overdue(now: datetime, country: str, by: timedelta = timede
     never assumed (three days back is overdue on five days of the week, not on seven)."""
     for days in range(1, 60):
         aware_at = now - timedelta(days=days)
-        if all(c.due_at <= now - by for c in provisional_clocks(aware_at, country)):
+        if all(c.due_at <= now - by for c in provisional_clocks(aware_at, country, counting)):
             return aware_at
     raise ValueError(f"no awareness within 60 days of {now.isoformat()} has run out every clock in {country}")
 
@@ -333,9 +340,11 @@ def evolve(state: Incident | None, event: Event) -> Incident | None:
                 country=event.country,
                 aware_at=event.aware_at,
                 inference_ids=event.inference_ids,
+                counting=event.counting,
                 **told,
             )
-            opened = opened.model_copy(update={"clocks": provisional_clocks(opened.aware_at, opened.country)})
+            clocks = provisional_clocks(opened.aware_at, opened.country, opened.counting)
+            opened = opened.model_copy(update={"clocks": clocks})
             return _step(opened, event, summary, {})
         case _ if state is None or getattr(event, "incident_id", None) != state.incident_id:
             return state

@@ -25,6 +25,7 @@ from scipy import stats
 from vigil.alerts import alert_for, incident_candidate
 from vigil.events import (
     AlertRaised,
+    Counting,
     IncidentCandidateRaised,
     InferenceMade,
     OutcomeObserved,
@@ -539,7 +540,7 @@ def needs_escalation_watch(inference: InferenceMade) -> bool:
 
 
 def missed_escalation(
-    inference: InferenceMade, outcome: OutcomeObserved
+    inference: InferenceMade, outcome: OutcomeObserved, counting: Counting = "elapsed_days"
 ) -> tuple[IncidentCandidateRaised, AlertRaised] | None:
     """An emergency the bot did not escalate becomes an incident candidate and a critical alert."""
     if not (needs_escalation_watch(inference) and outcome.emergency):
@@ -555,6 +556,7 @@ def missed_escalation(
             f"{inference.deployment} was not escalated, but the follow-up ({outcome.source}) found an emergency."
         ),
         country=inference.country,
+        counting=counting,
         inference_ids=[inference.event_id],
     )
     alert = alert_for(

@@ -21,6 +21,7 @@ from pydantic import Field
 from vigil.alerts import alert_for, incident_candidate
 from vigil.events import (
     AlertRaised,
+    Counting,
     DisparityDetected,
     DisparityResolved,
     IncidentCandidateRaised,
@@ -296,7 +297,9 @@ def performance_alert(event: Signal) -> AlertRaised:
     )  # fmt: skip
 
 
-def breach_candidate(event: ThresholdBreached, model: ModelRegistered) -> IncidentCandidateRaised | None:
+def breach_candidate(
+    event: ThresholdBreached, model: ModelRegistered, counting: Counting = "elapsed_days"
+) -> IncidentCandidateRaised | None:
     """A confirmed breach on a high-risk model is proposed as an incident for triage."""
     if model.risk_class != "high" or event.level != "confirmed" or isinstance(event, ThresholdRestored):
         return None
@@ -313,4 +316,5 @@ def breach_candidate(event: ThresholdBreached, model: ModelRegistered) -> Incide
             f"below {event.threshold:g} over {event.window_days} days."
         ),
         country=model.countries[0] if model.countries else None,
+        counting=counting,
     )

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from vigil.drift import ALLOWED, THRESHOLDS, Method, method_for
-from vigil.events import RiskClass, TransparencyKind
+from vigil.events import Counting, RiskClass, TransparencyKind
 from vigil.performance import Metric, Rules
 from vigil.plan import DEFAULT_PLAN, PlanEntry, plan_of
 
@@ -178,6 +178,13 @@ class FootprintPolicy(Strict):
     grid_g_co2e_per_kwh: float = Field(default=250.0, ge=0, description="carbon intensity of the deployment's grid")
 
 
+class ReportingPolicy(Strict):
+    # Elapsed calendar days never give more time than a competent authority would; Regulation
+    # 1182/71's extension is the latest legally arguable day (vigil/regulatory.py). The rule is
+    # stated on each new incident: changing it here changes how later incidents are counted.
+    counting: Counting = "elapsed_days"
+
+
 class ModelPolicy(Strict):
     drift: DriftPolicy = DriftPolicy()
     performance: PerformancePolicy = PerformancePolicy()
@@ -186,6 +193,7 @@ class ModelPolicy(Strict):
     sources: SourcesPolicy = SourcesPolicy()
     readers: ReadersPolicy = ReadersPolicy()
     footprint: FootprintPolicy = FootprintPolicy()
+    reporting: ReportingPolicy = ReportingPolicy()
     plan: dict[str, PlanEntry] = Field(default_factory=lambda: dict(DEFAULT_PLAN), description="vigil/plan.py")
 
     @field_validator("plan", mode="before")

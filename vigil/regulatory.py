@@ -12,11 +12,21 @@
 | fda-803    | remedial_action                   | 5 work days        | 21 CFR 803.53(a)    |
 
 Periods start the day after awareness and end at the end of their last day, in the local time of
-the country where the incident is reported. For the EU regimes, Regulation (EEC, Euratom) No
-1182/71 on periods, dates and time limits applies: a period whose last day is a Saturday, Sunday
-or public holiday of the member state ends at the end of the next working day (Art. 3(4)), and a
-period of two days or more includes at least two working days (Art. 3(5)). FDA work days are
-Monday to Friday except federal holidays (21 CFR 803.3); FDA calendar-day periods do not move.
+the country where the incident is reported. Calendar-day periods are counted by one of two rules:
+
+- `elapsed_days` (the default): the last day is the awareness date plus the period's days, with
+  no extension for weekends or holidays. This is how vigilance practice counts (the MEDDEV 2.12-1
+  rev. 8 convention that MDR vigilance procedures and competent authorities carried over), and
+  it never gives more time than an authority would.
+- `regulation_1182_71`: Regulation (EEC, Euratom) No 1182/71 on periods, dates and time limits: a
+  period whose last day is a Saturday, Sunday or public holiday of the member state ends at the end
+  of the next working day (Art. 3(4)), and a period of two days or more includes at least two
+  working days (Art. 3(5)). The latest legally arguable day; it applies to the EU regimes only.
+
+Every deadline is computed under both: the rule in force (the policy's `reporting.counting`) drives
+the clocks and their alerts, and the other rule's date is shown beside it. FDA work days are
+Monday to Friday except federal holidays, observed dates included (21 CFR 803.3); FDA
+calendar-day periods do not move under either rule.
 """
 
 from __future__ import annotations
@@ -29,8 +39,19 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
+from vigil.events import Counting
+
 Regime = Literal["eu-mdr", "eu-ai-act", "fda-803"]
 REGIMES: tuple[Regime, ...] = ("eu-mdr", "eu-ai-act", "fda-803")
+COUNTING_RULES: dict[Counting, str] = {
+    "elapsed_days": "elapsed calendar days from awareness (vigilance practice, MEDDEV 2.12-1 rev. 8)",
+    "regulation_1182_71": "Regulation 1182/71 (weekends and holidays extend; the latest legally arguable day)",
+}
+
+
+def other_rule(counting: Counting) -> Counting:
+    return "regulation_1182_71" if counting == "elapsed_days" else "elapsed_days"
+
 
 # fmt: off
 EU_EEA = frozenset(("AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE",
@@ -148,8 +169,8 @@ def _next_working_day(day: date, country: str) -> date:
     return day
 
 
-def last_day(r: Rule, aware: date, country: str) -> date:
-    """The last day of the period that starts the day after `aware`."""
+def last_day(r: Rule, aware: date, country: str, counting: Counting = "elapsed_days") -> date:
+    """The last day of the period that starts the day after `aware`, under a counting rule."""
     if r.day_kind == "work":
         day, counted = aware, 0
         while counted < r.days:
@@ -157,7 +178,7 @@ def last_day(r: Rule, aware: date, country: str) -> date:
             counted += is_working_day(day, country)
         return day
     day = aware + timedelta(days=r.days)
-    if r.regime in ("eu-mdr", "eu-ai-act"):
+    if counting == "regulation_1182_71" and r.regime in ("eu-mdr", "eu-ai-act"):
         if not is_working_day(day, country):
             day = _next_working_day(day, country)
         if r.days >= 2:
@@ -175,6 +196,9 @@ class Deadline:
     aware_at: datetime
     last_day: date
     due_at: datetime  # exclusive: a report is on time if submitted before this instant
+    counting: Counting  # the rule last_day and due_at follow
+    other_last_day: date  # under the other rule (the same day where the rules agree)
+    other_due_at: datetime
 
     @property
     def period(self) -> str:
@@ -186,7 +210,15 @@ def zone(country: str, tz: str | None = None) -> ZoneInfo:
     return ZoneInfo(tz or TIME_ZONES.get(country, "UTC"))
 
 
-def deadline(regime: str, category: str, aware_at: datetime, country: str, tz: str | None = None) -> Deadline:
+def deadline(
+    regime: str,
+    category: str,
+    aware_at: datetime,
+    country: str,
+    tz: str | None = None,
+    counting: Counting = "elapsed_days",
+) -> Deadline:
+    """When a report is due under the rule in force (`counting`), and under the other one."""
     if aware_at.tzinfo is None:
         raise ValueError("aware_at needs a time zone")
     r = rule(regime, category)
@@ -196,9 +228,9 @@ def deadline(regime: str, category: str, aware_at: datetime, country: str, tz: s
         raise ValueError(f"{regime} applies in EU/EEA member states, not {country!r}")
     local_zone = zone(country, tz)
     aware_local = aware_at.astimezone(local_zone)
-    last = last_day(r, aware_local.date(), country)
-    due = datetime.combine(last + timedelta(days=1), time(0), local_zone)
-    return Deadline(r.regime, r.category, r.citation, r.trigger, aware_at, last, due)
+    last, other = (last_day(r, aware_local.date(), country, c) for c in (counting, other_rule(counting)))
+    due, other_due = (datetime.combine(day + timedelta(days=1), time(0), local_zone) for day in (last, other))
+    return Deadline(r.regime, r.category, r.citation, r.trigger, aware_at, last, due, counting, other, other_due)
 
 
 def applicable_regimes(country: str) -> list[Regime]:

@@ -72,7 +72,7 @@ async def _run(incidents: IncidentService, incident_id: UUID, command: Command) 
 
 
 @routes.post("", status_code=201, response_model=Incident, summary="Report an incident (deployer or safety officer)")
-async def report_incident(body: NewIncident, caller: Reporter, incidents: Service) -> Incident:
+async def report_incident(request: Request, body: NewIncident, caller: Reporter, incidents: Service) -> Incident:
     now = datetime.now(UTC)
     try:
         event = IncidentReported(
@@ -80,6 +80,7 @@ async def report_incident(body: NewIncident, caller: Reporter, incidents: Servic
             occurred_at=now,
             incident_id=uuid4(),
             reporter_role=body.reporter_role or caller.role,
+            counting=request.app.state.policy.for_model(body.model_id).reporting.counting,
             **body.model_dump(exclude={"reporter_role"}),
         )
     except ValidationError as error:

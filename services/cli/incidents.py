@@ -35,17 +35,22 @@ def incident_deadlines(
     ],
     aware: Annotated[str, typer.Option(help="awareness: a date (start of day, local) or an ISO time with zone")],
     country: Annotated[str, typer.Option(help="ISO 3166 country of the incident")] = "DE",
+    model: Annotated[str, typer.Option(help="whose policy's counting rule is in force (reporting.counting)")] = "*",
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """When is the report due? The same core the worker's clocks use."""
+    """When is the report due? The same core the worker's clocks use: under the counting rule in
+    force, with the other rule's day beside it."""
 
-    from vigil.regulatory import deadline, zone
+    from services.cli.common import get_settings
+    from vigil.policy import load_policy
+    from vigil.regulatory import COUNTING_RULES, deadline, other_rule, zone
 
     with domain_errors():
+        counting = load_policy(get_settings().policy_file).for_model(model).reporting.counting
         moment = datetime.fromisoformat(aware)
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=zone("US" if regime.value == "fda-803" else country))
-        d = deadline(regime.value, classification.value, moment, country)
+        d = deadline(regime.value, classification.value, moment, country, counting=counting)
     result = {
         "regime": d.regime,
         "classification": d.category,
@@ -53,8 +58,13 @@ def incident_deadlines(
         "trigger": d.trigger,
         "period": d.period,
         "aware_at": d.aware_at.isoformat(),
+        "counting": d.counting,
+        "counting_rule": COUNTING_RULES[d.counting],
         "last_day": d.last_day.isoformat(),
         "due_before": d.due_at.isoformat(),
+        "other_counting": other_rule(d.counting),
+        "other_last_day": d.other_last_day.isoformat(),
+        "other_due_before": d.other_due_at.isoformat(),
     }
     if as_json:
         print(json.dumps(result, indent=2))
@@ -78,19 +88,23 @@ def incident_new(
     """Report an incident (as the API's POST /v1/incidents does)."""
     from uuid import uuid4
 
+    from services.cli.common import get_settings
     from vigil.events import IncidentReported
+    from vigil.policy import load_policy
 
     now = datetime.now(UTC)
     with domain_errors():
+        counting = load_policy(get_settings().policy_file).for_model(model).reporting.counting
         event = IncidentReported(
             event_id=uuid4(), occurred_at=now, incident_id=uuid4(), reporter_role=reporter_role, model_id=model,
             model_version=version, harm=harm.value, description=description, country=country,
-            aware_at=datetime.fromisoformat(aware),
+            aware_at=datetime.fromisoformat(aware), counting=counting,
         )  # fmt: skip
         state = incident_service(lambda service: service.report(event, now))
     console.print(f"incident {state.incident_id} reported; status {state.status}")
     for clock in state.clocks:
-        console.print(f"  {clock.regime} ({clock.citation}, provisional): due before {clock.due_at.isoformat()}")
+        console.print(f"  {clock.regime} ({clock.citation}, provisional): due before {clock.due_at.isoformat()}"
+                      f" ({clock.counting or 'regulation_1182_71'})")  # fmt: skip
 
 
 @incident_app.command("show")

@@ -40,6 +40,7 @@ from vigil.events import (
 )
 from vigil.incidents import ALLOWED, Close, Command, DecideReportability, DomainError, SubmitReport, Triage
 from vigil.incidents import Status as IncidentStatus
+from vigil.regulatory import COUNTING_RULES
 
 routes = APIRouter(prefix="/console", include_in_schema=False)
 OFFICER = ("safety_officer",)
@@ -245,6 +246,7 @@ async def _incident_page(
         regimes=get_args(RegimeName),
         report_types=get_args(ReportType),
         done=request.query_params.get("done"),
+        counting_rules=COUNTING_RULES,
     )
 
 

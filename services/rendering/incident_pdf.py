@@ -75,8 +75,16 @@ def render_pdf(report: MirReport | Fda3500aReport, incident_id: str) -> bytes:
     data = report.model_dump(mode="json", exclude={"form", "clocks", "timeline"})
     for name, fields in data.items():
         story += _section(name.replace("_", " ").capitalize(), fields)
-    clocks = [["regime", "category", "legal basis", "due", "status"]] + [
-        [c.regime, c.category, c.citation, c.due_at.isoformat(), "met" if c.satisfied else "open"]
+    clocks = [["regime", "category", "legal basis", "due", "counted by", "other rule's last day", "status"]] + [
+        [
+            c.regime,
+            c.category,
+            c.citation,
+            c.due_at.isoformat(),
+            c.counting.replace("_", " "),
+            str(c.other_last_day or "—"),
+            "met" if c.satisfied else "open",
+        ]
         for c in report.clocks
     ]
     story += [Paragraph("Reporting clocks", STYLES["Heading3"]), _table(clocks)]

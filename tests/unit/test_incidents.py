@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vigil.events import Event, IncidentReported, ReportOverdue
+from vigil.events import Counting, Event, IncidentReported, ReportOverdue
 from vigil.incidents import (
     Close,
     DecideReportability,
@@ -32,7 +32,7 @@ AWARE = datetime(2026, 3, 6, 9, 0, tzinfo=UTC)
 OFFICER: dict[str, Any] = {"by": "so-017", "role": "safety_officer"}
 
 
-def reported(country: str = "DE") -> IncidentReported:
+def reported(country: str = "DE", counting: Counting = "elapsed_days") -> IncidentReported:
     return IncidentReported(
         event_id=uuid.uuid4(),
         occurred_at=AWARE,
@@ -44,6 +44,7 @@ def reported(country: str = "DE") -> IncidentReported:
         description="Chest pain not escalated by the chatbot.",
         country=country,
         aware_at=AWARE,
+        counting=counting,
     )
 
 
@@ -74,7 +75,13 @@ def test_a_serious_incident_runs_its_whole_lifecycle() -> None:
     )
     assert state.status == "closed"
     assert [c.category for c in state.clocks] == ["death_or_serious_deterioration", "serious_incident"]
-    assert [c.last_day.isoformat() for c in state.clocks] == ["2026-03-16", "2026-03-23"]
+    # 10 and 15 elapsed days from Friday 6 March; Regulation 1182/71 would move Saturday the 21st to
+    # Monday the 23rd, which each clock states beside its own.
+    assert [c.last_day.isoformat() for c in state.clocks] == ["2026-03-16", "2026-03-21"]
+    assert [(c.counting, str(c.other_last_day)) for c in state.clocks] == [
+        ("elapsed_days", "2026-03-16"),
+        ("elapsed_days", "2026-03-23"),
+    ]
     assert fold(events) == state
     assert [h.event_type for h in state.history][-1] == "IncidentClosed"
 
@@ -105,8 +112,27 @@ def test_not_reportable_needs_no_report_and_temporary_harm_cannot_be_reportable(
     assert state.status == "closed" and state.open_clocks() == []
 
 
-def test_an_untriaged_incident_runs_provisional_worst_case_clocks_and_goes_overdue() -> None:
+def test_an_incident_counted_by_regulation_1182_71_runs_to_its_latest_arguable_day() -> None:
+    """The policy's other rule, stated on the opening event: triage and replay keep it."""
+    state, events = run([SERIOUS], start=reported(counting="regulation_1182_71"))
+    assert state.counting == "regulation_1182_71" and fold(events) == state
+    assert [(c.last_day.isoformat(), str(c.other_last_day)) for c in state.clocks] == [
+        ("2026-03-16", "2026-03-16"),
+        ("2026-03-23", "2026-03-21"),
+    ]
+
+
+def test_an_untriaged_incident_by_elapsed_days_is_overdue_on_monday() -> None:
+    """2 elapsed days from Friday 6 March end on Sunday: overdue from midnight in Berlin."""
     state, _ = run([])
+    assert [c.last_day.isoformat() for c in state.clocks] == ["2026-03-08", "2026-03-08"]
+    assert clock_events(state, datetime(2026, 3, 8, 22, 30, tzinfo=UTC)) != []  # due soon, not yet overdue
+    late = clock_events(state, datetime(2026, 3, 8, 23, 30, tzinfo=UTC))  # 00:30 on Monday in Berlin
+    assert [e.event_type for e in late] == ["ReportOverdue", "ReportOverdue"]
+
+
+def test_an_untriaged_incident_runs_provisional_worst_case_clocks_and_goes_overdue() -> None:
+    state, _ = run([], start=reported(counting="regulation_1182_71"))
     assert all(c.provisional for c in state.clocks)
     assert [c.last_day.isoformat() for c in state.clocks] == ["2026-03-10", "2026-03-10"]  # 2 days, 1182/71
     assert clock_events(state, AWARE + timedelta(hours=2)) == []
@@ -130,7 +156,7 @@ def test_the_inbox_counts_every_status_and_the_nearest_deadline_per_regime() -> 
     closed, _ = run([Triage(**OFFICER, harm="none", causality="not_related", expected=True, rationale="r"),
                      DecideReportability(**OFFICER, reportable=False, rationale="r"),
                      Close(**OFFICER, rationale="r")])  # fmt: skip
-    now = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)  # past the older one's deadline, before the other's
+    now = datetime(2026, 3, 8, 12, 0, tzinfo=UTC)  # past the older one's deadline, before the other's
     summary = inbox([open_one, older, closed], now)
     assert summary.by_status[("symptom-chat", "reported")] == 2 and summary.by_status[("symptom-chat", "closed")] == 1
     assert summary.by_status[("symptom-chat", "triaged")] == 0
@@ -141,7 +167,7 @@ def test_the_inbox_counts_every_status_and_the_nearest_deadline_per_regime() -> 
 
 def test_triage_replaces_the_provisional_clock() -> None:
     state, _ = run([SERIOUS])
-    assert [c.last_day.isoformat() for c in state.clocks] == ["2026-03-16", "2026-03-23"]
+    assert [c.last_day.isoformat() for c in state.clocks] == ["2026-03-16", "2026-03-21"]
     assert clock_events(state, datetime(2026, 3, 11, tzinfo=UTC)) == []
 
 

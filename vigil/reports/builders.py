@@ -7,10 +7,10 @@ of FDA Form 3500A. Patients appear only as counts and harm categories: Vigil hol
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, Field
 
 from vigil.events import Record, ReportType
 from vigil.incidents import HistoryEntry, Incident
@@ -31,6 +31,8 @@ class Clock(Record):
     due_at: AwareDatetime
     provisional: bool
     satisfied: bool
+    counting: str = Field(description="the counting rule of due_at: elapsed_days or regulation_1182_71")
+    other_last_day: date | None = Field(None, description="the last day under the other counting rule")
 
 
 class MirReport(Record):
@@ -67,6 +69,8 @@ def _clocks(incident: Incident, regime_prefix: str) -> list[Clock]:
             due_at=c.due_at,
             provisional=c.provisional,
             satisfied=incident.clock_satisfied(c),
+            counting=c.counting or "regulation_1182_71",  # clocks recorded before the rule was named
+            other_last_day=c.other_last_day,
         )
         for c in incident.clocks
         if c.regime.startswith(regime_prefix)
