@@ -37,6 +37,8 @@ TEST_ENV = {
     "VIGIL_REGISTRY_GRACE": "2",
     "VIGIL_WORKER_SESSION_TIMEOUT": "10",  # a killed worker's partitions are handed on within seconds
     "VIGIL_POLICY_FILE": str(ROOT / "tests" / "policy.yml"),
+    # Alerts live 40 s in Alertmanager unless re-sent: a test can watch one outlive that time.
+    "VIGIL_ALERT_ACTIVE_FOR": "PT40S",
     "VIGIL_LOG_FORMAT": "json",
 }
 os.environ.update(TEST_ENV)

@@ -46,6 +46,15 @@ def alert_for(
     )
 
 
+def follow_up(alert: AlertRaised, *, at: datetime, resolved: bool, about: str) -> AlertRaised:
+    """The same alert (the same labels, so Alertmanager takes it for the same one) sent again:
+    resolved, or refreshed before Alertmanager lets it expire. `about` names which follow-up it is,
+    so that each has an id of its own and is stored once however often it is computed."""
+    return alert.model_copy(
+        update={"event_id": uuid.uuid5(NAMESPACE, f"{alert.event_id}/{about}"), "occurred_at": at, "resolved": resolved}
+    )
+
+
 def incident_id_for(source: CandidateSource, cause: uuid.UUID) -> uuid.UUID:
     """The incident a cause proposes (a confirmed breach, the inference whose emergency was missed):
     the same cause always proposes the same incident."""

@@ -38,6 +38,7 @@ from vigil.events import (
     TransparencyRestored,
     TransparencyViolation,
 )
+from vigil.incident_alerts import escalation_alert
 from vigil.join import Position, takes
 from vigil.policy import OversightPolicy, TransparencyPolicy
 from vigil.rolling import RollingState
@@ -559,13 +560,4 @@ def missed_escalation(
         counting=counting,
         inference_ids=[inference.event_id],
     )
-    alert = alert_for(
-        candidate,
-        "EscalationMissed",
-        "critical",
-        f"Emergency not escalated by {inference.model_id}; incident candidate {candidate.incident_id} awaits triage",
-        model_id=inference.model_id,
-        model_version=inference.model_version,
-        labels={"incident_id": str(candidate.incident_id)},
-    )
-    return candidate, alert
+    return candidate, escalation_alert(candidate)

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
 
     prometheus_url: str = "http://127.0.0.1:9090"
     alertmanager_url: str = "http://127.0.0.1:9094"
+    # How long Alertmanager keeps an alert active after the notifier sent it, unless Vigil resolves
+    # it first: long enough for Alertmanager's repeat_interval to page again. The worker re-sends
+    # incident alerts whose cause stands every half of it (vigil/incident_alerts.py).
+    alert_active_for: timedelta = timedelta(hours=24)
     # Where the runbooks (docs/runbooks/<alert>.md in the repository) are published: every alert
     # links `<runbook_base_url>/<alert>.md`. Point it at your wiki or your fork's web view.
     runbook_base_url: str = "docs/runbooks"

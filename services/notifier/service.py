@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import structlog
@@ -25,22 +25,21 @@ from vigil_runtime.settings import Settings
 
 log = structlog.get_logger("notifier")
 
-# How long an alert stays active in Alertmanager unless Vigil resolves it earlier: long enough
-# for Alertmanager's repeat_interval to page again while the problem persists.
-ACTIVE_FOR = timedelta(hours=24)
-
-
-def alertmanager_alert(alert: AlertRaised, plan: Mapping[str, PlanEntry], runbooks: str) -> dict:
+def alertmanager_alert(
+    alert: AlertRaised, plan: Mapping[str, PlanEntry], runbooks: str, now: datetime, active_for: timedelta
+) -> dict:
     """Labels are bounded and never carry patient data (AlertRaised.labels is built by the core).
     The model's monitoring plan adds who owns the alert (a label: Alertmanager routes by it), what
-    they do and how often they review it, and where its runbook is."""
+    they do and how often they review it, and where its runbook is. A firing alert stays active for
+    `active_for` from when it is sent (an alert derived from late events still pages), a resolved
+    one ends when its cause ended."""
     entry = plan.get(alert.alert_name, FALLBACK)
     labels = {"alertname": alert.alert_name, "severity": alert.severity, "owner": entry.owner, **alert.labels}
     if alert.model_id:
         labels["model_id"] = alert.model_id
     if alert.model_version:
         labels["model_version"] = alert.model_version
-    ends = alert.occurred_at if alert.resolved else alert.occurred_at + ACTIVE_FOR
+    ends = alert.occurred_at if alert.resolved else max(alert.occurred_at, now) + active_for
     return {
         "labels": labels,
         "annotations": {"summary": alert.summary, "vigil_event_id": str(alert.event_id), "action": entry.action,
@@ -81,7 +80,12 @@ class Notifier:
                         try:
                             alert = AlertRaised.model_validate_json(record.value)
                             plan = self.policy.for_model(alert.model_id or "*").plan
-                            payload.append(alertmanager_alert(alert, plan, self.settings.runbook_base_url))
+                            payload.append(
+                                alertmanager_alert(
+                                    alert, plan, self.settings.runbook_base_url, datetime.now(UTC),
+                                    self.settings.alert_active_for,
+                                )
+                            )  # fmt: skip
                         except ValidationError:
                             log.error("notifier.unreadable_alert", partition=record.partition, offset=record.offset)
                 if payload:

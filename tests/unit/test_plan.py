@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -45,14 +45,31 @@ def alert(name: str = "TransparencyViolation", model_id: str = "symptom-chat") -
                        labels={"kind": "disclaimer_shown"})  # fmt: skip
 
 
+SENT = datetime(2026, 5, 6, 12, 0, tzinfo=UTC)
+
+
 def test_the_notifier_sends_the_owner_as_a_label_and_the_action_cadence_and_runbook_as_annotations() -> None:
     policy = Policy({"models": {"symptom-chat": {"plan": {"TransparencyViolation": {"owner": "digital-front-door"}}}}})
-    sent = alertmanager_alert(alert(), policy.for_model("symptom-chat").plan, "https://wiki.example/runbooks")
+    sent = alertmanager_alert(
+        alert(), policy.for_model("symptom-chat").plan, "https://wiki.example/runbooks", SENT, timedelta(hours=24)
+    )
     assert sent["labels"]["owner"] == "digital-front-door"  # overridden for this model
     assert sent["annotations"]["action"] == DEFAULT_PLAN["TransparencyViolation"].action  # the rest kept
     assert sent["annotations"]["runbook_url"] == "https://wiki.example/runbooks/TransparencyViolation.md"
-    other = alertmanager_alert(alert(model_id="ed-triage"), policy.for_model("ed-triage").plan, "docs/runbooks")
+    other = alertmanager_alert(
+        alert(model_id="ed-triage"), policy.for_model("ed-triage").plan, "docs/runbooks", SENT, timedelta(hours=24)
+    )
     assert other["labels"]["owner"] == "clinical-safety"
+
+
+def test_a_firing_alert_stays_active_for_its_time_from_when_it_is_sent_and_a_resolved_one_ends() -> None:
+    """An alert derived from late events (occurred days before it is sent) still pages."""
+    plan = Policy({}).for_model("symptom-chat").plan
+    late = alertmanager_alert(alert(), plan, "docs/runbooks", SENT, timedelta(hours=24))
+    assert late["endsAt"] == (SENT + timedelta(hours=24)).isoformat()
+    ended = alertmanager_alert(alert().model_copy(update={"resolved": True}), plan, "docs/runbooks", SENT,
+                               timedelta(hours=24))  # fmt: skip
+    assert ended["endsAt"] == datetime(2026, 5, 4, tzinfo=UTC).isoformat()
 
 
 def test_a_plan_naming_an_unknown_alert_is_refused_with_the_known_ones() -> None:
