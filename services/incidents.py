@@ -14,15 +14,15 @@ from uuid import UUID, uuid4
 from services.event_service import EventService
 from services.store import reads
 from services.store.reads import InboxEntry
+from vigil.corrective_actions import ACTION_EVENTS, fold_actions, for_incident
 from vigil.events import (
     IncidentReported,
     IncidentViewed,
     ModelRegistered,
     ModelVersionReleased,
-    ReportType,
 )
 from vigil.incidents import Command, DomainError, Incident, Triage, check_awareness, decide, fold
-from vigil.reports.builders import REPORT_FORMATS, Fda3500aReport, MirReport
+from vigil.reports.builders import REPORT_FORMATS, Fda3500aReport, MirReport, ReportKind
 from vigil.reports.models import ModelCard, model_card
 from vigil.trends import NON_SERIOUS, trend_events
 
@@ -86,14 +86,17 @@ class IncidentService(EventService):
             return await reads.inbox(conn, status, model_id, regime)
 
     async def report_for_regulator(
-        self, incident_id: UUID, format: str, report_type: ReportType, by: str, role: str, now: datetime
+        self, incident_id: UUID, format: str, report_type: ReportKind, by: str, role: str, now: datetime
     ) -> MirReport | Fda3500aReport:
         """The incident's EU MIR or FDA 3500A-aligned report with its model card; preparing it is a
         read, recorded like any other."""
         state = await self.state(incident_id)
         await self.viewed(incident_id, by, role, None, now)
         card = await self.model_card(state.model_id, state.model_version)
-        return REPORT_FORMATS[format](state, card, report_type, by, now)
+        async with self.engine.connect() as conn:
+            events = await reads.of_type(conn, *ACTION_EVENTS, model_id=state.model_id)
+        actions = for_incident(fold_actions(events).values(), incident_id)
+        return REPORT_FORMATS[format](state, card, report_type, by, now, actions)
 
     async def model_card(self, model_id: str, version: str) -> ModelCard:
         async with self.engine.connect() as conn:

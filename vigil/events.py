@@ -11,7 +11,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -123,6 +123,7 @@ class IncidentReported(Event):
     country: CountryCode
     aware_at: AwareDatetime
     counting: Counting = Field("elapsed_days", description="the rule its reporting clocks are counted by")
+    incident_date: date | None = Field(None, description="when the incident happened, if known (MIR 2.1)")
 
 
 RiskClass = Literal["high", "medium", "low"]
@@ -255,6 +256,13 @@ class IncidentCandidateRaised(Event):
     counting: Counting = Field("elapsed_days", description="the rule its reporting clocks are counted by")
 
 
+# IMDRF adverse event terminology (IMDRF/AE WG/N43): a device problem code of Annex A (A + 4, 6 or 8
+# digits, e.g. A0601) and health effect codes of Annexes E (clinical signs) and F (health impact).
+# Vigil checks their form; their meaning is the user's, from the IMDRF tables.
+DeviceProblemCode = Annotated[str, StringConstraints(pattern=r"^A\d{4}(\d{2}){0,2}$")]
+HealthEffectCode = Annotated[str, StringConstraints(pattern=r"^[EF]\d{4}(\d{2}){0,2}$")]
+
+
 class IncidentTriaged(Event, Actor):
     event_type: Literal["IncidentTriaged"] = "IncidentTriaged"
     incident_id: UUID
@@ -265,6 +273,50 @@ class IncidentTriaged(Event, Actor):
     causality: Causality
     expected: bool = Field(description="an expected (anticipated) side effect documented for the model")
     rationale: LongText
+    device_problem_codes: list[DeviceProblemCode] = Field(default_factory=list, max_length=20,
+                                                          description="IMDRF Annex A codes")  # fmt: skip
+    health_effect_codes: list[HealthEffectCode] = Field(default_factory=list, max_length=20,
+                                                        description="IMDRF Annex E and F codes")  # fmt: skip
+
+
+CorrectiveKind = Literal["fsca", "capa"]
+
+
+class CorrectiveActionStarted(Event, Actor):
+    """A field safety corrective action (MDR Art. 2(68): to reduce a risk of a device already on the
+    market) or a CAPA (a corrective and preventive action of the quality system), linked to the
+    incidents, model versions and deployments it concerns."""
+
+    event_type: Literal["CorrectiveActionStarted"] = "CorrectiveActionStarted"
+    action_id: UUID
+    kind: CorrectiveKind
+    title: Text
+    description: LongText
+    model_id: Text
+    model_versions: list[Text] = Field(default_factory=list, max_length=50)
+    deployments: list[Text] = Field(default_factory=list, max_length=200)
+    incident_ids: list[UUID] = Field(default_factory=list, max_length=200)
+
+
+class FieldSafetyNoticeIssued(Event, Actor):
+    """The notice that tells users of the action (MDR Art. 89(8))."""
+
+    event_type: Literal["FieldSafetyNoticeIssued"] = "FieldSafetyNoticeIssued"
+    action_id: UUID
+    model_id: Text
+    reference: Text
+    countries: list[CountryCode] = Field(default_factory=list, max_length=60)
+    summary: LongText
+
+
+class CorrectiveActionChecked(Event, Actor):
+    """Whether the action worked, and on what evidence."""
+
+    event_type: Literal["CorrectiveActionChecked"] = "CorrectiveActionChecked"
+    action_id: UUID
+    model_id: Text
+    effective: bool
+    evidence: LongText
 
 
 class Clock(Record):
@@ -597,6 +649,9 @@ DERIVED_EVENTS: dict[str, type[Event]] = {
         DataQualityRestored,
         ReaderFindingRaised,
         ReaderFindingResolved,
+        CorrectiveActionStarted,
+        FieldSafetyNoticeIssued,
+        CorrectiveActionChecked,
     )
 }
 EVENT_TYPES: dict[str, type[Event]] = {**INPUT_EVENTS, **DERIVED_EVENTS}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal, get_args
 from uuid import UUID
 
@@ -77,6 +77,7 @@ class Incident(Record):
     country: str
     aware_at: AwareDatetime
     counting: Counting = "elapsed_days"  # how its clocks count calendar days (vigil/regulatory.py)
+    incident_date: date | None = None  # when it happened, if the report said
     description: str
     inference_ids: list[UUID] = Field(default_factory=list)
     reported_harm: Harm | None = None
@@ -155,6 +156,8 @@ class Triage:
     public_health_threat: bool = False
     widespread_or_critical_infra: bool = False
     remedial_action_needed: bool = False
+    device_problem_codes: tuple[str, ...] = ()  # IMDRF Annex A, checked by IncidentTriaged
+    health_effect_codes: tuple[str, ...] = ()  # IMDRF Annexes E and F
 
 
 @dataclass(frozen=True)
@@ -327,7 +330,8 @@ def evolve(state: Incident | None, event: Event) -> Incident | None:
         case IncidentReported() | IncidentCandidateRaised() if state is None:
             if isinstance(event, IncidentReported):
                 told = {"status": "reported", "source": "report", "description": event.description,
-                        "reported_harm": event.harm, "reporter_role": event.reporter_role}  # fmt: skip
+                        "reported_harm": event.harm, "reporter_role": event.reporter_role,
+                        "incident_date": event.incident_date}  # fmt: skip
                 summary = f"reported by {event.reporter_role}, harm {event.harm}"
             else:
                 told = {"status": "candidate", "source": "candidate", "description": event.summary,

@@ -14,6 +14,7 @@ from services.console.views import error_page
 from services.event_service import NotYetRecorded
 from services.guidelines import UnknownGuideline
 from services.incidents import UnknownIncident
+from vigil.corrective_actions import UnknownAction
 from vigil.drift import DriftInputError
 from vigil.incidents import DomainError, InvalidInput
 from vigil.policy import PolicyError
@@ -32,6 +33,7 @@ ERROR_STATUS: dict[type[Exception], int] = {
     UnknownIncident: 404,
     UnknownModel: 404,
     UnknownGuideline: 404,
+    UnknownAction: 404,
     InvalidInput: 422,
     DomainError: 409,  # a transition the incident's state does not allow
     NotYetRecorded: 503,

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
-from pydantic import AwareDatetime, BaseModel, RootModel, ValidationError
+from pydantic import AwareDatetime, BaseModel, Field, RootModel, ValidationError
 
 from services.api.auth import Caller, require
 from services.incidents import InboxEntry, IncidentService
 from services.rendering.incident_pdf import render_pdf
-from vigil.events import Causality, CountryCode, Harm, IncidentReported, LongText, RegimeName, ReportType, Text
+from vigil.events import (
+    Causality,
+    CountryCode,
+    DeviceProblemCode,
+    Harm,
+    HealthEffectCode,
+    IncidentReported,
+    LongText,
+    RegimeName,
+    ReportType,
+    Text,
+)
 from vigil.incidents import Close, Command, DecideReportability, Incident, SubmitReport, Triage
-from vigil.reports.builders import Fda3500aReport, MirReport
+from vigil.reports.builders import Fda3500aReport, MirReport, ReportKind
 
 routes = APIRouter(prefix="/v1/incidents", tags=["incidents"])
 
@@ -33,6 +44,7 @@ class NewIncident(BaseModel):
     inference_ids: list[UUID] = []
     public_health_threat: bool = False
     reporter_role: Text | None = None
+    incident_date: date | None = None
 
 
 class TriageBody(BaseModel):
@@ -43,6 +55,8 @@ class TriageBody(BaseModel):
     public_health_threat: bool = False
     widespread_or_critical_infra: bool = False
     remedial_action_needed: bool = False
+    device_problem_codes: list[DeviceProblemCode] = Field([], max_length=20, description="IMDRF Annex A, e.g. A0601")
+    health_effect_codes: list[HealthEffectCode] = Field([], max_length=20, description="IMDRF Annexes E, F")
 
 
 class DecisionBody(BaseModel):
@@ -90,7 +104,18 @@ async def report_incident(request: Request, body: NewIncident, caller: Reporter,
 
 @routes.post("/{incident_id}/triage", response_model=Incident, summary="Triage: harm, causality, expectedness")
 async def triage(incident_id: UUID, body: TriageBody, caller: Officer, incidents: Service) -> Incident:
-    return await _run(incidents, incident_id, Triage(by=caller.person, role=caller.role, **body.model_dump()))
+    return await _run(incidents, incident_id, triage_command(body, caller))
+
+
+def triage_command(body: TriageBody, caller: Caller) -> Triage:
+    fields = body.model_dump(exclude={"device_problem_codes", "health_effect_codes"})
+    return Triage(
+        by=caller.person,
+        role=caller.role,
+        device_problem_codes=tuple(body.device_problem_codes),
+        health_effect_codes=tuple(body.health_effect_codes),
+        **fields,
+    )
 
 
 @routes.post(
@@ -140,7 +165,7 @@ async def report(
     caller: Reader,
     incidents: Service,
     format: Literal["mir", "fda-3500a"] = "mir",
-    type: ReportType = "initial",
+    type: ReportKind = "initial",
     render: Literal["json", "pdf"] = "json",
 ) -> Response:
     return await report_response(incidents, incident_id, format, type, render, caller)
@@ -150,7 +175,7 @@ async def report_response(
     incidents: IncidentService,
     incident_id: UUID,
     format: Literal["mir", "fda-3500a"],
-    type: ReportType,
+    type: ReportKind,
     render: Literal["json", "pdf"],
     caller: Caller,
 ) -> Response:

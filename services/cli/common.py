@@ -32,7 +32,7 @@ ISO = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M%z", "%
 RegimeChoice = choices("RegimeChoice", REGIMES)
 CategoryChoice = choices("CategoryChoice", (c for _, c in RULES))
 HarmChoice = choices("HarmChoice", get_args(Harm))
-ReportTypeChoice = choices("ReportTypeChoice", get_args(ReportType))
+ReportTypeChoice = choices("ReportTypeChoice", (*get_args(ReportType), "final_non_reportable"))
 RiskClassChoice = choices("RiskClassChoice", get_args(RiskClass))
 # vigil.drift.Method's values, written out: importing vigil.drift (numpy, scipy) would slow every command.
 MethodChoice = choices("MethodChoice", ("psi", "ks", "wasserstein", "jensenshannon", "chisquare"))

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import AwareDatetime, BaseModel, ValidationError
 
 from services.api.auth import Caller, caller_of
-from services.api.incidents import CloseBody, DecisionBody, ReportBody, TriageBody, report_response
+from services.api.incidents import CloseBody, DecisionBody, ReportBody, TriageBody, report_response, triage_command
 from services.console.session import PEOPLE_ROLES, Session, Sessions, csrf_matches
 from services.console.views import page
 from services.guidelines import guideline_audit
@@ -38,9 +38,10 @@ from vigil.events import (
     ReportOverdue,
     ReportType,
 )
-from vigil.incidents import ALLOWED, Close, Command, DecideReportability, DomainError, SubmitReport, Triage
+from vigil.incidents import ALLOWED, Close, Command, DecideReportability, DomainError, SubmitReport
 from vigil.incidents import Status as IncidentStatus
 from vigil.regulatory import COUNTING_RULES
+from vigil.reports.builders import ReportKind
 
 routes = APIRouter(prefix="/console", include_in_schema=False)
 OFFICER = ("safety_officer",)
@@ -200,13 +201,10 @@ Action = Literal["triage", "reportability", "reports", "close"]
 
 
 def _command(action: Action, body: BaseModel, caller: Caller) -> Command:
+    if isinstance(body, TriageBody):
+        return triage_command(body, caller)
     fields = {"by": caller.person, "role": caller.role, **body.model_dump()}
-    kind: type[Command] = {
-        "triage": Triage,
-        "reportability": DecideReportability,
-        "reports": SubmitReport,
-        "close": Close,
-    }[action]
+    kind: type[Command] = {"reportability": DecideReportability, "reports": SubmitReport, "close": Close}[action]
     return kind(**fields)
 
 
@@ -278,14 +276,20 @@ async def act(request: Request, incident_id: UUID, action: Action, session: Sign
     check_csrf(session, str(form.get("csrf", "")))
     allow(session, "change incidents", *OFFICER)
     fields: dict[str, Any] = {k: v for k, v in form.items() if k != "csrf" and v != ""}
-    for flag in ("expected", "public_health_threat", "widespread_or_critical_infra", "remedial_action_needed"):
-        if action == "triage":
+    if action == "triage":
+        for flag in ("expected", "public_health_threat", "widespread_or_critical_infra", "remedial_action_needed"):
             fields[flag] = flag in form  # an unticked box is not sent at all
+        for codes in ("device_problem_codes", "health_effect_codes"):  # typed as "A0601, A0701"
+            fields[codes] = [c.strip() for c in str(form.get(codes, "")).split(",") if c.strip()]
     sent = {k: str(v) for k, v in form.items() if k != "csrf"}
     try:
         body = FORMS[action].model_validate(fields)
     except ValidationError as invalid:
-        problems = {".".join(map(str, e["loc"])) or "form": e["msg"] for e in invalid.errors()}
+        # A field's problem under the field's name; an item of a list (a code) is named in the message.
+        problems = {
+            str(e["loc"][0]) if e["loc"] else "form": e["msg"] + (f": {e['input']!r}" if len(e["loc"]) > 1 else "")
+            for e in invalid.errors()
+        }
         summary = "; ".join(f"{name}: {message}" for name, message in problems.items())
         return await _incident_page(request, session, incident_id, None, 422, summary, action, problems, sent)
     try:
@@ -303,7 +307,7 @@ async def report(
     incident_id: UUID,
     session: SignedIn,
     format: Literal["mir", "fda-3500a"] = "mir",
-    type: ReportType = "initial",
+    type: ReportKind = "initial",
     render: Literal["json", "pdf"] = "pdf",
 ) -> Response:
     allow(session, "read incidents", "safety_officer", "auditor")

@@ -25,6 +25,7 @@ from vigil_runtime.settings import Settings
 
 log = structlog.get_logger("notifier")
 
+
 def alertmanager_alert(
     alert: AlertRaised, plan: Mapping[str, PlanEntry], runbooks: str, now: datetime, active_for: timedelta
 ) -> dict:

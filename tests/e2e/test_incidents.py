@@ -285,3 +285,58 @@ async def test_a_rise_in_non_serious_incidents_raises_a_trend(pipeline: Pipeline
 
     [detected] = await wait_until(trend, 30, "TrendDetected")
     assert detected["count"] == 6 and detected["baseline_weeks"] == 4 and detected["p_value"] < 0.01
+
+
+async def test_a_corrective_action_and_imdrf_codes_fill_the_mir(pipeline: Pipeline, db) -> None:
+    registry = [e for e in hospital_events(6, seed=808) if e["event_type"].startswith("Model")]
+    await register(pipeline, db, registry)
+    created = call(pipeline, "POST", "/v1/incidents", json=new_incident(datetime.now(UTC) - timedelta(hours=3),
+                                                                         incident_date="2026-01-10"))  # fmt: skip
+    assert created.status_code == 201, created.text
+    iid = created.json()["incident_id"]
+    triage = {"harm": "serious_deterioration", "causality": "probable", "expected": False, "rationale": "missed ACS",
+              "device_problem_codes": ["A0601"], "health_effect_codes": ["E0123", "F0801"]}  # fmt: skip
+    bad = call(pipeline, "POST", f"/v1/incidents/{iid}/triage", json={**triage, "device_problem_codes": ["X1"]})
+    assert bad.status_code == 422 and "device_problem_codes" in bad.text
+    assert call(pipeline, "POST", f"/v1/incidents/{iid}/triage", json=triage).status_code == 200
+    decided = call(pipeline, "POST", f"/v1/incidents/{iid}/reportability", json={"reportable": True, "rationale": "r"})
+    assert decided.status_code == 200
+
+    action = {"kind": "fsca", "title": "Escalate every chest pain", "description": "rule added before the model",
+              "model_id": "symptom-chat", "model_versions": ["0.9.1"], "deployments": ["web"],
+              "incident_ids": [iid]}  # fmt: skip
+    for wrong, words in (({"model_id": "no-such-model"}, "unknown model"),
+                         ({"incident_ids": [str(uuid.uuid4())]}, "no incident")):  # fmt: skip
+        refused = call(pipeline, "POST", "/v1/corrective-actions", json={**action, **wrong})
+        assert refused.status_code == 422 and words in refused.text, refused.text
+    assert call(pipeline, "POST", "/v1/corrective-actions", role="auditor", json=action).status_code == 403
+    started = call(pipeline, "POST", "/v1/corrective-actions", json=action)
+    assert started.status_code == 201, started.text
+    aid = started.json()["started"]["action_id"]
+    notice = {"reference": "FSN-2026-07", "countries": ["DE"], "summary": "Chest pain now always escalates."}
+    assert call(pipeline, "POST", f"/v1/corrective-actions/{uuid.uuid4()}/notices", json=notice).status_code == 404
+    assert call(pipeline, "POST", f"/v1/corrective-actions/{aid}/notices", json=notice).status_code == 200
+    checked = call(pipeline, "POST", f"/v1/corrective-actions/{aid}/effectiveness",
+                   json={"effective": True, "evidence": "no missed escalation in four weeks"})  # fmt: skip
+    assert checked.status_code == 200 and checked.json()["checks"][-1]["effective"] is True
+    listed = call(pipeline, "GET", "/v1/corrective-actions", role="auditor", params={"incident_id": iid}).json()
+    assert [a["started"]["action_id"] for a in listed] == [aid]
+
+    mir = call(pipeline, "GET", f"/v1/incidents/{iid}/report", params={"format": "mir"})
+    assert mir.status_code == 200, mir.text
+    jsonschema.validate(mir.json(), json.loads((ROOT / "schemas/MirReport.v1.json").read_text()))
+    report = mir.json()
+    assert report["administrative"]["incident_date"] == "2026-01-10"
+    assert report["administrative"]["reportability_known_date"] is not None
+    assert report["manufacturer_analysis"]["imdrf_device_problem_codes"] == "A0601"
+    assert report["manufacturer_analysis"]["imdrf_health_effect_codes"] == "E0123, F0801"
+    assert report["corrective_actions"]["field_safety_notices"] == "FSN-2026-07"
+    assert "'Escalate every chest pain'" in report["corrective_actions"]["actions"]
+    fda = call(
+        pipeline, "GET", f"/v1/incidents/{iid}/report", params={"format": "fda-3500a", "type": "final_non_reportable"}
+    )
+    assert fda.status_code == 422 and "no final (non-reportable) report" in fda.text
+
+    listing = [sys.executable, "-m", "services.cli", "action", "list", "--model", "symptom-chat", "--json"]
+    shown = subprocess.run(listing, env=os.environ, capture_output=True, text=True, check=True)
+    assert aid in shown.stdout

@@ -12,8 +12,9 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field
 
-from vigil.events import Record, ReportType
-from vigil.incidents import HistoryEntry, Incident
+from vigil.corrective_actions import CorrectiveAction
+from vigil.events import Record
+from vigil.incidents import HistoryEntry, Incident, InvalidInput
 from vigil.reports.models import ModelCard
 
 HARM_TEXT = {
@@ -82,8 +83,29 @@ def _harm(incident: Incident) -> str:
     return HARM_TEXT.get(harm or "", "not yet assessed")
 
 
-def build_mir(incident: Incident, card: ModelCard, report_type: ReportType, submitter: str, now: datetime) -> MirReport:
+# The documents' types: a submission's (ReportType), and the MIR's "final (non-reportable
+# incident)", which closes an initial report of an incident that turned out not reportable.
+ReportKind = Literal["initial", "follow_up", "combined_initial_final", "final", "final_non_reportable"]
+
+
+def _decided_at(incident: Incident) -> str | None:
+    return next((h.occurred_at.isoformat() for h in incident.history if h.event_type == "ReportabilityDecided"), None)
+
+
+def _codes(codes: list[str] | None) -> str | None:
+    return ", ".join(codes) if codes else None
+
+
+def build_mir(
+    incident: Incident,
+    card: ModelCard,
+    report_type: ReportKind,
+    submitter: str,
+    now: datetime,
+    actions: list[CorrectiveAction],
+) -> MirReport:
     triage = incident.triage
+    fscas = [a for a in actions if a.started.kind == "fsca"]
     mdr = next((c for c in incident.clocks if c.regime == "eu-mdr"), None)
     references = [r.reference for r in incident.reports if r.regime == "eu-mdr"]
     return MirReport(
@@ -94,8 +116,11 @@ def build_mir(incident: Incident, card: ModelCard, report_type: ReportType, subm
             "competent_authority_reference": references[0] if references else None,
             "classification": mdr.category if mdr else None,
             "legal_basis": mdr.citation if mdr else None,
+            "incident_date": incident.incident_date.isoformat() if incident.incident_date else None,
             "awareness_date": incident.aware_at.isoformat(),
+            "reportability_known_date": _decided_at(incident),
             "reporting_deadline": mdr.due_at.isoformat() if mdr else None,
+            "deadline_counted_by": mdr.counting if mdr and mdr.counting else None,
             "country": incident.country,
         },
         submitter={"status": "manufacturer", "organisation": card.manufacturer, "prepared_by": submitter},
@@ -121,9 +146,14 @@ def build_mir(incident: Incident, card: ModelCard, report_type: ReportType, subm
             "expected": ("expected" if triage.expected else "unanticipated") if triage else None,
             "analysis": triage.rationale if triage else None,
             "reportability_rationale": incident.decision_rationale,
+            "imdrf_device_problem_codes": _codes(triage.device_problem_codes if triage else None),
+            "imdrf_health_effect_codes": _codes(triage.health_effect_codes if triage else None),
         },
         corrective_actions={
-            "remedial_action_needed": "yes" if triage and triage.remedial_action_needed else "no",
+            "remedial_action_needed": "yes" if (triage and triage.remedial_action_needed) or actions else "no",
+            "field_safety_corrective_action": "yes" if fscas else "no",
+            "actions": "; ".join(a.describe() for a in actions) or None,
+            "field_safety_notices": ", ".join(n.reference for a in fscas for n in a.notices) or None,
             "status": incident.closed_rationale,
         },
         clocks=_clocks(incident, "eu-"),
@@ -132,8 +162,15 @@ def build_mir(incident: Incident, card: ModelCard, report_type: ReportType, subm
 
 
 def build_fda_3500a(
-    incident: Incident, card: ModelCard, report_type: ReportType, submitter: str, now: datetime
+    incident: Incident,
+    card: ModelCard,
+    report_type: ReportKind,
+    submitter: str,
+    now: datetime,
+    actions: list[CorrectiveAction],
 ) -> Fda3500aReport:
+    if report_type == "final_non_reportable":
+        raise InvalidInput("the FDA 3500A has no final (non-reportable) report; that type is the EU MIR's")
     triage = incident.triage
     fda = next((c for c in incident.clocks if c.regime == "fda-803"), None)
     outcomes = {"death": ["death"], "serious_deterioration": ["required intervention to prevent permanent impairment"]}
@@ -172,12 +209,17 @@ def build_fda_3500a(
             "report_kind": report_type,
             "follow_up_number": follow_ups,
             "evaluation": triage.rationale if triage else None,
-            "remedial_action": "yes" if triage and triage.remedial_action_needed else "no",
+            "remedial_action": "yes" if (triage and triage.remedial_action_needed) or actions else "no",
+            "remedial_actions_taken": "; ".join(a.describe() for a in actions) or None,
+            "device_problem_codes": _codes(triage.device_problem_codes if triage else None),
+            "health_effect_codes": _codes(triage.health_effect_codes if triage else None),
         },
         clocks=_clocks(incident, "fda-"),
         timeline=incident.history,
     )
 
 
-ReportBuilder = Callable[[Incident, ModelCard, ReportType, str, datetime], MirReport | Fda3500aReport]
+ReportBuilder = Callable[
+    [Incident, ModelCard, ReportKind, str, datetime, list[CorrectiveAction]], MirReport | Fda3500aReport
+]
 REPORT_FORMATS: dict[str, ReportBuilder] = {"mir": build_mir, "fda-3500a": build_fda_3500a}
