@@ -183,6 +183,8 @@ class ReportingPolicy(Strict):
     # 1182/71's extension is the latest legally arguable day (vigil/regulatory.py). The rule is
     # stated on each new incident: changing it here changes how later incidents are counted.
     counting: Counting = "elapsed_days"
+    # How many calendar years a PSUR covers; unset: 1 for high-risk models, 2 otherwise (vigil/psur.py).
+    psur_years: int | None = Field(None, ge=1, le=5)
 
 
 class ModelPolicy(Strict):

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from vigil.events import EVENT_TYPES, DeadLetter
+from vigil.psur import Psur
 from vigil.reports.builders import Fda3500aReport, MirReport
 
 
@@ -17,6 +18,7 @@ def json_schemas() -> dict[str, dict[str, Any]]:
         "DeadLetter": DeadLetter,
         "MirReport": MirReport,
         "Fda3500aReport": Fda3500aReport,
+        "Psur": Psur,
     }
     for name, cls in models.items():
         schema = cls.model_json_schema(mode="validation")

@@ -16,6 +16,7 @@ from services.guidelines import UnknownGuideline
 from services.incidents import UnknownIncident
 from vigil.corrective_actions import UnknownAction
 from vigil.drift import DriftInputError
+from vigil.export import QuarterError
 from vigil.incidents import DomainError, InvalidInput
 from vigil.policy import PolicyError
 from vigil.registry import UnknownModel
@@ -39,6 +40,7 @@ ERROR_STATUS: dict[type[Exception], int] = {
     NotYetRecorded: 503,
     DriftInputError: 422,
     PolicyError: 422,
+    QuarterError: 422,
 }
 
 

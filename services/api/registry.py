@@ -11,8 +11,10 @@ from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
 from services.api.auth import Caller, require
 from services.model_card import model_card
+from services.psur import psur
 from services.registry import RegistryService
 from services.rendering import model_card as rendering
+from services.rendering.psur_pdf import render_psur_pdf
 from vigil.events import (
     CountryCode,
     Event,
@@ -26,6 +28,7 @@ from vigil.events import (
     TrainingData,
 )
 from vigil.model_card import LiveModelCard
+from vigil.psur import Psur
 from vigil.registry import ModelRecord
 
 E = TypeVar("E", bound=Event)
@@ -163,3 +166,28 @@ async def card(
         return found
     body = rendering.pdf(found) if format == "pdf" else rendering.RENDER[format](found).encode()
     return Response(body, media_type=CARD_TYPES[format])
+
+
+@routes.get(
+    "/{model_id}/psur",
+    response_model=None,
+    summary="The model's periodic safety update report (MDR Art. 86, MDCG 2022-21 Annex I), as JSON or PDF",
+    description="`period`: the last calendar year it covers (e.g. 2026); it covers one year for high-risk models "
+    "and two otherwise, unless the policy's `reporting.psur_years` says.",
+    responses={200: {"model": Psur, "content": {"application/pdf": {}}}, 404: {"description": "unknown model"},
+               422: {"description": "a period that is not a year"}},
+)  # fmt: skip
+async def periodic_safety_update_report(
+    model_id: str,
+    request: Request,
+    _: Annotated[Caller, Depends(require("safety_officer", "auditor"))],
+    period: Annotated[str, Query(description="the period's last calendar year, e.g. 2026")],
+    format: Annotated[str, Query(description="json or pdf")] = "json",
+) -> Psur | Response:
+    if format not in ("json", "pdf"):
+        raise HTTPException(422, f"format must be json or pdf; not {format!r}")
+    registry: RegistryService = request.app.state.registry
+    found = await psur(registry.engine, request.app.state.policy, model_id, period, datetime.now(UTC))
+    if format == "pdf":
+        return Response(render_psur_pdf(found), media_type="application/pdf")
+    return found

@@ -52,6 +52,26 @@ def export_period(
     _export(lambda: span(_in_utc_unless_zoned(since), _in_utc_unless_zoned(until or now)), out, now)
 
 
+@export_app.command("psur")
+def export_psur(
+    model: Annotated[str, typer.Option(help="model_id of a registered model")],
+    period: Annotated[str, typer.Option(help="the period's last calendar year, e.g. 2026")],
+    out: Annotated[Path, typer.Option(help="folder to write psur-<model>-<period>.json and .pdf into")] = Path("out"),
+) -> None:
+    """The model's periodic safety update report (MDR Art. 86) as JSON and PDF, following MDCG
+    2022-21 Annex I: one calendar year for high-risk models, two otherwise (policy: reporting.psur_years)."""
+    from services.cli.common import ask_model
+    from services.psur import psur
+    from services.rendering.psur_pdf import render_psur_pdf
+
+    report = ask_model(lambda engine, policy, now: psur(engine, policy, model, period, now))
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"psur-{model}-{report.period['name']}"
+    (out / f"{stem}.json").write_text(report.model_dump_json(indent=2) + "\n")
+    (out / f"{stem}.pdf").write_bytes(render_psur_pdf(report))
+    console.print(f"{out / stem}.json and .pdf: {report.executive_summary[-1]}")
+
+
 def _in_utc_unless_zoned(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 

@@ -380,6 +380,27 @@ class InPeriod:
         rows = await self.conn.execute(query)  # PostgreSQL sums bigints as numeric
         return [Usage(m, int(n), int(e), float(wh), int(ti), int(to)) for m, n, e, wh, ti, to in rows]
 
+    async def inference_mix(self, model_id: str) -> tuple[dict[str, int], dict[str, int], dict[str, dict[str, int]]]:
+        """A model's inferences of the period by deployment, by country, and by each subgroup value."""
+        made = self.within & (events.c.event_type == "InferenceMade") & (events.c.model_id == model_id)
+        out: list[dict[str, int]] = []
+        for field in ("deployment", "country"):
+            value = func.coalesce(events.c.payload[field].astext, "unknown")
+            rows = await self.conn.execute(select(value, func.count()).where(made).group_by(value).order_by(value))
+            out.append({str(v): int(n) for v, n in rows})
+        pairs = func.jsonb_each_text(events.c.payload["subgroup"]).table_valued("key", "value").alias("pair")
+        query = (
+            select(pairs.c.key, pairs.c.value, func.count())
+            .select_from(events.join(pairs, text("true")))
+            .where(made)
+            .group_by(pairs.c.key, pairs.c.value)
+            .order_by(pairs.c.key, pairs.c.value)
+        )
+        mix: dict[str, dict[str, int]] = {}
+        for key, value, n in await self.conn.execute(query):
+            mix.setdefault(str(key), {})[str(value)] = int(n)
+        return out[0], out[1], mix
+
     async def dead_letters(self) -> list[tuple[str, int]]:
         """Dead letters per reason kind, of the period (by when they were dead-lettered)."""
         query = (
