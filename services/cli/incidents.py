@@ -131,13 +131,16 @@ def incident_show(
     out.print(
         f"[bold]Incident {state.incident_id}[/bold]  {state.status}  model {state.model_id} {state.model_version}"
     )
-    clocks = Table(title="Reporting clocks")
-    for column in ("regime", "category", "legal basis", "due before", "status"):
+    from vigil.regulatory import COUNTING_RULES
+
+    clocks = Table(title="Reporting clocks", caption=f"counted by {COUNTING_RULES[state.counting]}")
+    for column in ("regime", "category", "legal basis", "last day", "other rule's last day", "due before", "status"):
         clocks.add_column(column)
     for c in state.clocks:
         status = "met" if state.clock_satisfied(c) else ("OVERDUE" if state.overdue() else "open")
+        other = str(c.other_last_day) if c.other_last_day and c.other_last_day != c.last_day else "the same"
         clocks.add_row(c.regime, c.category + (" (provisional)" if c.provisional else ""), c.citation,
-                       c.due_at.isoformat(), status)  # fmt: skip
+                       str(c.last_day), other, c.due_at.isoformat(), status)  # fmt: skip
     out.print(clocks)
     timeline = Table(title="Timeline")
     for column in ("when", "event", "who", "what"):
