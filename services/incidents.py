@@ -9,6 +9,7 @@ a retried command is recorded once.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 from uuid import UUID, uuid4
 
 from services.event_service import EventService
@@ -66,15 +67,19 @@ class IncidentService(EventService):
             moments = await reads.awareness_of(conn, model_id, NON_SERIOUS, excluding=["candidate", "reported"])
         await self._publish(trend_events(model_id, moments, now))
 
-    async def viewed(self, incident_id: UUID, by: str, role: str, as_of: datetime | None, now: datetime) -> None:
-        """Access audit: the read is recorded like any event (not waited for)."""
+    async def viewed(
+        self,
+        incident_id: UUID,
+        by: str,
+        role: str,
+        as_of: datetime | None,
+        now: datetime,
+        document: Literal["mir", "fda-3500a"] | None = None,
+    ) -> None:
+        """Access audit: the read (and the report prepared, if one was) is recorded like any event,
+        not waited for."""
         event = IncidentViewed(
-            event_id=uuid4(),
-            occurred_at=now,
-            incident_id=incident_id,
-            by=by,
-            role=role,
-            as_of=as_of,
+            event_id=uuid4(), occurred_at=now, incident_id=incident_id, by=by, role=role, as_of=as_of, document=document
         )
         await self._publish([event])
 
@@ -91,7 +96,7 @@ class IncidentService(EventService):
         """The incident's EU MIR or FDA 3500A-aligned report with its model card; preparing it is a
         read, recorded like any other."""
         state = await self.state(incident_id)
-        await self.viewed(incident_id, by, role, None, now)
+        await self.viewed(incident_id, by, role, None, now, "mir" if format == "mir" else "fda-3500a")
         card = await self.model_card(state.model_id, state.model_version)
         async with self.engine.connect() as conn:
             events = await reads.of_type(conn, *ACTION_EVENTS, model_id=state.model_id)

@@ -378,6 +378,13 @@ class IncidentViewed(Event, Actor):
     event_type: Literal["IncidentViewed"] = "IncidentViewed"
     incident_id: UUID
     as_of: AwareDatetime | None = None
+    document: Literal["mir", "fda-3500a"] | None = Field(None, description="the report prepared, if one was")
+
+
+class ConsoleSignedIn(Event, Actor):
+    """Access audit: a person signed in to the console (the token's role and person, never the token)."""
+
+    event_type: Literal["ConsoleSignedIn"] = "ConsoleSignedIn"
 
 
 class TrendDetected(Event):
@@ -632,6 +639,7 @@ DERIVED_EVENTS: dict[str, type[Event]] = {
         ReportDueSoon,
         ReportOverdue,
         IncidentViewed,
+        ConsoleSignedIn,
         TrendDetected,
         DriftDetected,
         DriftResolved,

@@ -19,6 +19,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from prometheus_client import make_asgi_app
 from pydantic import BaseModel
 
+from services.api.audit import routes as audit_routes
 from services.api.auth import Caller, require
 from services.api.corrective_actions import routes as corrective_action_routes
 from services.api.errors import Unavailable, install_error_handlers
@@ -26,6 +27,7 @@ from services.api.incidents import routes as incident_routes
 from services.api.models import guideline_routes
 from services.api.models import routes as model_routes
 from services.api.registry import routes as registry_routes
+from services.audit import AuditService
 from services.console import install as install_console
 from services.corrective_actions import CorrectiveActionService
 from services.incidents import IncidentService
@@ -73,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.models = ModelService(settings, engine, producer)
         app.state.registry = RegistryService(settings, engine, producer)
         app.state.corrective_actions = CorrectiveActionService(settings, engine, producer)
+        app.state.audit = AuditService(settings, engine, producer)
         try:
             yield
         finally:
@@ -91,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(incident_routes)
     app.include_router(registry_routes)
     app.include_router(corrective_action_routes)
+    app.include_router(audit_routes)
     app.include_router(model_routes)
     app.include_router(guideline_routes)
     install_console(app, settings)

@@ -72,6 +72,25 @@ def export_psur(
     console.print(f"{out / stem}.json and .pdf: {report.executive_summary[-1]}")
 
 
+@export_app.command("audit-fhir")
+def export_audit_fhir(
+    since: Annotated[datetime, typer.Option(help="recorded since; UTC unless it names a zone", formats=ISO)],
+    out: Annotated[Path, typer.Option(help="the NDJSON file to write")] = Path("out/audit.ndjson"),
+) -> None:
+    """Accesses to incident data and incident changes as FHIR R4 AuditEvents (IHE BALP), one per
+    line (FHIR bulk data NDJSON), for a hospital's audit repository."""
+    from services.audit import AuditService
+    from services.audit_fhir import ndjson
+    from services.cli.common import domain_errors, with_service
+
+    with domain_errors():
+        found = with_service(AuditService, lambda audit: audit.trail(_in_utc_unless_zoned(since)))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", encoding="utf-8") as f:
+        f.writelines(ndjson(found))
+    console.print(f"{len(found)} AuditEvents written to {out}")
+
+
 def _in_utc_unless_zoned(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 

@@ -118,6 +118,7 @@ async def sign_in(request: Request, token: Annotated[str, Form()] = "", next: An
         return page(request, "sign_in.html", None, 401, error=reason, next=_safe_next(next))
     response = RedirectResponse(_safe_next(next), 303)
     sessions(request).open(response, request, caller)
+    await request.app.state.audit.signed_in(caller.person, caller.role, datetime.now(UTC))
     return response
 
 

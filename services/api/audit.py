@@ -1,0 +1,30 @@
+"""The audit trail for auditors, as FHIR R4 AuditEvents (IHE BALP)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import AwareDatetime
+
+from services.api.auth import Caller, require
+from services.audit import AuditService
+from services.audit_fhir import bundle
+
+routes = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+
+@routes.get(
+    "/fhir",
+    response_model=None,
+    summary="Accesses to incident data and incident changes since a moment, as a FHIR Bundle of AuditEvents",
+    responses={200: {"content": {"application/fhir+json": {}}, "description": "a Bundle (type collection)"}},
+)
+async def audit_bundle(
+    request: Request,
+    _: Annotated[Caller, Depends(require("auditor", "safety_officer"))],
+    since: Annotated[AwareDatetime, Query(description="recorded since, e.g. 2026-10-01T00:00:00Z")],
+) -> Response:
+    audit: AuditService = request.app.state.audit
+    found = bundle(await audit.trail(since))
+    return Response(found.model_dump_json(exclude_none=True), media_type="application/fhir+json")
