@@ -6,7 +6,6 @@ Bearer tokens map to roles (`VIGIL_API_TOKENS`). Every payload passes the same g
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -14,7 +13,6 @@ from typing import Annotated, Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 from fastapi import Depends, FastAPI, HTTPException, Request
 from prometheus_client import make_asgi_app
 from pydantic import BaseModel
@@ -22,10 +20,12 @@ from pydantic import BaseModel
 from services.api.audit import routes as audit_routes
 from services.api.auth import Caller, require
 from services.api.corrective_actions import routes as corrective_action_routes
-from services.api.errors import Unavailable, install_error_handlers
+from services.api.errors import install_error_handlers
 from services.api.incidents import routes as incident_routes
 from services.api.models import guideline_routes
 from services.api.models import routes as model_routes
+from services.api.otlp import routes as otlp_routes
+from services.api.publish import publish
 from services.api.registry import routes as registry_routes
 from services.audit import AuditService
 from services.console import install as install_console
@@ -35,9 +35,8 @@ from services.models import ModelService
 from services.registry import RegistryService
 from vigil.events import EVENT_TYPES, INPUT_EVENTS
 from vigil.policy import load_policy
-from vigil.validation import MAX_EVENT_BYTES, Rejected, loads, outgoing, parse
+from vigil.validation import MAX_EVENT_BYTES, Rejected, loads, parse
 from vigil_runtime.database import engine_for
-from vigil_runtime.observability import EVENTS_IN, EVENTS_OUT
 from vigil_runtime.settings import Settings, get_settings
 
 log = structlog.get_logger("api")
@@ -95,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(registry_routes)
     app.include_router(corrective_action_routes)
     app.include_router(audit_routes)
+    app.include_router(otlp_routes)
     app.include_router(model_routes)
     app.include_router(guideline_routes)
     install_console(app, settings)
@@ -134,18 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 problems.append({"index": index, "path": rejected.path, "reason": rejected.reason})
         if problems:
             raise HTTPException(422, problems)
-        producer: AIOKafkaProducer = request.app.state.producer
-        records = [outgoing(event) for event in events]
-        sends = []
-        for record in records:
-            EVENTS_IN.labels("api", record.topic).inc()
-            sends.append(await producer.send(settings.topic(record.topic), record.value, key=record.key))
-        try:
-            await asyncio.gather(*sends)
-        except KafkaError as error:  # every event of the batch is retried by the client: ids make that safe
-            raise Unavailable(f"Kafka did not take the events ({type(error).__name__}); retry") from None
-        for record in records:
-            EVENTS_OUT.labels("api", record.topic).inc()
+        await publish(request.app.state.producer, settings, events)
         return Accepted(accepted=len(events), event_ids=[str(e.event_id) for e in events])
 
     original_openapi = app.openapi
