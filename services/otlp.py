@@ -56,6 +56,12 @@ class Refused:
     reason: Rejected
     raw: bytes  # the span as OTLP JSON, for the dead letter
 
+    @property
+    def position(self) -> int:
+        """Where its dead letter says it came from: the span id as a (63-bit) number, so that each
+        refused span has a dead letter of its own and a span sent twice has one."""
+        return int(self.span.split("/")[1] or "0", 16) & (2**63 - 1)
+
 
 def decode(body: bytes, content_type: str, content_encoding: str) -> ExportTraceServiceRequest:
     """An OTLP/HTTP body (protobuf or JSON, plain or gzip) as a request, or BadRequest."""
@@ -128,8 +134,14 @@ def _attributes(pairs: Any) -> dict[str, Any]:
 
 
 def _length(content: Any) -> int:
-    """Characters of message content, however it is structured (a string, a list of messages)."""
+    """Characters of message content, however it is structured: a string, a list of messages, or
+    (as span attributes carry them) such a list written as a JSON string."""
     if isinstance(content, str):
+        if content[:1] in ("[", "{"):
+            try:
+                return _length(json.loads(content))
+            except ValueError:
+                pass  # text that happens to start with a bracket
         return len(content)
     if isinstance(content, list):
         return sum(_length(item) for item in content)

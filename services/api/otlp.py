@@ -41,7 +41,7 @@ async def traces(request: Request, _: Annotated[Caller, Depends(require("emitter
         raise HTTPException(400, str(error)) from None
     now = datetime.now(UTC)
     events, refused = otlp.inferences(found, now)
-    letters = [dead_letter(r.reason, SOURCE, 0, 0, r.raw, now, agent=r.span) for r in refused]
+    letters = [dead_letter(r.reason, SOURCE, 0, r.position, r.raw, now) for r in refused]
     await publish(request.app.state.producer, request.app.state.settings, events, letters)
     for r in refused:
         log.info("api.otlp_span_refused", reason_kind=r.reason.kind, path=r.reason.path)

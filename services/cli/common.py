@@ -26,7 +26,14 @@ def choices(name: str, values: Iterable[str]) -> Any:
     return Enum(name, {v: v for v in dict.fromkeys(values)}, type=str)
 
 
-ISO = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M%z", "%Y-%m-%dT%H:%M:%S%z"]
+ISO = [
+    "%Y-%m-%d",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%dT%H:%M%z",
+    "%Y-%m-%dT%H:%M:%S%z",
+    "%Y-%m-%dT%H:%M:%S.%f%z",
+]  # the last as Python's isoformat() writes an aware time
 
 # Options with a fixed set of values list them in --help.
 RegimeChoice = choices("RegimeChoice", REGIMES)

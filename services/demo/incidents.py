@@ -13,6 +13,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.store import reads
+from vigil.events import AlertRaised
 from vigil.incidents import latest_awareness_overdue
 from vigil_hospital import Hospital, missed_chest_pain
 from vigil_runtime.settings import Settings
@@ -97,13 +98,19 @@ async def incident_scenario(
         overdue = any(a["labels"]["alertname"] == "IncidentReportOverdue" for a in ours)
         return ours if overdue else []
 
-    alerts = await wait_for(paged, 90, "the overdue incident to page on-call through Alertmanager")
-    table = Table(title="Alerts in Alertmanager (routed to on-call / safety team)")
-    for column in ("alert", "severity", "incident", "summary"):
+    active = await wait_for(paged, 90, "the overdue incident to page on-call through Alertmanager")
+    # Every alert the two incidents raised, as recorded, and whether Alertmanager still holds it: the
+    # missed escalation's ended when the demo's safety officer triaged its candidate.
+    async with engine.connect() as conn:
+        raised = [a for a in await reads.of_type(conn, AlertRaised) if a.labels.get("incident_id") in (iid, left)]
+    latest = {(a.alert_name, a.labels["incident_id"], a.labels.get("regime")): a for a in raised}
+    paging = {(a["labels"]["alertname"], a["labels"]["incident_id"], a["labels"].get("regime")) for a in active}
+    table = Table(title="Incident alerts (routed to on-call / safety team through Alertmanager)")
+    for column in ("alert", "severity", "incident", "in Alertmanager", "summary"):
         table.add_column(column)
-    for a in alerts:
-        labels = a["labels"]
-        table.add_row(labels["alertname"], labels["severity"], labels["incident_id"][:8], a["annotations"]["summary"])
+    for key, a in latest.items():
+        state = "active" if key in paging else ("resolved" if a.resolved else "sent")
+        table.add_row(a.alert_name, a.severity, key[1][:8], state, a.summary)
     console.print(table)
 
     listed = (await api.get("/v1/incidents")).raise_for_status().json()

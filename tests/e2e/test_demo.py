@@ -10,12 +10,17 @@ import os
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 import pytest
+from fhir.resources.R4B.auditevent import AuditEvent
 
+from services.audit_fhir import AUDITED
 from services.processes import services
+from services.store import reads
 from tests.conftest import ROOT, Settings
+from vigil_runtime.database import engine_for
 from vigil_runtime.topics import delete_topics
 
 pytestmark = pytest.mark.integration
@@ -36,6 +41,7 @@ def test_demo_streams_records_dead_letters_and_verifies(settings: Settings, tmp_
         "VIGIL_POLICY_FILE": str(ROOT / "deploy" / "policy.yml"),
         "COLUMNS": "200",
     }
+    started = datetime.now(UTC)
     try:
         result = subprocess.run(
             [sys.executable, "-m", "services.cli", "demo", "--inferences", "6000", "--out", str(tmp_path / "out")],
@@ -64,6 +70,25 @@ def test_demo_streams_records_dead_letters_and_verifies(settings: Settings, tmp_
             assert card.status_code == 200 and 'src="/console/models/mammo-screen/chart.svg"' in card.text
             chart = browser.get("/models/mammo-screen/chart.svg")
             assert chart.headers["content-type"] == "image/svg+xml" and b"<svg" in chart.content
+        # The demo's audit trail as FHIR: every AuditEvent parses (fhir.resources) and they equal the
+        # audited events in the store one for one (the console sign-in above among them).
+        trail = tmp_path / "audit.ndjson"
+        command = [sys.executable, "-m", "services.cli", "export", "audit-fhir", "--since", started.isoformat(),
+                   "--out", str(trail)]  # fmt: skip
+        exported = subprocess.run(command, env=env, capture_output=True, text=True)
+        assert exported.returncode == 0, exported.stderr
+        resources = [AuditEvent.model_validate_json(line) for line in trail.read_text().splitlines()]
+
+        async def audited() -> set[str]:
+            engine = engine_for(settings)
+            async with engine.connect() as conn:
+                found = await reads.of_type(conn, *AUDITED, recorded_since=started)
+            await engine.dispose()
+            return {str(e.event_id) for e in found}
+
+        expected = asyncio.run(audited())
+        assert {r.id for r in resources} == expected and any(r.action == "E" for r in resources)
+        assert len(resources) == len(expected) and "patient" not in trail.read_text().lower()
         assert "hash chain intact" in out
         for kind in ("not_json", "unsupported_version", "schema", "unknown_type", "phi"):
             assert kind in out

@@ -62,8 +62,11 @@ async def test_a_psur_counts_what_the_store_holds_and_renders(pipeline: Pipeline
         "death": await counted(db, f"SELECT count(*) FROM incidents WHERE {aware} AND harm = 'death'"),
         "EEA": await counted(db, serious + f" AND country IN {eea}"),
         "rest": await counted(db, serious + f" AND country NOT IN {eea}"),
+        # Not serious: a harm below serious, or none stated yet (a candidate before triage).
         "non_serious": await counted(
-            db, f"SELECT count(*) FROM incidents WHERE {aware} AND harm NOT IN ('death', 'serious_deterioration')"
+            db,
+            f"SELECT count(*) FROM incidents WHERE {aware} AND (harm IS NULL "
+            "OR harm NOT IN ('death', 'serious_deterioration'))",
         ),
     }
     assert inferences >= len(chats) and expected["serious"] >= 2 and expected["rest"] >= 1

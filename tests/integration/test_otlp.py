@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from sqlalchemy import text
 
 from services.otlp import NAMESPACE
+from services.store import reads
 from tests.conftest import TOKENS, Pipeline
 from tests.e2e.test_incidents import register
 from tests.integration.helpers import hospital_events, wait_until
@@ -83,6 +84,21 @@ async def test_genai_spans_from_the_sdk_become_inferences(pipeline: Pipeline, db
                                      {"s": f"%{SECRET_PROMPT}%"})).scalar_one()  # fmt: skip
     assert leaked == 0, "message content reached the store"
 
+    # The worker takes it like any other inference: the chatbot did not escalate, the follow-up
+    # found an emergency, and the outcome join raises the missed escalation's candidate.
+    outcome = {"event_type": "OutcomeObserved", "event_id": str(uuid.uuid4()), "occurred_at": body["occurred_at"],
+               "inference_id": body["event_id"], "model_id": "symptom-chat", "observed_at": body["occurred_at"],
+               "label": "emergency", "critical_condition": True, "source": "follow_up", "emergency": True}  # fmt: skip
+    sent = httpx.post(pipeline.api_url + "/v1/events", json=outcome,
+                      headers={"Authorization": f"Bearer {TOKENS['emitter']}"})  # fmt: skip
+    assert sent.status_code == 202, sent.text
+
+    async def candidate() -> list:
+        async with db.connect() as conn:
+            return await reads.candidates_naming(conn, body["event_id"])
+
+    await wait_until(candidate, 60, "the missed escalation of a span-borne inference")
+
 
 def otlp_json(spans: list[dict]) -> dict:
     return {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "w"}}]},
@@ -122,13 +138,13 @@ async def test_refused_spans_come_back_in_the_partial_success_and_as_dead_letter
 
     async def letters() -> list:
         async with db.connect() as conn:
-            rows = await conn.execute(text("SELECT reason_kind, path, payload_base64 FROM dead_letters "
+            rows = await conn.execute(text("SELECT reason_kind, path, payload FROM dead_letters "
                                            "WHERE source_topic = 'otlp:/v1/traces'"))  # fmt: skip
         found = list(rows)
         return found if {r.reason_kind for r in found} >= {"schema", "phi"} else []
 
     found = await wait_until(letters, 60, "the refused spans' dead letters")
-    assert all(r.payload_base64 is None for r in found if r.reason_kind == "phi")  # identifiers are withheld
+    assert all(r.payload is None for r in found if r.reason_kind == "phi")  # identifiers are withheld
     good_id = uuid.uuid5(NAMESPACE, f"{good['traceId']}/{good['spanId']}")
     await wait_until(lambda: stored(db, good_id), 60, "the good span of the batch recorded")
 
