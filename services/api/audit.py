@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, BaseModel, Field
 
 from services.api.auth import Caller, require
 from services.audit import AuditService
@@ -14,11 +14,25 @@ from services.audit_fhir import bundle
 routes = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 
+class AuditBundle(BaseModel):
+    """A FHIR R4 Bundle (type collection) of AuditEvents, served as application/fhir+json."""
+
+    resourceType: str = "Bundle"
+    type: str = "collection"
+    entry: list[dict[str, Any]] = Field(default_factory=list, description="{fullUrl, resource: AuditEvent}")
+
+
 @routes.get(
     "/fhir",
     response_model=None,
     summary="Accesses to incident data and incident changes since a moment, as a FHIR Bundle of AuditEvents",
-    responses={200: {"content": {"application/fhir+json": {}}, "description": "a Bundle (type collection)"}},
+    responses={
+        200: {
+            "model": AuditBundle,
+            "content": {"application/fhir+json": {}},
+            "description": "a Bundle (type collection)",
+        }
+    },
 )
 async def audit_bundle(
     request: Request,

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from pydantic import BaseModel, Field
 
 from services import otlp
 from services.api.auth import Caller, require
@@ -14,6 +15,19 @@ from services.api.publish import publish
 from vigil.validation import dead_letter
 
 routes = APIRouter(tags=["ingest"])
+
+
+class PartialSuccess(BaseModel):
+    rejectedSpans: str = Field(description="how many spans were refused (an int64, as OTLP/JSON writes it)")
+    errorMessage: str = Field(description="each refused span's reason")
+
+
+class TracesAnswer(BaseModel):
+    """OTLP's ExportTraceServiceResponse as JSON (the protobuf answer carries the same fields)."""
+
+    partialSuccess: PartialSuccess | None = Field(None, description="absent when every span was taken")
+
+
 log = structlog.get_logger("api")
 SOURCE = "otlp:/v1/traces"  # where a refused span's dead letter says it came from
 
@@ -27,7 +41,7 @@ SOURCE = "otlp:/v1/traces"  # where a refused span's dead letter says it came fr
     "refused in the partial success, with the reason, and dead-lettered.",
     openapi_extra={"requestBody": {"required": True, "content": {"application/x-protobuf": {},
                                                                  "application/json": {}}}},
-    responses={200: {"content": {"application/x-protobuf": {}, "application/json": {}}},
+    responses={200: {"model": TracesAnswer, "content": {"application/x-protobuf": {}}},
                400: {"description": "not an OTLP request"}, 413: {"description": "too large"}},
 )  # fmt: skip
 async def traces(request: Request, _: Annotated[Caller, Depends(require("emitter"))]) -> Response:
