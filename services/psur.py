@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,7 +25,7 @@ async def psur(engine: AsyncEngine, policy: Policy, model_id: str, year: str, no
         inferences = sum(u.inferences for u in await stored.usage() if u.model_id == model_id)
         by_deployment, by_country, mix = await stored.inference_mix(model_id)
         incidents = [i for i in await stored.incidents() if i.model_id == model_id]
-        kinds = Counter(kind for m, kind in await stored.types_by_model() if m == model_id)
+        kinds = await stored.types_of(model_id)
         actions = fold_actions(await reads.of_type(conn, *ACTION_EVENTS, model_id=model_id)).values()
         head = await reads.head(conn)
     signals = {k: n for k, n in kinds.items() if k not in ("InferenceMade", "OutcomeObserved", "ReviewRecorded")}

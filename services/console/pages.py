@@ -88,6 +88,11 @@ def registry_of(request: Request) -> RegistryService:
     return request.app.state.registry
 
 
+async def _model_ids(request: Request) -> list[str]:
+    """The registered models, for the filter forms."""
+    return sorted(m.model_id for m in await registry_of(request).models(None))
+
+
 def _safe_next(target: str | None) -> str:
     """Only a path of the console itself: a sign-in link must not send anyone elsewhere."""
     if target and target.startswith("/console") and not target.startswith("//"):
@@ -152,12 +157,10 @@ async def _inbox(request: Request, session: Session, chosen: tuple[InboxFilters,
     allow(session, "read incidents", "safety_officer", "auditor")
     filters, problems = chosen
     entries = await incidents_of(request).list(filters.status or None, filters.model or None, filters.regime or None)
-    models = sorted({m.model_id for m in await registry_of(request).models(None)})
     return {
         "entries": entries,
         "filters": filters,
         "problems": problems,
-        "models": models,
         "statuses": get_args(IncidentStatus),
         "regimes": get_args(RegimeName),
     }
@@ -179,12 +182,14 @@ Filters = Annotated[tuple[InboxFilters, dict[str, str]], Depends(_filters)]
 
 @routes.get("/", response_class=HTMLResponse)
 async def inbox(request: Request, session: SignedIn, filters: Filters) -> Response:
-    return page(request, "inbox.html", session, **await _inbox(request, session, filters))
+    found = await _inbox(request, session, filters)
+    return page(request, "inbox.html", session, models=await _model_ids(request), **found)
 
 
 @routes.get("/inbox/rows", response_class=HTMLResponse)
 async def inbox_rows(request: Request, session: SignedIn, filters: Filters) -> Response:
-    """The inbox's rows alone: the page fetches them every few seconds, so new candidates appear."""
+    """The inbox's rows alone: the page fetches them every few seconds, so new candidates appear
+    (without the filter form's lists, which the rows do not show)."""
     return page(request, "_inbox_rows.html", session, **await _inbox(request, session, filters))
 
 
@@ -369,7 +374,7 @@ async def model_card_file(
 async def signals(request: Request, session: SignedIn, model: str = "", kind: str = "", days: int = 90) -> Response:
     """Drift, thresholds, disparity, oversight, transparency, readers, sources, trends and overdue
     reports, the newest first."""
-    kinds = [k for k in FEED_KINDS if not kind or _name(k) == kind]
+    kinds = [k for k in FEED_KINDS if not kind or reads.type_name(k) == kind]
     problems = {}
     if not kinds:
         problems["kind"] = f"{kind!r} is not a kind of signal; showing all"
@@ -379,26 +384,20 @@ async def signals(request: Request, session: SignedIn, model: str = "", kind: st
         days = max(1, min(days, 3650))
     since = datetime.now(UTC) - timedelta(days=days)
     async with registry_of(request).engine.connect() as conn:
-        found = await reads.of_type(conn, *kinds, model_id=model or None, recorded_since=since)
-    feed = list(reversed(found))[:FEED_LIMIT]
-    models = sorted({m.model_id for m in await registry_of(request).models(None)})
+        found = await reads.of_type(conn, *kinds, model_id=model or None, recorded_since=since, newest=FEED_LIMIT)
     return page(
         request,
         "signals.html",
         session,
-        feed=feed,
+        feed=found[::-1],
         model=model,
         kind=kind,
         days=days,
         problems=problems,
-        models=models,
-        kinds=sorted(_name(k) for k in FEED_KINDS),
+        models=await _model_ids(request),
+        kinds=sorted(reads.type_name(k) for k in FEED_KINDS),
         limit=FEED_LIMIT,
     )
-
-
-def _name(kind: type[Event]) -> str:
-    return str(kind.model_fields["event_type"].default)
 
 
 @routes.get("/guidelines", response_class=HTMLResponse)

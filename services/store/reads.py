@@ -37,7 +37,7 @@ from vigil.validation import parse
 E = TypeVar("E", bound=Event)
 
 
-def _name(kind: type[Event]) -> str:
+def type_name(kind: type[Event]) -> str:
     return str(kind.model_fields["event_type"].default)
 
 
@@ -55,11 +55,12 @@ async def of_type(
     recorded_since: datetime | None = None,
     where: dict[str, str] | None = None,
     recorded_by: datetime | None = None,
+    newest: int | None = None,
 ) -> list[E]:
     """Events of these types in the order they were recorded: of one model (or several), one
     version, occurred in [since, until), recorded since a moment (and by another: what Vigil knew
-    then), with payload fields equal to `where`'s values."""
-    by_name = {_name(kind): kind for kind in kinds}
+    then), with payload fields equal to `where`'s values; only the `newest` so many, if given."""
+    by_name = {type_name(kind): kind for kind in kinds}
     query = select(events.c.event_type, events.c.body).where(events.c.event_type.in_(by_name))
     if model_id is not None:
         query = query.where(events.c.model_id == model_id)
@@ -77,7 +78,10 @@ async def of_type(
         query = query.where(events.c.recorded_at <= recorded_by)
     for field, value in (where or {}).items():
         query = query.where(events.c.payload[field].astext == value)
-    rows = await conn.execute(query.order_by(events.c.seq))
+    if newest is not None:
+        rows = list(await conn.execute(query.order_by(events.c.seq.desc()).limit(newest)))[::-1]
+    else:
+        rows = list(await conn.execute(query.order_by(events.c.seq)))
     return [by_name[event_type].model_validate_json(body) for event_type, body in rows]
 
 
@@ -350,6 +354,15 @@ class InPeriod:
     async def types_by_model(self) -> list[tuple[str | None, str]]:
         query = select(events.c.model_id, events.c.event_type).where(self.within)
         return [(model_id, event_type) for model_id, event_type in await self.conn.execute(query)]
+
+    async def types_of(self, model_id: str) -> dict[str, int]:
+        """One model's events of the period, counted by type in the database."""
+        query = (
+            select(events.c.event_type, func.count())
+            .where(self.within, events.c.model_id == model_id)
+            .group_by(events.c.event_type)
+        )
+        return {str(kind): int(n) for kind, n in await self.conn.execute(query)}
 
     async def incidents(self) -> list[InboxEntry]:
         """The incidents Vigil became aware of in the period."""
