@@ -24,6 +24,7 @@ from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 import faust
 import faust.streams as faust_streams
+import faust.transport.drivers.aiokafka as faust_aiokafka
 import structlog
 from faust.types import TP, Message, TableT
 from pydantic import BaseModel
@@ -117,7 +118,24 @@ def _persisted(table: ChangelogInBatches, sent: asyncio.Future) -> None:
         table.data.set_persisted_offset(sent.result().topic_partition, sent.result().offset)
 
 
-app = faust.App(
+class InOrderConsumer(faust_aiokafka.Consumer):
+    """Faust's consumer, committing no further than the worker has taken each partition in order
+    (vigil.offsets says why)."""
+
+    def _new_offset(self, tp: TP) -> int | None:
+        return reading.committable(tp, super()._new_offset(tp))
+
+
+class InOrderTransport(faust_aiokafka.Transport):
+    Consumer = InOrderConsumer
+
+
+class WorkerApp(faust.App):
+    def _new_transport(self) -> InOrderTransport:
+        return InOrderTransport(self.conf.broker_consumer, self)
+
+
+app = WorkerApp(
     settings.worker_id,
     datadir=str(settings.home / "worker-data"),
     broker=f"kafka://{settings.kafka_bootstrap}",

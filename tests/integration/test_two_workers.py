@@ -133,7 +133,11 @@ async def test_a_worker_killed_mid_stream_hands_its_partitions_and_state_to_the_
             await wait_until(all_exact, 240, "sensitivity and override share exact on the surviving worker")
         except AssertionError:
             tail = second.logfile.read_text()[-3000:] if second.logfile.exists() else "(no log)"
-            assert shown == expected, f"the surviving worker's log ends:\n{tail}"  # and which differ, by how much
+            killed = pipeline.processes["worker"].logfile
+            gaps = [line for line in killed.read_text().splitlines() if "worker.gap" in line] if killed.exists() else []
+            assert shown == expected, (
+                f"the killed worker's gaps:\n{gaps[-20:]}\nthe surviving worker's log ends:\n{tail}"
+            )
             raise
     finally:
         second.stop()

@@ -32,3 +32,12 @@ def test_a_partition_kept_through_a_rebalance_continues_where_it_was_and_a_new_o
     reading.assign(["kept", "new"])
     assert not reading.admit("kept", 42)  # 41 skipped across the rebalance
     assert reading.admit("new", 1000)
+
+
+def test_a_commit_goes_no_further_than_the_first_record_not_yet_taken_in_order() -> None:
+    reading = Reading[str]()
+    assert reading.admit("p", 4) and reading.admit("p", 5)
+    assert not reading.admit("p", 8)  # 6 and 7 never handed over; 8 acknowledged by Faust all the same
+    assert reading.committable("p", 9) == 6  # what Faust would commit, gaps and dropped records counted
+    assert reading.committable("p", 5) == 5  # behind what was taken: as it is
+    assert reading.committable("p", None) is None and reading.committable("new", 12) == 12
