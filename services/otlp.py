@@ -88,6 +88,17 @@ def decode(body: bytes, content_type: str, content_encoding: str) -> ExportTrace
     return request
 
 
+def from_record(value: bytes | None) -> ExportTraceServiceRequest:
+    """What an OpenTelemetry Collector's `kafka` exporter writes to its topic: one
+    ExportTraceServiceRequest per record, as protobuf (`encoding: otlp_proto`, its default) or
+    JSON (`otlp_json`). Protobuf's first byte is a field tag, never `{`."""
+    body = value or b""
+    if len(body) > MAX_BODY_BYTES:
+        raise BadRequest(f"a record of {len(body)} bytes exceeds {MAX_BODY_BYTES} bytes")
+    as_json = body.lstrip()[:1] == b"{"
+    return decode(body, "application/json" if as_json else "application/x-protobuf", "")
+
+
 def _hex_ids_as_base64(value: Any) -> Any:
     """OTLP/JSON writes trace and span ids in hex where protobuf's JSON mapping expects base64."""
     if isinstance(value, dict):

@@ -16,6 +16,7 @@ from typing import TypeVar
 
 import asyncpg
 import structlog
+from aiokafka.errors import KafkaError
 from sqlalchemy import exc as sa
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential_jitter
 
@@ -34,6 +35,11 @@ _ASYNCPG_TRANSIENT = (
 )
 
 
+class Unavailable(ConnectionError):
+    """A dependency (PostgreSQL, Kafka) cannot be reached now: a request may be retried (the API
+    answers 503), a process waits it out."""
+
+
 def is_outage(error: BaseException) -> bool:
     """True for errors that say a dependency is unreachable, not that the request was wrong."""
     if isinstance(error, sa.DBAPIError):
@@ -45,6 +51,8 @@ def is_outage(error: BaseException) -> bool:
             return True
     if isinstance(error, sa.TimeoutError):  # no connection free in the pool in time
         return True
+    if isinstance(error, KafkaError):  # aiokafka says which of its errors pass (no broker, no leader)
+        return bool(error.retriable)
     return isinstance(error, (OSError, asyncio.TimeoutError, *_ASYNCPG_TRANSIENT))
 
 

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     # "k/n": this is recorder k of n, recording the partitions p with p mod n = k - 1 of every topic
     # into the one hash chain (README, "More than one recorder").
     recorder_share: str = "1/1"
+    # The topic an OpenTelemetry Collector's kafka exporter writes GenAI spans to (its default
+    # name), read by `vigil otlp-reader` (README, "OpenTelemetry GenAI spans in").
+    otlp_topic: str = "otlp_spans"
+    otlp_reader_metrics_port: int = 9103
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     # token -> "role" or "role:person" (the person is named in the audit trail). Tokens are

@@ -25,13 +25,13 @@ from services.api.incidents import routes as incident_routes
 from services.api.models import guideline_routes
 from services.api.models import routes as model_routes
 from services.api.otlp import routes as otlp_routes
-from services.api.publish import publish
 from services.api.registry import routes as registry_routes
 from services.audit import AuditService
 from services.console import install as install_console
 from services.corrective_actions import CorrectiveActionService
 from services.incidents import IncidentService
 from services.models import ModelService
+from services.publish import publish
 from services.registry import RegistryService
 from vigil.events import EVENT_TYPES, INPUT_EVENTS
 from vigil.policy import load_policy

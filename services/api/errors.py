@@ -20,14 +20,10 @@ from vigil.export import QuarterError
 from vigil.incidents import DomainError, InvalidInput
 from vigil.policy import PolicyError
 from vigil.registry import UnknownModel
-from vigil_runtime.outages import is_outage
+from vigil_runtime.outages import Unavailable, is_outage
 
 log = structlog.get_logger("api")
 RETRY_AFTER_SECONDS = 5
-
-
-class Unavailable(Exception):
-    """A dependency (PostgreSQL, Kafka) cannot be reached; the request may be retried."""
 
 
 ERROR_STATUS: dict[type[Exception], int] = {

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from services import otlp
 from services.api.auth import Caller, require
-from services.api.publish import publish
+from services.publish import publish
 from vigil.validation import dead_letter
 
 routes = APIRouter(tags=["ingest"])

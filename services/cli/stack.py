@@ -111,6 +111,18 @@ def recorder() -> None:
     asyncio.run(run_recorder(settings))
 
 
+@app.command("otlp-reader")
+def otlp_reader() -> None:
+    """Run the OTLP reader (a Collector's Kafka topic of GenAI spans → InferenceMade) in the foreground."""
+    from services.otlp_reader import run_otlp_reader
+    from vigil_runtime.observability import serve_metrics
+
+    settings = get_settings()
+    configure_logging(settings)
+    serve_metrics(settings.otlp_reader_metrics_port)
+    asyncio.run(run_otlp_reader(settings))
+
+
 @app.command()
 def notifier() -> None:
     """Run the notifier (alert.v1 → Alertmanager) in the foreground."""

@@ -11,7 +11,7 @@ from vigil_runtime.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 services = compose["services"]
-VIGIL = ("init", "worker", "recorder", "api")
+VIGIL = ("init", "worker", "recorder", "notifier", "otlp-reader", "api")
 
 
 def test_the_whole_stack_is_there() -> None:
@@ -38,7 +38,7 @@ def test_vigil_services_use_real_commands_and_settings() -> None:
     for name in VIGIL:
         service = services[name]
         assert service["command"][0] in commands
-        for variable in service["environment"]:
+        for variable in service.get("environment", {}):
             assert variable in fields, f"{name}: {variable} is not a setting"
 
 

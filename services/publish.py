@@ -1,5 +1,5 @@
-"""Sending accepted events (and dead letters) to Kafka from a request: what /v1/events and
-/v1/traces share."""
+"""Sending accepted events (and their dead letters) to Kafka: what /v1/events, /v1/traces and the
+OTLP reader share."""
 
 from __future__ import annotations
 
@@ -9,22 +9,26 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from services.api.errors import Unavailable
 from vigil.events import DEADLETTER_TOPIC, DeadLetter, Event
 from vigil.validation import outgoing
 from vigil_runtime.observability import EVENTS_IN, EVENTS_OUT
+from vigil_runtime.outages import Unavailable
 from vigil_runtime.settings import Settings
 
 
 async def publish(
-    producer: AIOKafkaProducer, settings: Settings, events: Sequence[Event], letters: Sequence[DeadLetter] = ()
+    producer: AIOKafkaProducer,
+    settings: Settings,
+    events: Sequence[Event],
+    letters: Sequence[DeadLetter] = (),
+    component: str = "api",
 ) -> None:
-    """All or nothing from the client's view: if Kafka does not take every record, the answer is
-    503 and the client sends the batch again (event ids make that safe)."""
+    """All or nothing from the sender's view: if Kafka does not take every record, `Unavailable`,
+    and the sender sends the batch again (event ids make that safe)."""
     records = [outgoing(event) for event in events]
     sends = []
     for record in records:
-        EVENTS_IN.labels("api", record.topic).inc()
+        EVENTS_IN.labels(component, record.topic).inc()
         sends.append(await producer.send(settings.topic(record.topic), record.value, key=record.key))
     for letter in letters:
         topic = settings.topic(DEADLETTER_TOPIC)
@@ -34,6 +38,6 @@ async def publish(
     except KafkaError as error:
         raise Unavailable(f"Kafka did not take the events ({type(error).__name__}); retry") from None
     for record in records:
-        EVENTS_OUT.labels("api", record.topic).inc()
+        EVENTS_OUT.labels(component, record.topic).inc()
     if letters:
-        EVENTS_OUT.labels("api", DEADLETTER_TOPIC).inc(len(letters))
+        EVENTS_OUT.labels(component, DEADLETTER_TOPIC).inc(len(letters))
