@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,7 @@ class Kept(SpanExporter):
     def __init__(self) -> None:
         self.spans: list[ReadableSpan] = []
 
-    def export(self, spans) -> SpanExportResult:  # type: ignore[no-untyped-def]
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         self.spans += spans
         return SpanExportResult.SUCCESS
 
