@@ -7,6 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from vigil.performance import PerformanceReport, name_of
+from vigil.performance_estimate import ESTIMATED, FileEstimate, MetricEstimate
 from vigil.readers import ReaderReport
 
 
@@ -60,3 +61,26 @@ def print_readers(out: Console, result: ReaderReport, title: str) -> None:
 
 def _plain(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
+
+
+def print_estimates(out: Console, result: FileEstimate, title: str) -> None:
+    """Each chunk's estimated metrics with their intervals, and the realised ones where known."""
+    table = Table(title=title, caption="ESTIMATED from calibrated scores (CBPE); realised where the file has outcomes")
+    for column in ("subgroup", "chunk", "rows", *(f"{m} ({result.level:.0%})" for m in ESTIMATED),
+                   "realised sens. / spec."):  # fmt: skip
+        table.add_column(column)
+    for row in result.rows:
+        m = row.estimate.metrics
+        real = row.realised
+        table.add_row(
+            name_of(tuple(row.subgroup.items())), str(row.chunk), f"{row.estimate.n} ({row.first}–{row.last})",
+            *(_estimated(m[metric]) for metric in ESTIMATED),
+            "—" if real is None else f"{_plain(real['sensitivity'])} / {_plain(real['specificity'])}",
+        )  # fmt: skip
+    out.print(table)
+    out.print(f"calibration: {result.reference_size} reference outputs, expected calibration error "
+              f"{result.calibration_ece:.3f} (held out)")  # fmt: skip
+
+
+def _estimated(value: MetricEstimate | None) -> str:
+    return "—" if value is None else f"{value.value:.3f} ({value.low:.3f}–{value.high:.3f})"

@@ -81,6 +81,10 @@ class PerformancePolicy(Strict):
     min_positives: int = Field(default=20, ge=1)
     min_negatives: int = Field(default=20, ge=0)
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    estimate_max_ece: float = Field(
+        default=0.05, gt=0, lt=1, description="performance estimates (CBPE) only from a calibration this good"
+    )
+    estimate_chunk: int = Field(default=500, ge=50, description="outputs per estimate (CBPE)")
 
     def rules(self, registered_risk_class: RiskClass) -> Rules:
         risk_class = self.risk_class or registered_risk_class

@@ -98,3 +98,34 @@ def performance_compute(
         f"unmatched: {unmatched.predictions_without_outcome} predictions without outcome, "
         f"{unmatched.outcomes_without_prediction} outcomes without prediction"
     )
+
+
+@performance_app.command("estimate")
+def performance_estimate(
+    reference: Annotated[Path, typer.Option(help="CSV/Parquet with outcomes: score, label, truth")],
+    analysis: Annotated[Path, typer.Option(help="CSV/Parquet awaiting outcomes: score, label, optional truth")],
+    positive: Annotated[str, typer.Option(help="the critical label; `score` is its probability")],
+    by: Annotated[str, typer.Option(help="subgroup attributes (columns), comma-separated")] = "",
+    chunk: Annotated[int | None, typer.Option(help="outputs per estimate (default: the policy's)")] = None,
+    model: Annotated[str | None, typer.Option(help="apply this model's overrides from the policy file")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Estimated performance before the outcomes arrive (CBPE): scores calibrated on the reference's
+    outcomes, the analysis outputs' expected sensitivity, specificity, PPV and NPV per chunk."""
+    from services.performance_view import print_estimates
+    from vigil.performance import attributes_of
+    from vigil.performance_estimate import NotEstimable, estimate_files
+    from vigil.policy import load_policy
+
+    with domain_errors():
+        policy = load_policy(get_settings().policy_file).for_model(model or "*").performance
+    try:
+        result = estimate_files(read_table(reference), read_table(analysis), positive, attributes_of(by),
+                                chunk or policy.estimate_chunk, policy.estimate_max_ece, policy.confidence)  # fmt: skip
+    except NotEstimable as why:
+        console.print(f"[red]no estimate: {why}[/red]")
+        raise typer.Exit(2) from None
+    if as_json:
+        print_json(result)
+        return
+    print_estimates(Console(), result, f"Estimated performance for {positive!r}: {len(result.rows)} chunks")

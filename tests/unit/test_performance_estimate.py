@@ -1,0 +1,165 @@
+"""Performance estimated before the outcomes (vigil.performance_estimate): equal to NannyML's CBPE
+run on the same data, intervals that cover the realised value at their stated rate for a
+perfectly calibrated model, a calibration too poor refused with the reason, and the batch command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from services.cli import app as vigil
+from vigil.performance_estimate import (
+    ESTIMATED,
+    NotEstimable,
+    calibrate,
+    chunks,
+    estimate,
+    estimate_files,
+    realised,
+    trusted,
+)
+
+NANNYML = "nannyml==0.13.1"
+SCRIPT = Path(__file__).parent / "nannyml" / "cbpe.py"
+
+
+def hospital(n: int, shift: float, rng: np.random.Generator) -> pd.DataFrame:
+    """A screening model whose scores rank well but are not probabilities (the square root of the
+    true one), on a population whose inputs move by `shift` (covariate shift, what CBPE assumes)."""
+    x = rng.normal(shift, 1, n)
+    p = 1 / (1 + np.exp(-(1.5 * x - 0.3)))
+    truth = rng.random(n) < p
+    score = np.sqrt(p)
+    return pd.DataFrame({"score": score, "predicted": (score >= 0.6).astype(int), "truth": truth.astype(int)})
+
+
+@pytest.fixture(scope="session")
+def nannyml_python() -> Path:
+    """NannyML in a virtualenv of its own, made once per machine (about a minute)."""
+    home = Path(os.environ.get("VIGIL_HOME", Path.home() / ".cache" / "vigil")) / "venvs" / NANNYML
+    python = home / "bin" / "python"
+    if not (home / ".installed").exists():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(home)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", NANNYML, "statsmodels"], check=True)
+        (home / ".installed").touch()
+    return python
+
+
+def test_estimates_equal_nannymls_cbpe_chunk_by_chunk(nannyml_python: Path, tmp_path: Path) -> None:
+    rng = np.random.default_rng(11)
+    reference, analysis = hospital(4000, 0.0, rng), hospital(4000, 0.6, rng)
+    reference.to_csv(tmp_path / "reference.csv", index=False)
+    analysis.to_csv(tmp_path / "analysis.csv", index=False)
+    files = [str(tmp_path / "reference.csv"), str(tmp_path / "analysis.csv")]
+    run = subprocess.run([str(nannyml_python), str(SCRIPT), *files, "1000"], capture_output=True, text=True, check=True)
+    theirs = json.loads(run.stdout)
+    assert theirs["version"] == "0.13.1" and theirs["calibrated"]  # NannyML calibrates these scores too
+
+    calibration = calibrate(reference["score"], reference["truth"])
+    ours = [estimate(calibration(analysis["score"][part]), analysis["predicted"][part] == 1)
+            for part in chunks(len(analysis), 1000)]  # fmt: skip
+    assert len(ours) == len(theirs["chunks"]) == 4
+    # The same isotonic fit and the same sums: equal but for the order of floating-point additions.
+    for mine, nannyml in zip(ours, theirs["chunks"], strict=True):
+        for metric in ("sensitivity", "specificity", "ppv"):
+            assert mine.metrics[metric].value == pytest.approx(nannyml[metric], abs=1e-9)  # type: ignore[union-attr]
+        assert (mine.tp, mine.fp, mine.fn, mine.tn) == pytest.approx(
+            (nannyml["tp"], nannyml["fp"], nannyml["fn"], nannyml["tn"]), abs=1e-6
+        )
+        npv = nannyml["tn"] / (nannyml["tn"] + nannyml["fn"])  # NannyML has no NPV: from its confusion matrix
+        assert mine.metrics["npv"].value == pytest.approx(npv, abs=1e-9)  # type: ignore[union-attr]
+
+
+def test_a_perfectly_calibrated_model_is_covered_at_about_the_stated_rate() -> None:
+    covered = dict.fromkeys(ESTIMATED, 0)
+    seeds = 200
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        p_ref, p_now = rng.beta(2, 3, 5000), rng.beta(2.5, 3, 400)  # scores are the truth's probabilities
+        calibration = calibrate(p_ref, rng.random(5000) < p_ref)
+        truth, said = rng.random(400) < p_now, p_now >= 0.5
+        found = estimate(calibration(p_now), said, level=0.95, draws=1000, seed=seed)
+        for metric, value in realised(truth.tolist(), said.tolist()).items():
+            bound = found.metrics[metric]
+            assert bound is not None and value is not None
+            covered[metric] += bound.low <= value <= bound.high
+    # 95 % stated; over 200 seeds a binomial share lies in 0.91–0.98 with probability > 0.99. The
+    # calibration is fitted on a finite reference, which the interval leaves out: a little below.
+    for metric, n in covered.items():
+        assert 0.90 <= n / seeds <= 0.985, f"{metric}: {n} of {seeds} covered"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(0, 1), st.booleans()), min_size=10, max_size=200),
+    st.lists(st.tuples(st.floats(0, 1), st.booleans()), min_size=1, max_size=200),
+)
+def test_the_expected_matrix_holds_every_output_and_the_map_only_rises(
+    reference: list[tuple[float, bool]], analysis: list[tuple[float, bool]]
+) -> None:
+    scores, truths = zip(*reference, strict=True)
+    try:
+        calibration = calibrate(scores, truths)
+    except NotEstimable:
+        assert len(set(truths)) < 2
+        return
+    assert all(a <= b for a, b in zip(calibration.probabilities, calibration.probabilities[1:], strict=False))
+    now = np.array([s for s, _ in analysis])
+    found = estimate(calibration(now), [said for _, said in analysis], draws=50)
+    assert found.tp + found.fp + found.fn + found.tn == pytest.approx(len(analysis))
+    for bound in found.metrics.values():
+        assert bound is None or (0 <= bound.low <= bound.high <= 1 and 0 <= bound.value <= 1)
+
+
+def test_a_calibration_that_does_not_hold_out_of_sample_gives_no_estimate_and_says_why() -> None:
+    rng = np.random.default_rng(5)
+    scores = rng.random(40)  # scores that say nothing, on a small reference: isotonic fits the noise
+    calibration = calibrate(scores, rng.random(40) < 0.4)
+    with pytest.raises(NotEstimable, match=r"expected calibration error on held-out reference outputs is 0\.\d+"):
+        trusted(calibration, 0.05)
+    with pytest.raises(NotEstimable, match="outcomes of both kinds"):
+        calibrate([0.2, 0.4, 0.9] * 5, [True] * 15)
+
+
+def test_the_batch_command_estimates_per_chunk_and_subgroup_and_compares_the_realised(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    reference, analysis = hospital(3000, 0.0, rng), hospital(1000, 0.4, rng)
+    for frame in (reference, analysis):
+        frame["label"] = np.where(frame["predicted"] == 1, "malignant", "benign")
+        frame["truth"] = np.where(frame["truth"] == 1, "malignant", "benign")
+        frame["site"] = np.where(np.arange(len(frame)) % 3 == 0, "north", "south")
+    reference.to_csv(tmp_path / "r.csv", index=False)
+    analysis.to_csv(tmp_path / "a.csv", index=False)
+    args = ["performance", "estimate", "--reference", str(tmp_path / "r.csv"), "--analysis", str(tmp_path / "a.csv"),
+            "--positive", "malignant", "--by", "site", "--chunk", "500", "--json"]  # fmt: skip
+    run = CliRunner().invoke(vigil, args)
+    assert run.exit_code == 0, run.output
+    found = json.loads(run.output)
+    assert [(r["subgroup"], r["chunk"]) for r in found["rows"]] == [
+        ({}, 0), ({}, 1), ({"site": "north"}, 0), ({"site": "south"}, 0), ({"site": "south"}, 1)
+    ]  # fmt: skip
+    direct = estimate_files(reference, analysis, "malignant", ["site"], 500)
+    first = direct.rows[0].estimate
+    assert found["rows"][0]["estimate"]["fp"] == pytest.approx(first.fp, rel=1e-9)
+    assert found["rows"][0]["estimate"]["metrics"]["npv"]["low"] == pytest.approx(first.metrics["npv"].low)  # type: ignore[union-attr]
+    assert (
+        found["rows"][0]["realised"]["sensitivity"]
+        == realised(
+            (analysis["truth"][:500] == "malignant").tolist(), (analysis["label"][:500] == "malignant").tolist()
+        )["sensitivity"]
+    )
+    table = CliRunner().invoke(vigil, args[:-1])
+    assert table.exit_code == 0 and "ESTIMATED" in table.output
+    analysis.drop(columns="score").to_csv(tmp_path / "scoreless.csv", index=False)
+    refused = CliRunner().invoke(vigil, [*args[:5], str(tmp_path / "scoreless.csv"), *args[6:]])
+    assert refused.exit_code == 2 and "no estimate: the analysis file has no column 'score'" in refused.output

@@ -1,0 +1,240 @@
+"""Performance before the truth arrives: confidence-based performance estimation (CBPE, as NannyML
+defines it) for a binary or one-vs-rest critical label.
+
+A model's scores, calibrated on a reference period whose outcomes are known (isotonic regression,
+as scikit-learn fits it: ties averaged, pool-adjacent-violators, linear between the fitted points,
+clipped outside them), say for each output the probability that its truth is the critical label.
+The expected confusion matrix of outputs still waiting for their outcome follows (an output
+predicted critical adds its probability to TP and the rest to FP; one predicted otherwise adds it
+to FN and the rest to TN), and every metric from it.
+
+Its limits, as NannyML documents them: the scores must be well calibrated on the reference (checked
+here: the expected calibration error of the calibration, measured on held-out folds of the
+reference, must stay under the policy's limit, or no estimate is given and the reason is said); the
+relation between inputs and truth must not have changed since the reference (covariate shift only:
+a concept shift makes every estimate wrong, which only realised outcomes can show); and a chunk must
+be large enough for its interval to mean anything.
+
+The interval is a parametric bootstrap: truths drawn for the chunk's outputs from their calibrated
+probabilities, the metric computed on each draw, its central `level` share. It covers the realised
+value at about that rate when the calibration is right; the error of the calibration itself is
+not in it (that is what the calibration check bounds)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from pydantic import BaseModel, ConfigDict
+from scipy.optimize import isotonic_regression
+
+from vigil.performance import Metric
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+ESTIMATED: tuple[Metric, ...] = ("sensitivity", "specificity", "ppv", "npv")
+Floats = NDArray[np.float64]
+
+
+class NotEstimable(ValueError):
+    """Why no estimate is given (the reference cannot calibrate, or calibrates too poorly)."""
+
+
+class Calibration(BaseModel):
+    """An isotonic map from scores to the probability of the critical label, and how well it holds."""
+
+    model_config = ConfigDict(frozen=True)
+
+    scores: list[float]  # the fitted points, increasing
+    probabilities: list[float]
+    reference_size: int
+    ece: float  # expected calibration error on held-out folds of the reference
+
+    def __call__(self, scores: ArrayLike) -> Floats:
+        x = np.clip(np.asarray(scores, dtype=float), self.scores[0], self.scores[-1])
+        return np.asarray(np.interp(x, self.scores, self.probabilities), dtype=float)
+
+
+def _isotonic(scores: Floats, truths: Floats) -> tuple[Floats, Floats]:
+    """scikit-learn's IsotonicRegression(out_of_bounds="clip").fit, without its redundant points."""
+    unique, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    means = np.bincount(inverse, weights=truths) / counts  # ties averaged, weighted by their number
+    fitted = isotonic_regression(means, weights=counts.astype(float), increasing=True).x
+    return unique, np.asarray(fitted, dtype=float)
+
+
+def expected_calibration_error(probabilities: Floats, truths: Floats, bins: int = 10) -> float:
+    """Σ over equal-width probability bins of (share of outputs) × |mean probability − share critical|."""
+    which = np.minimum((probabilities * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in np.unique(which):
+        inside = which == b
+        total += inside.mean() * abs(probabilities[inside].mean() - truths[inside].mean())
+    return float(total)
+
+
+def calibrate(scores: ArrayLike, critical: ArrayLike, folds: int = 5, seed: int = 0) -> Calibration:
+    """The calibration fitted on the whole reference; its ECE on `folds` held-out folds (each fold
+    calibrated by a fit on the others), so that a calibration that only fits its own data shows."""
+    x = np.asarray(scores, dtype=float)
+    y = np.asarray(critical, dtype=float)
+    if len(x) < 2 * folds or not 0 < y.sum() < len(y):
+        raise NotEstimable(
+            f"the reference needs outcomes of both kinds and at least {2 * folds} of them to calibrate; it has "
+            f"{len(y)} ({int(y.sum())} critical)"
+        )
+    order = np.random.default_rng(seed).permutation(len(x))
+    held_out = np.empty(len(x))
+    for part in np.array_split(order, folds):
+        rest = np.setdiff1d(order, part)
+        at, fitted = _isotonic(x[rest], y[rest])
+        held_out[part] = np.interp(np.clip(x[part], at[0], at[-1]), at, fitted)
+    at, fitted = _isotonic(x, y)
+    return Calibration(
+        scores=at.tolist(),
+        probabilities=fitted.tolist(),
+        reference_size=len(x),
+        ece=expected_calibration_error(held_out, y),
+    )
+
+
+def trusted(calibration: Calibration, max_ece: float) -> Calibration:
+    """The calibration, if it is good enough to estimate from; else why not."""
+    if calibration.ece > max_ece:
+        raise NotEstimable(
+            f"the calibration's expected calibration error on held-out reference outputs is {calibration.ece:.3f}, "
+            f"above the limit of {max_ece:g}: no estimate (a larger reference, or scores that rank outputs better)"
+        )
+    return calibration
+
+
+class MetricEstimate(BaseModel):
+    value: float
+    low: float
+    high: float
+
+
+class ChunkEstimate(BaseModel):
+    """One chunk's estimate: the expected confusion matrix and each metric with its interval
+    (None where the metric's denominator is expected to be 0)."""
+
+    n: int
+    tp: float
+    fp: float
+    fn: float
+    tn: float
+    metrics: dict[Metric, MetricEstimate | None]
+
+
+def _ratios(tp: Floats, fp: Floats, fn: Floats, tn: Floats) -> dict[Metric, Floats]:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"sensitivity": tp / (tp + fn), "specificity": tn / (tn + fp), "ppv": tp / (tp + fp),
+                "npv": tn / (tn + fn)}  # fmt: skip
+
+
+def estimate(
+    probabilities: ArrayLike,
+    predicted_critical: ArrayLike,
+    level: float = 0.95,
+    draws: int = 1000,
+    seed: int = 0,
+) -> ChunkEstimate:
+    """The chunk's estimated metrics from its outputs' calibrated probabilities and predictions."""
+    p = np.asarray(probabilities, dtype=float)
+    said = np.asarray(predicted_critical, dtype=bool)
+    tp, fp = p[said].sum(), (1 - p[said]).sum()
+    fn, tn = p[~said].sum(), (1 - p[~said]).sum()
+    value = _ratios(*(np.array([v]) for v in (tp, fp, fn, tn)))
+    # Truths drawn from the probabilities: what the realised metric may be, if the calibration holds.
+    truth = np.random.default_rng(seed).random((draws, len(p))) < p
+    tp_d, fn_d = (truth & said).sum(axis=1), (truth & ~said).sum(axis=1)
+    fp_d, tn_d = (~truth & said).sum(axis=1), (~truth & ~said).sum(axis=1)
+    drawn = _ratios(*(d.astype(float) for d in (tp_d, fp_d, fn_d, tn_d)))
+    tail = (1 - level) / 2 * 100
+    metrics: dict[Metric, MetricEstimate | None] = {}
+    for metric in ESTIMATED:
+        v, sample = float(value[metric][0]), drawn[metric][~np.isnan(drawn[metric])]
+        if np.isnan(v) or not len(sample):
+            metrics[metric] = None
+            continue
+        low, high = np.percentile(sample, [tail, 100 - tail])
+        metrics[metric] = MetricEstimate(value=v, low=float(low), high=float(high))
+    return ChunkEstimate(n=len(p), tp=float(tp), fp=float(fp), fn=float(fn), tn=float(tn), metrics=metrics)
+
+
+def chunks(n: int, size: int) -> list[slice]:
+    """Consecutive chunks of `size` outputs, in their order; the last may be smaller."""
+    bounds = list(range(0, n, size))
+    return [slice(start, min(start + size, n)) for start in bounds]
+
+
+def realised(truths: Sequence[bool], predicted_critical: Sequence[bool]) -> dict[Metric, float | None]:
+    """The same metrics on the outcomes once they are known: what an estimate is judged against."""
+    t, said = np.asarray(truths, dtype=bool), np.asarray(predicted_critical, dtype=bool)
+    counts = (float((t & said).sum()), float((~t & said).sum()), float((t & ~said).sum()), float((~t & ~said).sum()))
+    ratios = _ratios(*(np.array([c]) for c in counts))
+    return {m: None if np.isnan(ratios[m][0]) else float(ratios[m][0]) for m in ESTIMATED}
+
+
+# --- on files: `vigil performance estimate` ---------------------------------------------------
+
+
+class EstimateRow(BaseModel):
+    """One chunk of one subgroup: the estimate, and the realised metrics where the file has outcomes."""
+
+    subgroup: dict[str, str]
+    chunk: int
+    first: int  # the chunk's first and last row in the analysis file (from 0; a subgroup's rows spread)
+    last: int
+    estimate: ChunkEstimate
+    realised: dict[Metric, float | None] | None
+
+
+class FileEstimate(BaseModel):
+    positive: str
+    calibration_ece: float
+    reference_size: int
+    chunk_size: int
+    level: float
+    rows: list[EstimateRow]
+
+
+def estimate_files(
+    reference: pd.DataFrame,
+    analysis: pd.DataFrame,
+    positive: str,
+    attributes: Sequence[str] = (),
+    chunk_size: int = 500,
+    max_ece: float = 0.05,
+    level: float = 0.95,
+) -> FileEstimate:
+    """CBPE on files: `reference` has `score` (the probability of `positive`), `label` (predicted)
+    and `truth`; `analysis` the same, `truth` optional (then the realised metrics are compared).
+    Chunks for everyone, then for each value of each attribute."""
+    for name, frame, needed in (("reference", reference, ("score", "label", "truth")),
+                                ("analysis", analysis, ("score", "label", *attributes))):  # fmt: skip
+        if missing := [c for c in needed if c not in frame.columns]:
+            raise NotEstimable(f"the {name} file has no column {', '.join(map(repr, missing))}")
+        if frame["score"].isna().any() or not frame["score"].between(0, 1).all():
+            raise NotEstimable(f"the {name} file's scores must all be probabilities between 0 and 1")
+    calibration = trusted(calibrate(reference["score"], reference["truth"].astype(str) == positive), max_ece)
+    analysis = analysis.reset_index(drop=True)  # rows numbered as in the file, from 0
+    groups: list[tuple[dict[str, str], pd.DataFrame]] = [({}, analysis)]
+    for attribute in attributes:
+        groups += [({attribute: str(value)}, part) for value, part in analysis.groupby(attribute, sort=True)]
+    rows = []
+    for subgroup, frame in groups:
+        for number, part in enumerate(chunks(len(frame), chunk_size)):
+            piece = frame.iloc[part]
+            said = (piece["label"].astype(str) == positive).to_numpy()
+            known = "truth" in piece.columns and piece["truth"].notna().all()
+            rows.append(EstimateRow(
+                subgroup=subgroup, chunk=number, first=int(piece.index[0]), last=int(piece.index[-1]),
+                estimate=estimate(calibration(piece["score"]), said, level, seed=number),
+                realised=realised((piece["truth"].astype(str) == positive).tolist(), said.tolist()) if known else None,
+            ))  # fmt: skip
+    return FileEstimate(positive=positive, calibration_ece=calibration.ece, reference_size=calibration.reference_size,
+                        chunk_size=chunk_size, level=level, rows=rows)  # fmt: skip
