@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 
 import pandas as pd
+from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.event_service import EventService
@@ -18,6 +19,7 @@ from vigil.incidents import InvalidInput
 from vigil.oversight import EVERYONE, ModelOversightReport, tallies_of
 from vigil.oversight import report as oversight_report
 from vigil.performance import Capped, ModelPerformance, Pair, positive_labels, report, tally
+from vigil.performance_estimate import Output, VersionEstimate, score_for, version_estimate
 from vigil.performance_monitor import pair_of, refused
 from vigil.policy import Policy
 from vigil.readers import ModelReaders, ReaderCase, reader_report
@@ -121,6 +123,54 @@ async def performance(
         outcomes=len(pairs),
         outcomes_without_inference=unmatched,
     )
+
+
+class ModelEstimate(BaseModel):
+    """A model's estimated performance (CBPE) per version and critical label, over its outputs made in the window."""
+
+    model_id: str
+    window_days: int | None
+    estimated: bool = Field(True, description="ESTIMATED from calibrated scores: never a realised figure")
+    versions: list[VersionEstimate]
+    without_score: int = Field(description="outputs in the window that carry no score for a critical label")
+
+
+async def performance_estimate(
+    engine: AsyncEngine,
+    policy: Policy,
+    model_id: str,
+    version: str | None,
+    window_days: int | None,
+    now: datetime,
+    as_of: datetime | None = None,
+) -> ModelEstimate:
+    """CBPE from the event store: each version's first outcomes calibrate its scores; its outputs
+    made in the window that still wait for their outcome (as of `as_of`, if given) are estimated;
+    the ones whose outcome came after the reference show how far off the estimate is."""
+    settings = policy.for_model(model_id).performance
+    async with engine.connect() as conn:
+        model = await _registered(conn, model_id)
+        truths = {i.event_id: o.label for i, o in await _counted_pairs(conn, model, version, None, as_of)}
+        made = await reads.of_type(conn, InferenceMade, model_id=model_id, version=version, recorded_by=as_of)
+    since = now - timedelta(days=window_days) if window_days else None
+    made.sort(key=lambda i: i.occurred_at)
+    found, without_score = [], 0
+    for label in positive_labels(model.labels, model.critical_labels):
+        for each in sorted({i.model_version for i in made}):
+            outputs = []
+            for inference in (i for i in made if i.model_version == each):
+                score = score_for(inference.output, label, model.labels)
+                in_window = since is None or inference.occurred_at >= since
+                truth = truths.get(inference.event_id)
+                if score is None:
+                    without_score += in_window
+                # The reference is the version's first outcomes, whenever they came; the rest, from the window.
+                elif in_window or truth is not None:
+                    said = inference.output.label == label
+                    outputs.append(Output(score, said, None if truth is None else truth == label))
+            found.append(version_estimate(each, label, outputs, settings.estimate_reference, settings.estimate_chunk,
+                                          settings.estimate_max_ece, settings.confidence))  # fmt: skip
+    return ModelEstimate(model_id=model_id, window_days=window_days, versions=found, without_score=without_score)
 
 
 async def oversight(

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from services.models import ModelEstimate
 from vigil.performance import PerformanceReport, name_of
 from vigil.performance_estimate import ESTIMATED, FileEstimate, MetricEstimate
 from vigil.readers import ReaderReport
@@ -84,3 +85,26 @@ def print_estimates(out: Console, result: FileEstimate, title: str) -> None:
 
 def _estimated(value: MetricEstimate | None) -> str:
     return "—" if value is None else f"{value.value:.3f} ({value.low:.3f}–{value.high:.3f})"
+
+
+def print_model_estimate(out: Console, found: ModelEstimate) -> None:
+    """Per version and label: the pending chunks' estimates, then the backtest (estimate vs realised)."""
+    for each in found.versions:
+        head = f"{found.model_id} {each.model_version}, {each.label!r}: ESTIMATED (CBPE)"
+        if each.not_estimable:
+            out.print(f"[yellow]{escape(head)}: no estimate: {escape(each.not_estimable)}[/yellow]")
+            continue
+        table = Table(title=head, caption=f"calibrated on the version's first {each.reference_size} outcomes, "
+                                          f"held-out ECE {each.calibration_ece:.3f}")  # fmt: skip
+        for column in ("", "outputs", *ESTIMATED, "realised sens. (error)"):
+            table.add_column(column)
+        for n, chunk in enumerate(each.pending):
+            table.add_row(f"pending {n}", str(chunk.n), *(_estimated(chunk.metrics[m]) for m in ESTIMATED), "—")
+        for n, test in enumerate(each.backtest):
+            error = test.error["sensitivity"]
+            came = f"{_plain(test.realised['sensitivity'])} ({'—' if error is None else f'{error:+.3f}'})"
+            guessed = (_estimated(test.estimate.metrics[m]) for m in ESTIMATED)
+            table.add_row(f"backtest {n}", str(test.estimate.n), *guessed, came)
+        out.print(table)
+    if found.without_score:
+        out.print(f"{found.without_score} outputs in the window carry no score for a critical label: not estimated")

@@ -23,13 +23,14 @@ not in it (that is what the calibration check bounds)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict
 from scipy.optimize import isotonic_regression
 
+from vigil.events import InferenceOutput
 from vigil.performance import Metric
 
 if TYPE_CHECKING:
@@ -238,3 +239,85 @@ def estimate_files(
             ))  # fmt: skip
     return FileEstimate(positive=positive, calibration_ece=calibration.ece, reference_size=calibration.reference_size,
                         chunk_size=chunk_size, level=level, rows=rows)  # fmt: skip
+
+
+# --- live: a model version's outputs from the store ----------------------------------------------
+
+
+class Output(NamedTuple):
+    """One output as the estimate sees it: the probability its truth is the label, whether the
+    model said the label, and the truth once it came (None while pending)."""
+
+    score: float
+    said: bool
+    truth: bool | None
+
+
+def score_for(output: InferenceOutput, label: str, labels: Sequence[str]) -> float | None:
+    """The probability an output gives `label`: its class score, or for a binary model its score
+    (the probability of the critical label)."""
+    if label in output.class_scores:
+        return output.class_scores[label]
+    return output.score if len(labels) == 2 else None
+
+
+class Backtest(BaseModel):
+    """Outputs whose outcome came after the reference: what the estimate said, what came, how far off."""
+
+    estimate: ChunkEstimate
+    realised: dict[Metric, float | None]
+    error: dict[Metric, float | None]  # estimate minus realised
+    covered: dict[Metric, bool | None]  # whether the interval held the realised value
+
+
+class VersionEstimate(BaseModel):
+    model_version: str
+    label: str
+    reference_size: int
+    calibration_ece: float | None
+    not_estimable: str | None = None  # why there is no estimate
+    pending: list[ChunkEstimate] = []  # outputs still waiting for their outcome, oldest first
+    backtest: list[Backtest] = []
+
+
+def version_estimate(
+    version: str, label: str, outputs: Sequence[Output], reference_size: int, chunk_size: int, max_ece: float,
+    level: float,
+) -> VersionEstimate:  # fmt: skip
+    """CBPE over a version's outputs in the order they were made: the first `reference_size` with an
+    outcome calibrate; the pending ones are estimated; the later known ones show how far off it is."""
+    known = [o for o in outputs if o.truth is not None]
+    reference, later = known[:reference_size], known[reference_size:]
+    pending = [o for o in outputs if o.truth is None]
+    found = VersionEstimate(model_version=version, label=label, reference_size=len(reference), calibration_ece=None)
+    if len(reference) < reference_size:
+        found.not_estimable = f"{len(reference)} outcomes so far; the reference is the version's first {reference_size}"
+        return found
+    try:
+        calibration = calibrate([o.score for o in reference], [bool(o.truth) for o in reference])
+        found.calibration_ece = calibration.ece
+        trusted(calibration, max_ece)
+    except NotEstimable as why:
+        found.not_estimable = str(why)
+        return found
+    found.pending = [estimate(calibration([o.score for o in piece]), [o.said for o in piece], level, seed=n)
+                     for n, piece in enumerate(_chunked(pending, chunk_size))]  # fmt: skip
+    for n, piece in enumerate(_chunked(later, chunk_size)):
+        said = [o.said for o in piece]
+        guess = estimate(calibration([o.score for o in piece]), said, level, seed=n)
+        found.backtest.append(_judged(guess, realised([bool(o.truth) for o in piece], said)))
+    return found
+
+
+def _chunked(outputs: Sequence[Output], size: int) -> list[Sequence[Output]]:
+    return [outputs[part] for part in chunks(len(outputs), size)]
+
+
+def _judged(guess: ChunkEstimate, real: dict[Metric, float | None]) -> Backtest:
+    error: dict[Metric, float | None] = {}
+    covered: dict[Metric, bool | None] = {}
+    for metric in ESTIMATED:
+        said, came = guess.metrics[metric], real[metric]
+        error[metric] = None if said is None or came is None else said.value - came
+        covered[metric] = None if said is None or came is None else said.low <= came <= said.high
+    return Backtest(estimate=guess, realised=real, error=error, covered=covered)

@@ -85,6 +85,9 @@ class PerformancePolicy(Strict):
         default=0.05, gt=0, lt=1, description="performance estimates (CBPE) only from a calibration this good"
     )
     estimate_chunk: int = Field(default=500, ge=50, description="outputs per estimate (CBPE)")
+    estimate_reference: int = Field(
+        default=1000, ge=50, description="a version's first outcomes, the reference its scores are calibrated on"
+    )
 
     def rules(self, registered_risk_class: RiskClass) -> Rules:
         risk_class = self.risk_class or registered_risk_class

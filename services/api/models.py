@@ -114,6 +114,29 @@ async def performance(
 
 
 @routes.get(
+    "/{model_id}/performance/estimate",
+    response_model=use_cases.ModelEstimate,
+    summary="ESTIMATED performance of outputs still waiting for their outcome (CBPE), and how far off it has been",
+    description="Per version and critical label: scores calibrated on the version's first outcomes (isotonic; "
+    "refused with the reason when the held-out expected calibration error passes the policy's limit), the "
+    "expected sensitivity, specificity, PPV and NPV of the window's pending outputs per chunk with a parametric "
+    "bootstrap interval, and a backtest of the estimate against outcomes that came later. Never a realised figure.",
+    responses={404: {"description": "unknown model"}, 422: {"description": "bad window"}},
+)
+async def performance_estimate(
+    model_id: str,
+    request: Request,
+    models: Annotated[ModelService, Depends(service)],
+    _: Annotated[Caller, Depends(require("safety_officer", "auditor"))],
+    window: Annotated[str, Query(description="'30d' (rolling days) or 'all' (since release)")] = "30d",
+    version: Annotated[str | None, Query(description="one model version; each version when absent")] = None,
+) -> use_cases.ModelEstimate:
+    return await use_cases.performance_estimate(
+        models.engine, request.app.state.policy, model_id, version, window_days(window), datetime.now(UTC)
+    )
+
+
+@routes.get(
     "/{model_id}/readers",
     response_model=ModelReaders,
     summary="The model alone against the clinician with it: paired sensitivity, McNemar, automation bias",

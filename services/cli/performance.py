@@ -102,21 +102,36 @@ def performance_compute(
 
 @performance_app.command("estimate")
 def performance_estimate(
-    reference: Annotated[Path, typer.Option(help="CSV/Parquet with outcomes: score, label, truth")],
-    analysis: Annotated[Path, typer.Option(help="CSV/Parquet awaiting outcomes: score, label, optional truth")],
-    positive: Annotated[str, typer.Option(help="the critical label; `score` is its probability")],
-    by: Annotated[str, typer.Option(help="subgroup attributes (columns), comma-separated")] = "",
-    chunk: Annotated[int | None, typer.Option(help="outputs per estimate (default: the policy's)")] = None,
-    model: Annotated[str | None, typer.Option(help="apply this model's overrides from the policy file")] = None,
+    reference: Annotated[Path | None, typer.Option(help="CSV/Parquet with outcomes: score, label, truth")] = None,
+    analysis: Annotated[Path | None, typer.Option(help="CSV/Parquet awaiting outcomes: score, label")] = None,
+    positive: Annotated[str | None, typer.Option(help="files: the critical label; `score` is its probability")] = None,
+    by: Annotated[str, typer.Option(help="files: subgroup attributes (columns), comma-separated")] = "",
+    chunk: Annotated[int | None, typer.Option(help="files: outputs per estimate (default: the policy's)")] = None,
+    model: Annotated[str | None, typer.Option(help="a registered model: its pending outputs from the store")] = None,
+    version: Annotated[str | None, typer.Option(help="with --model: one version")] = None,
+    window: Annotated[int, typer.Option(help="with --model: outputs of the last days; 0 for since release")] = 30,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Estimated performance before the outcomes arrive (CBPE): scores calibrated on the reference's
-    outcomes, the analysis outputs' expected sensitivity, specificity, PPV and NPV per chunk."""
-    from services.performance_view import print_estimates
+    """Estimated performance before the outcomes arrive (CBPE): scores calibrated on outcomes already
+    known, the expected sensitivity, specificity, PPV and NPV per chunk. On files (--reference,
+    --analysis, --positive) or on a registered model's outputs in the store (--model)."""
+    from services.performance_view import print_estimates, print_model_estimate
     from vigil.performance import attributes_of
     from vigil.performance_estimate import NotEstimable, estimate_files
     from vigil.policy import load_policy
 
+    if model is not None and reference is None:
+        from services.models import performance_estimate as live
+
+        found = ask_model(lambda engine, policy, now: live(engine, policy, model, version, window or None, now))
+        if as_json:
+            print_json(found)
+            return
+        print_model_estimate(Console(), found)
+        return
+    if reference is None or analysis is None or positive is None:
+        console.print("[red]give --model, or --reference, --analysis and --positive[/red]")
+        raise typer.Exit(2)
     with domain_errors():
         policy = load_policy(get_settings().policy_file).for_model(model or "*").performance
     try:

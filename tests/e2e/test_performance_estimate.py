@@ -1,0 +1,99 @@
+"""Estimated performance from the store on the real stack (GET /v1/models/{id}/performance/estimate):
+outputs still waiting for their outcome are estimated from scores calibrated on the version's first
+outcomes, equal to scikit-learn's isotonic fit and the expected confusion matrix computed here;
+outcomes that came later are a backtest whose realised figure and error are right; when the
+pending outcomes arrive, they leave the estimate for the backtest."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from sklearn.isotonic import IsotonicRegression
+from sklearn.metrics import recall_score
+
+from tests.conftest import RUN, Pipeline
+from tests.e2e.test_incidents import call, register
+from tests.integration.helpers import wait_recorded, wait_until
+
+pytestmark = pytest.mark.integration
+MODEL = f"cbpe-{RUN}"
+
+
+def registration() -> dict:
+    now = datetime.now(UTC).isoformat()
+    return {"event_type": "ModelRegistered", "event_id": str(uuid.uuid4()), "occurred_at": now, "model_id": MODEL, "name": "Screening probe", "manufacturer": "Vigil tests", "use_case": "mammography",
+            "risk_class": "high", "intended_use": "Exercises the estimate.", "labels": ["malignant", "benign"],
+            "critical_labels": ["malignant"], "countries": ["DE"]}  # fmt: skip
+
+
+def post(pipeline: Pipeline, events: list[dict]) -> None:
+    for start in range(0, len(events), 1000):
+        sent = call(pipeline, "POST", "/v1/events", role="emitter", json=events[start : start + 1000])
+        assert sent.status_code == 202, sent.text
+
+
+async def test_pending_outputs_are_estimated_then_superseded_by_their_outcomes(pipeline: Pipeline, db) -> None:
+    await register(pipeline, db, [registration()])
+    rng = np.random.default_rng(41)
+    n = 1900  # 1,000 reference outcomes (the policy's), 400 later ones, 500 pending
+    p = rng.beta(2, 3, n)
+    truth, said = rng.random(n) < p, p >= 0.45
+    start = datetime.now(UTC) - timedelta(days=3)
+    inferences: list[dict] = []
+    outcomes: list[dict] = []
+    for i in range(n):
+        at = start + timedelta(minutes=2 * i)
+        inferences.append({
+            "event_type": "InferenceMade", "event_id": str(uuid.uuid4()), "occurred_at": at.isoformat(),
+            "model_id": MODEL, "model_version": "2.0", "deployment": "st-mary", "use_case": "mammography",
+            "patient_ref": "pt_" + uuid.uuid4().hex[:24],
+            "output": {"label": "malignant" if said[i] else "benign", "score": float(p[i])},
+        })  # fmt: skip
+        outcomes.append({
+            "event_type": "OutcomeObserved", "event_id": str(uuid.uuid4()), "occurred_at": at.isoformat(),
+            "inference_id": inferences[-1]["event_id"], "model_id": MODEL, "observed_at": at.isoformat(),
+            "label": "malignant" if truth[i] else "benign", "critical_condition": bool(truth[i]), "source": "pathology",
+        })  # fmt: skip
+    known = [*range(1400)]
+    post(pipeline, inferences)
+    post(pipeline, [outcomes[i] for i in known])
+    await wait_recorded(db, [e["event_id"] for e in [*inferences, *(outcomes[i] for i in known)]], 120)
+
+    answer = call(pipeline, "GET", f"/v1/models/{MODEL}/performance/estimate?window=30d")
+    assert answer.status_code == 200, answer.text
+    found = answer.json()
+    assert found["estimated"] is True and [v["model_version"] for v in found["versions"]] == ["2.0"]
+    version = found["versions"][0]
+    assert version["not_estimable"] is None and version["reference_size"] == 1000
+
+    # Independently: scikit-learn's isotonic fit on the first 1,000 outcomes, the expected matrix by hand.
+    iso = IsotonicRegression(out_of_bounds="clip").fit(p[:1000], truth[:1000])
+    pending = iso.predict(p[1400:])
+    [chunk] = version["pending"]
+    assert chunk["n"] == 500
+    expected = pending[said[1400:]].sum() / pending.sum()
+    assert chunk["metrics"]["sensitivity"]["value"] == pytest.approx(expected, abs=1e-9)
+    low, high = chunk["metrics"]["sensitivity"]["low"], chunk["metrics"]["sensitivity"]["high"]
+    assert low < expected < high
+    [test] = version["backtest"]  # the 400 outcomes after the reference
+    realised = recall_score(truth[1000:1400], said[1000:1400])
+    assert test["estimate"]["n"] == 400 and test["realised"]["sensitivity"] == pytest.approx(realised, abs=1e-12)
+    guess = test["estimate"]["metrics"]["sensitivity"]["value"]
+    assert test["error"]["sensitivity"] == pytest.approx(guess - realised, abs=1e-12)
+
+    # The outcomes of the pending outputs arrive: the realised figure supersedes the estimate.
+    post(pipeline, outcomes[1400:])
+    await wait_recorded(db, [e["event_id"] for e in outcomes[1400:]], 120)
+
+    async def superseded() -> dict | None:
+        version = call(pipeline, "GET", f"/v1/models/{MODEL}/performance/estimate?window=30d").json()["versions"][0]
+        return version if not version["pending"] else None
+
+    version = await wait_until(superseded, 30, "the pending outputs gone from the estimate")
+    assert [t["estimate"]["n"] for t in version["backtest"]] == [500, 400]
+    realised = recall_score(truth[1500:], said[1500:])
+    assert version["backtest"][1]["realised"]["sensitivity"] == pytest.approx(realised, abs=1e-12)
+    assert call(pipeline, "GET", "/v1/models/nobody/performance/estimate").status_code == 404
