@@ -24,7 +24,8 @@ MODEL = f"cbpe-{RUN}"
 
 def registration() -> dict:
     now = datetime.now(UTC).isoformat()
-    return {"event_type": "ModelRegistered", "event_id": str(uuid.uuid4()), "occurred_at": now, "model_id": MODEL, "name": "Screening probe", "manufacturer": "Vigil tests", "use_case": "mammography",
+    return {"event_type": "ModelRegistered", "event_id": str(uuid.uuid4()), "occurred_at": now, "model_id": MODEL,
+            "name": "Screening probe", "manufacturer": "Vigil tests", "use_case": "mammography",
             "risk_class": "high", "intended_use": "Exercises the estimate.", "labels": ["malignant", "benign"],
             "critical_labels": ["malignant"], "countries": ["DE"]}  # fmt: skip
 
