@@ -83,4 +83,7 @@ class Background:
 
 
 def services(home: Path, env: dict[str, str] | None = None) -> dict[str, Background]:
-    return {name: Background(name, [*VIGIL, name], home, env) for name in ("worker", "recorder", "notifier", "api")}
+    return {
+        name: Background(name, [*VIGIL, name], home, env)
+        for name in ("worker", "recorder", "notifier", "estimator", "api")
+    }

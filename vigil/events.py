@@ -571,6 +571,35 @@ class ReaderFindingRaised(Event):
     window_end: AwareDatetime
 
 
+class EstimatedValue(Record):
+    value: float
+    low: float
+    high: float
+
+
+class PerformanceEstimated(Event):
+    """ESTIMATED, not realised: a model version's performance on outputs still waiting for their
+    outcome, from scores calibrated on its first outcomes (CBPE, vigil.performance_estimate).
+    Never an incident candidate; realised outcomes supersede it."""
+
+    event_type: Literal["PerformanceEstimated"] = "PerformanceEstimated"
+    estimated: Literal[True] = True
+    model_id: Text
+    model_version: Text
+    label: Label
+    outputs: int = Field(ge=0, description="pending outputs of the window it estimates")
+    window_days: int | None
+    estimates: dict[Text, EstimatedValue] = Field(description="sensitivity, specificity, ppv, npv")
+    metric: Text = Field(description="the policy's primary metric")
+    threshold: float | None
+    below_threshold: bool = Field(description="the primary metric's estimate below the threshold")
+    reference_size: int
+    calibration_ece: float
+    backtest_outputs: int = Field(ge=0, description="outputs whose outcome came after the reference")
+    backtest_error: dict[Text, float] = Field(description="estimate minus realised, weighted by outputs")
+    summary: LongText
+
+
 class ReaderFindingResolved(ReaderFindingRaised):
     event_type: Literal["ReaderFindingResolved"] = "ReaderFindingResolved"  # type: ignore[assignment]
     raised_event_id: UUID
@@ -657,6 +686,7 @@ DERIVED_EVENTS: dict[str, type[Event]] = {
         DataQualityRestored,
         ReaderFindingRaised,
         ReaderFindingResolved,
+        PerformanceEstimated,
         CorrectiveActionStarted,
         FieldSafetyNoticeIssued,
         CorrectiveActionChecked,

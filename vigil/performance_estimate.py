@@ -22,7 +22,9 @@ not in it (that is what the calibration check bounds)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -30,7 +32,8 @@ from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict
 from scipy.optimize import isotonic_regression
 
-from vigil.events import InferenceOutput
+from vigil.alerts import alert_for
+from vigil.events import AlertRaised, EstimatedValue, InferenceOutput, PerformanceEstimated
 from vigil.performance import Metric
 
 if TYPE_CHECKING:
@@ -112,10 +115,7 @@ def trusted(calibration: Calibration, max_ece: float) -> Calibration:
     return calibration
 
 
-class MetricEstimate(BaseModel):
-    value: float
-    low: float
-    high: float
+MetricEstimate = EstimatedValue  # one type for the estimate in the core, the events and the API
 
 
 class ChunkEstimate(BaseModel):
@@ -276,7 +276,8 @@ class VersionEstimate(BaseModel):
     reference_size: int
     calibration_ece: float | None
     not_estimable: str | None = None  # why there is no estimate
-    pending: list[ChunkEstimate] = []  # outputs still waiting for their outcome, oldest first
+    overall: ChunkEstimate | None = None  # all outputs still waiting for their outcome
+    pending: list[ChunkEstimate] = []  # the same, per chunk, oldest first
     backtest: list[Backtest] = []
 
 
@@ -300,6 +301,8 @@ def version_estimate(
     except NotEstimable as why:
         found.not_estimable = str(why)
         return found
+    if pending:
+        found.overall = estimate(calibration([o.score for o in pending]), [o.said for o in pending], level)
     found.pending = [estimate(calibration([o.score for o in piece]), [o.said for o in piece], level, seed=n)
                      for n, piece in enumerate(_chunked(pending, chunk_size))]  # fmt: skip
     for n, piece in enumerate(_chunked(later, chunk_size)):
@@ -321,3 +324,45 @@ def _judged(guess: ChunkEstimate, real: dict[Metric, float | None]) -> Backtest:
         error[metric] = None if said is None or came is None else said.value - came
         covered[metric] = None if said is None or came is None else said.low <= came <= said.high
     return Backtest(estimate=guess, realised=real, error=error, covered=covered)
+
+
+NAMESPACE = uuid.UUID("5d0e8f3c-2b7a-4c1e-9f60-8a3b1d2c4e57")
+
+
+def estimated_event(
+    model_id: str, found: VersionEstimate, metric: Metric, threshold: float | None, window_days: int | None,
+    now: datetime,
+) -> PerformanceEstimated | None:  # fmt: skip
+    """The event of a version's estimate over all its pending outputs (None without one). Its id
+    follows from what it says: the same estimate made twice is one event."""
+    if found.overall is None or found.calibration_ece is None:
+        return None
+    estimates = {m: e for m, e in found.overall.metrics.items() if e is not None}
+    primary = estimates.get(metric)
+    below = threshold is not None and primary is not None and primary.value < threshold
+    tested = sum(t.estimate.n for t in found.backtest)
+    error = {m: sum(t.estimate.n * e for t in found.backtest if (e := t.error[m]) is not None) / tested
+             for m in ESTIMATED if tested and all(t.error[m] is not None for t in found.backtest)}  # fmt: skip
+    said = "—" if primary is None else f"{primary.value:.3f} ({primary.low:.3f}–{primary.high:.3f})"
+    off = f"; the estimate was off by {error[metric]:+.3f} on {tested} later outcomes" if metric in error else ""
+    summary = (f"ESTIMATED (not realised) {metric} for {found.label!r} of {model_id} {found.model_version}: {said} "
+               f"on {found.overall.n} outputs awaiting their outcome"
+               + (f", below {threshold:g}" if below else "") + off)  # fmt: skip
+    identity = f"{model_id}/{found.model_version}/{found.label}/{found.overall.n}/{summary}"
+    return PerformanceEstimated(
+        event_id=uuid.uuid5(NAMESPACE, identity), occurred_at=now, model_id=model_id,
+        model_version=found.model_version, label=found.label, outputs=found.overall.n, window_days=window_days,
+        estimates=estimates, metric=metric, threshold=threshold, below_threshold=below,
+        reference_size=found.reference_size, calibration_ece=found.calibration_ece, backtest_outputs=tested,
+        backtest_error=error, summary=summary,
+    )  # fmt: skip
+
+
+def estimate_alert(event: PerformanceEstimated, was_below: bool) -> AlertRaised | None:
+    """A warning when the estimate falls below the threshold, its end when it is back: an estimate
+    never pages as critical and never opens an incident."""
+    if event.below_threshold == was_below:
+        return None
+    labels = {"metric": event.metric, "label": event.label, "estimated": "true"}
+    return alert_for(event, "PerformanceEstimateLow", "warning", event.summary, model_id=event.model_id,
+                     model_version=event.model_version, labels=labels, resolved=not event.below_threshold)  # fmt: skip

@@ -19,7 +19,7 @@ AlertName = Literal[
     "FeatureDrift", "DatasetDrift", "SafetyThresholdBreached", "EquityDisparity", "OversightViolation",
     "TransparencyViolation", "EscalationMissed", "GuidelineChanged", "IncidentReportDueSoon",
     "IncidentReportOverdue", "IncidentTrendDetected", "SourceSilent", "DataQualityChanged",
-    "ClinicianLessSensitive", "WrongSuggestionsAccepted",
+    "ClinicianLessSensitive", "WrongSuggestionsAccepted", "PerformanceEstimateLow",
 ]  # fmt: skip
 RuleName = Literal[
     "VigilRecorderLagging", "VigilDeadLettersRising", "VigilProcessingErrors", "VigilDependencyDown",
@@ -76,6 +76,9 @@ DEFAULT_PLAN: dict[str, PlanEntry] = {
     "WrongSuggestionsAccepted": _entry("clinical-safety", "weekly", "Clinicians accept many of the model's wrong "
                                        "suggestions (automation bias): review cases with them; retrain reviewers; "
                                        "show the score and explanation; consider a second, independent read."),
+    "PerformanceEstimateLow": _entry("clinical-safety", "weekly", "An ESTIMATE from calibrated scores, before the "
+                                     "outcomes: check the backtest's error and the drift of the same period; "
+                                     "prioritise follow-up of the pending cases; act on the realised figures."),
     "VigilRecorderLagging": _entry("vigil-operators", "daily", "Check the recorder's log and PostgreSQL; add a "
                                    "recorder (VIGIL_RECORDER_SHARE) if it cannot keep up."),
     "VigilDeadLettersRising": _entry("vigil-operators", "daily", "Read the dead letters' reasons (the dead_letters "

@@ -131,6 +131,11 @@ PERFORMANCE = Gauge(
     "Primary metric over the rolling window, for everyone and each single-attribute subgroup (values capped)",
     ["model_id", "model_version", "label", "metric", "subgroup"],
 )
+PERFORMANCE_ESTIMATED = Gauge(
+    "vigil_performance_estimated",
+    "ESTIMATED (CBPE, not realised) metric of the outputs awaiting their outcome in the performance window",
+    ["model_id", "model_version", "label", "metric", "bound"],  # bound: estimate, low, high
+)
 JOIN_EXPIRED = Counter(
     "vigil_outcome_join_expired_total",
     "Sides of the outcome join that waited past the horizon: inferences never followed up, outcomes never matched",

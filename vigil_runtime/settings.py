@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     # name), read by `vigil otlp-reader` (README, "OpenTelemetry GenAI spans in").
     otlp_topic: str = "otlp_spans"
     otlp_reader_metrics_port: int = 9103
+    # How often `vigil estimator` looks for models whose inferences or outcomes changed, and
+    # estimates their pending outputs' performance (README, "Estimated performance").
+    estimate_interval: float = 60.0
+    estimator_metrics_port: int = 9104
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     # token -> "role" or "role:person" (the person is named in the audit trail). Tokens are

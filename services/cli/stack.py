@@ -124,6 +124,18 @@ def otlp_reader() -> None:
 
 
 @app.command()
+def estimator() -> None:
+    """Run the estimator (the store → estimated performance of pending outputs) in the foreground."""
+    from services.estimator import run_estimator
+    from vigil_runtime.observability import serve_metrics
+
+    settings = get_settings()
+    configure_logging(settings)
+    serve_metrics(settings.estimator_metrics_port)
+    asyncio.run(run_estimator(settings))
+
+
+@app.command()
 def notifier() -> None:
     """Run the notifier (alert.v1 → Alertmanager) in the foreground."""
     from services.notifier.service import run_notifier

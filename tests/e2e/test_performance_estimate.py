@@ -9,14 +9,17 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import numpy as np
 import pytest
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import recall_score
 
+from services.store import reads
 from tests.conftest import RUN, Pipeline
 from tests.e2e.test_incidents import call, register
 from tests.integration.helpers import wait_recorded, wait_until
+from vigil.events import AlertRaised, PerformanceEstimated
 
 pytestmark = pytest.mark.integration
 MODEL = f"cbpe-{RUN}"
@@ -85,6 +88,30 @@ async def test_pending_outputs_are_estimated_then_superseded_by_their_outcomes(p
     guess = test["estimate"]["metrics"]["sensitivity"]["value"]
     assert test["error"]["sensitivity"] == pytest.approx(guess - realised, abs=1e-12)
 
+    # The estimator (part of the stack) has sent it as an event, a gauge and a warning alert.
+    async def recorded_estimate() -> list:
+        async with db.connect() as conn:
+            return await reads.of_type(conn, PerformanceEstimated, model_id=MODEL)
+
+    [event] = await wait_until(recorded_estimate, 60, "the estimator's PerformanceEstimated recorded")
+    assert event.estimated and event.outputs == 500 and event.below_threshold and event.threshold == 0.95
+    assert event.estimates["sensitivity"].value == pytest.approx(version["overall"]["metrics"]["sensitivity"]["value"])
+    assert event.backtest_outputs == 400 and event.backtest_error["sensitivity"] == pytest.approx(
+        test["error"]["sensitivity"]
+    )
+    [alert] = await wait_until(lambda: _alerts(db), 60, "the estimate's warning alert")
+    assert alert.severity == "warning" and alert.caused_by == event.event_id and "ESTIMATED" in alert.summary
+    metrics = httpx.get(f"http://127.0.0.1:{pipeline.settings.estimator_metrics_port}/metrics").text
+    shown = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("vigil_performance_estimated{")
+        and f'model_id="{MODEL}"' in line
+        and 'metric="sensitivity"' in line
+        and 'bound="estimate"' in line
+    ]
+    assert len(shown) == 1 and float(shown[0].split()[-1]) == pytest.approx(event.estimates["sensitivity"].value)
+
     # The outcomes of the pending outputs arrive: the realised figure supersedes the estimate.
     post(pipeline, outcomes[1400:])
     await wait_recorded(db, [e["event_id"] for e in outcomes[1400:]], 120)
@@ -98,3 +125,9 @@ async def test_pending_outputs_are_estimated_then_superseded_by_their_outcomes(p
     realised = recall_score(truth[1500:], said[1500:])
     assert version["backtest"][1]["realised"]["sensitivity"] == pytest.approx(realised, abs=1e-12)
     assert call(pipeline, "GET", "/v1/models/nobody/performance/estimate").status_code == 404
+
+
+async def _alerts(db) -> list:
+    async with db.connect() as conn:
+        found = await reads.of_type(conn, AlertRaised, model_id=MODEL)
+    return [a for a in found if a.alert_name == "PerformanceEstimateLow"]

@@ -36,7 +36,17 @@ def test_status_prints_one_row_per_server_and_process(tmp_path) -> None:
     out = done.stdout + done.stderr  # the console writes to stderr
     rows = [line for line in out.splitlines() if line.startswith("│")]
     names = [row.split("│")[1].strip() for row in rows]
-    assert names == ["kafka", "postgres", "prometheus", "alertmanager", "worker", "recorder", "notifier", "api"], out
+    assert names == [
+        "kafka",
+        "postgres",
+        "prometheus",
+        "alertmanager",
+        "worker",
+        "recorder",
+        "notifier",
+        "estimator",
+        "api",
+    ], out
     assert all(row.split("│")[2].strip() in ("up", "down", "online", "absent") for row in rows), out
 
 

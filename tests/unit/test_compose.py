@@ -11,7 +11,7 @@ from vigil_runtime.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 services = compose["services"]
-VIGIL = ("init", "worker", "recorder", "notifier", "otlp-reader", "api")
+VIGIL = ("init", "worker", "recorder", "notifier", "estimator", "otlp-reader", "api")
 
 
 def test_the_whole_stack_is_there() -> None:
@@ -63,9 +63,12 @@ def test_prometheus_scrapes_each_component_where_it_listens() -> None:
     assert targets["vigil-worker"] == f"worker:{services['worker']['environment']['VIGIL_WORKER_METRICS_PORT']}"
     assert targets["vigil-recorder"] == f"recorder:{services['recorder']['environment']['VIGIL_RECORDER_METRICS_PORT']}"
     assert targets["vigil-api"] == f"api:{services['api']['environment']['VIGIL_API_PORT']}"
+    estimator = services["estimator"]["environment"]["VIGIL_ESTIMATOR_METRICS_PORT"]
+    assert targets["vigil-estimator"] == f"estimator:{estimator}"
     default = {name: f.default for name, f in Settings.model_fields.items()}
     local = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.local.yml").read_text())
     local_targets = {job["job_name"]: job["static_configs"][0]["targets"][0] for job in local["scrape_configs"]}
     assert local_targets["vigil-worker"].endswith(f":{default['worker_metrics_port']}")
     assert local_targets["vigil-recorder"].endswith(f":{default['recorder_metrics_port']}")
     assert local_targets["vigil-api"].endswith(f":{default['api_port']}")
+    assert local_targets["vigil-estimator"].endswith(f":{default['estimator_metrics_port']}")

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +22,16 @@ from services.cli import app as vigil
 from vigil.performance_estimate import (
     ESTIMATED,
     NotEstimable,
+    Output,
     calibrate,
     chunks,
     estimate,
+    estimate_alert,
     estimate_files,
+    estimated_event,
     realised,
     trusted,
+    version_estimate,
 )
 
 NANNYML = "nannyml==0.13.1"
@@ -163,3 +168,29 @@ def test_the_batch_command_estimates_per_chunk_and_subgroup_and_compares_the_rea
     analysis.drop(columns="score").to_csv(tmp_path / "scoreless.csv", index=False)
     refused = CliRunner().invoke(vigil, [*args[:5], str(tmp_path / "scoreless.csv"), *args[6:]])
     assert refused.exit_code == 2 and "no estimate: the analysis file has no column 'score'" in refused.output
+
+
+def test_the_estimate_event_is_labelled_says_how_far_off_it_was_and_alerts_only_on_crossing() -> None:
+    rng = np.random.default_rng(8)
+    p = rng.beta(2, 3, 2000)
+    truth, said = rng.random(2000) < p, p >= 0.45
+    known = [bool(t) if i < 1500 else None for i, t in enumerate(truth)]
+    outputs = [Output(float(s), bool(d), t) for s, d, t in zip(p, said, known, strict=True)]
+    found = version_estimate("2.0", "malignant", outputs, 1000, 500, 0.05, 0.95)
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    event = estimated_event("mammo", found, "sensitivity", 0.95, 30, now)
+    assert event is not None and event.estimated and event.outputs == 500 and event.below_threshold
+    assert event.summary.startswith("ESTIMATED (not realised) sensitivity")
+    real = realised(truth[1000:1500].tolist(), said[1000:1500].tolist())["sensitivity"]
+    assert real is not None and event.backtest_outputs == 500
+    assert event.backtest_error["sensitivity"] == pytest.approx(found.backtest[0].error["sensitivity"])
+    again = estimated_event("mammo", found, "sensitivity", 0.95, 30, now + timedelta(hours=1))
+    assert again is not None and again.event_id == event.event_id  # the same estimate later: one event
+    raised = estimate_alert(event, was_below=False)
+    assert raised is not None and raised.severity == "warning" and not raised.resolved
+    assert raised.labels["estimated"] == "true" and "ESTIMATED" in raised.summary
+    assert estimate_alert(event, was_below=True) is None  # still below: nothing new
+    fine = estimated_event("mammo", found, "sensitivity", 0.5, 30, now)
+    assert fine is not None and not fine.below_threshold
+    ended = estimate_alert(fine, was_below=True)
+    assert ended is not None and ended.resolved
