@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -21,7 +22,7 @@ from sqlalchemy import text
 
 from services.otlp import NAMESPACE
 from services.store import reads
-from tests.conftest import TOKENS, Pipeline
+from tests.conftest import RUN, TOKENS, Pipeline
 from tests.e2e.test_incidents import register
 from tests.integration.helpers import hospital_events, wait_until
 
@@ -165,3 +166,41 @@ async def test_refused_spans_come_back_in_the_partial_success_and_as_dead_letter
     assert garbage.status_code == 400 and "not an OTLP" in garbage.text
     wrong = httpx.post(pipeline.api_url + "/v1/traces", content=b"{}", headers={**binary, "Content-Type": "text/plain"})
     assert wrong.status_code == 400 and "Content-Type" in wrong.text
+
+
+async def test_span_borne_inferences_feed_drift_like_any_other(pipeline: Pipeline, db) -> None:
+    """drift-idle (tests/policy.yml): a reference of the first 300 events, windows of one minute.
+    300 spans as before, then 200 from a new scanner: the worker measures the shift on them."""
+    from tests.integration.test_drift import IDLE, drift_events
+    from tests.integration.test_drift import registry as drift_registry
+
+    version = f"otlp-{RUN}"
+    await register(pipeline, db, drift_registry(version, IDLE))
+    rng = np.random.default_rng(12)
+
+    def spans(n: int, shifted: bool) -> dict:
+        made = [span_json({"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                           "vigil.model_id": IDLE, "vigil.model_version": version, "vigil.use_case": "imaging",
+                           "vigil.deployment": "site-a", "vigil.patient_ref": "pt_" + uuid.uuid4().hex[:24],
+                           "vigil.feature.image_contrast": float(round(rng.normal(0.70 if shifted else 0.62, 0.05), 4)),
+                           "vigil.output.label": "benign"}) for _ in range(n)]  # fmt: skip
+        return otlp_json(made)
+
+    headers = {"Authorization": f"Bearer {TOKENS['emitter']}", "Content-Type": "application/json"}
+    sent = httpx.post(pipeline.api_url + "/v1/traces", json=spans(300, False), headers=headers, timeout=30)
+    assert sent.status_code == 200 and "partialSuccess" not in sent.json(), sent.text
+
+    async def referenced() -> list[dict]:
+        return [e for e in await drift_events(db, version) if e["event_type"] == "DriftReferenceSet"]
+
+    [reference] = await wait_until(referenced, 60, "the first 300 span-borne inferences as the drift reference")
+    assert reference["source"] == "first_events" and "image_contrast" in {p["feature"] for p in reference["profiles"]}
+    sent = httpx.post(pipeline.api_url + "/v1/traces", json=spans(200, True), headers=headers, timeout=30)
+    assert sent.status_code == 200, sent.text
+
+    async def detected() -> list[dict]:
+        return [e for e in await drift_events(db, version)
+                if e["event_type"] == "DriftDetected" and e["feature"] == "image_contrast"]  # fmt: skip
+
+    [drift] = await wait_until(detected, 120, "DriftDetected on the span-borne inferences")
+    assert drift["reference_size"] == 300 and drift["current_size"] >= 150  # the policy judges from 150
