@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -22,6 +21,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 
 from services.models import performance_estimate
+from services.processes import until_stopped
 from services.publish import publish
 from services.store import reads
 from vigil.events import Event, PerformanceEstimated
@@ -71,8 +71,7 @@ class Estimator:
                 if event is None:
                     continue
                 for metric, value in event.estimates.items():
-                    for bound in ("estimate", "low", "high"):
-                        figure = value.value if bound == "estimate" else getattr(value, bound)
+                    for bound, figure in (("estimate", value.value), ("low", value.low), ("high", value.high)):
                         PERFORMANCE_ESTIMATED.labels(model_id, version.model_version, version.label, metric,
                                                      bound).set(figure)  # fmt: skip
                 key = (model_id, version.model_version, version.label)
@@ -103,10 +102,6 @@ class Estimator:
 
 
 async def run_estimator(settings: Settings) -> None:
-    estimator = Estimator(settings)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, estimator.stopping.set)
     log.info("estimator.starting", interval=settings.estimate_interval)
-    await estimator.run()
+    await until_stopped(Estimator(settings))
     log.info("estimator.stopped")

@@ -12,7 +12,6 @@ A lost Kafka is waited out and shown (vigil_runtime/outages.py)."""
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -23,6 +22,7 @@ from aiokafka.errors import CommitFailedError
 from aiokafka.structs import ConsumerRecord
 
 from services import otlp
+from services.processes import until_stopped
 from services.publish import publish
 from vigil.events import DeadLetter, InferenceMade
 from vigil.validation import Rejected, dead_letter
@@ -111,9 +111,5 @@ class OtlpReader:
 
 
 async def run_otlp_reader(settings: Settings) -> None:
-    reader = OtlpReader(settings)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, reader.stopping.set)
-    await reader.run()
+    await until_stopped(OtlpReader(settings))
     log.info("otlp_reader.stopped")

@@ -1,7 +1,9 @@
-"""Starting and stopping Vigil's own processes (worker, recorder, api) in the background."""
+"""Starting and stopping Vigil's own processes (worker, recorder, api...) in the background, and
+running one of the smaller ones in the foreground until it is asked to stop."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -9,6 +11,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 VIGIL = [sys.executable, "-m", "services.cli"]
 
@@ -87,3 +90,17 @@ def services(home: Path, env: dict[str, str] | None = None) -> dict[str, Backgro
         name: Background(name, [*VIGIL, name], home, env)
         for name in ("worker", "recorder", "notifier", "estimator", "api")
     }
+
+
+class Service(Protocol):
+    stopping: asyncio.Event
+
+    async def run(self) -> None: ...
+
+
+async def until_stopped(service: Service) -> None:
+    """Runs the service until SIGINT or SIGTERM asks it to stop: it finishes the batch in hand first."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, service.stopping.set)
+    await service.run()

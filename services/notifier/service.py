@@ -7,7 +7,6 @@ batch; Alertmanager itself merges repeats of an alert with the same labels.
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +16,7 @@ from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 from tenacity import retry, retry_if_exception_type, stop_never, wait_exponential
 
+from services.processes import until_stopped
 from vigil.events import ALERT_TOPIC, AlertRaised
 from vigil.plan import FALLBACK, PlanEntry
 from vigil.policy import load_policy
@@ -101,8 +101,4 @@ class Notifier:
 
 
 async def run_notifier(settings: Settings) -> None:
-    notifier = Notifier(settings)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, notifier.stopping.set)
-    await notifier.run()
+    await until_stopped(Notifier(settings))

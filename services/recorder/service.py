@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import signal
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -29,6 +28,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
+from services.processes import until_stopped
 from services.store.event_store import AppendResult, EventStore, Incoming
 from vigil.events import DEADLETTER_TOPIC, INPUT_TOPICS, RECORDED_TOPICS, DeadLetter
 from vigil.validation import Rejected, dead_letter, decode
@@ -236,10 +236,6 @@ class Recorder:
 
 
 async def run_recorder(settings: Settings) -> None:
-    recorder = Recorder(settings)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, recorder.stopping.set)
     log.info("recorder.starting", bootstrap=settings.kafka_bootstrap)
-    await recorder.run()
+    await until_stopped(Recorder(settings))
     log.info("recorder.stopped")
