@@ -154,22 +154,24 @@ async def performance_estimate(
         made = await reads.of_type(conn, InferenceMade, model_id=model_id, version=version, recorded_by=as_of)
     since = now - timedelta(days=window_days) if window_days else None
     made.sort(key=lambda i: i.occurred_at)
-    found, without_score = [], 0
-    for label in positive_labels(model.labels, model.critical_labels):
+    labels = positive_labels(model.labels, model.critical_labels)
+    found = []
+    for label in labels:
         for each in sorted({i.model_version for i in made}):
             outputs = []
             for inference in (i for i in made if i.model_version == each):
                 score = score_for(inference.output, label, model.labels)
-                in_window = since is None or inference.occurred_at >= since
                 truth = truths.get(inference.event_id)
-                if score is None:
-                    without_score += in_window
                 # The reference is the version's first outcomes, whenever they came; the rest, from the window.
-                elif in_window or truth is not None:
+                if score is not None and (since is None or inference.occurred_at >= since or truth is not None):
                     said = inference.output.label == label
                     outputs.append(Output(score, said, None if truth is None else truth == label))
             found.append(version_estimate(each, label, outputs, settings.estimate_reference, settings.estimate_chunk,
                                           settings.estimate_max_ece, settings.confidence))  # fmt: skip
+    without_score = sum(
+        1 for i in made
+        if (since is None or i.occurred_at >= since) and all(score_for(i.output, b, model.labels) is None for b in labels)
+    )  # fmt: skip
     return ModelEstimate(model_id=model_id, window_days=window_days, versions=found, without_score=without_score)
 
 
