@@ -168,10 +168,8 @@ async def performance_estimate(
                     outputs.append(Output(score, said, None if truth is None else truth == label))
             found.append(version_estimate(each, label, outputs, settings.estimate_reference, settings.estimate_chunk,
                                           settings.estimate_max_ece, settings.confidence))  # fmt: skip
-    without_score = sum(
-        1 for i in made
-        if (since is None or i.occurred_at >= since) and all(score_for(i.output, b, model.labels) is None for b in labels)
-    )  # fmt: skip
+    in_window = [i for i in made if since is None or i.occurred_at >= since]
+    without_score = sum(all(score_for(i.output, b, model.labels) is None for b in labels) for i in in_window)
     return ModelEstimate(model_id=model_id, window_days=window_days, versions=found, without_score=without_score)
 
 
