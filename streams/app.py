@@ -304,7 +304,7 @@ async def _in_order(batch: list[faust.EventT]) -> list[faust.EventT]:
         elif where in seen:
             log.info("worker.repeated_in_batch", topic=settings.logical_topic(message.topic),
                      partition=message.partition, offset=message.offset)  # fmt: skip
-    sought, given_up = reading.to_seek()
+    sought, given_up = reading.to_seek(time.monotonic())
     for tp, offset in sought.items():
         log.warning("worker.gap", topic=settings.logical_topic(tp.topic), partition=tp.partition, seek_to=offset)
         await app.consumer.seek(tp, offset)

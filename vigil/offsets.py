@@ -19,13 +19,18 @@ from collections.abc import Hashable, Iterable
 from typing import Generic, TypeVar
 
 P = TypeVar("P", bound=Hashable)  # a topic-partition
-SEEKS = 3  # seeks back to a gap before the worker takes what comes, whatever its offset
+# How long a gap may stand, sought back to after every batch, before the worker takes what comes
+# whatever its offset (records gone from the log by retention never come). Not a number of seeks:
+# records fetched before a seek keep coming for a few batches after it (Faust buffers thousands),
+# and in the two-worker test three seeks in 0.6 s were all spent on them, the gap was given up
+# before the first seek took effect, and three pairs were lost.
+PATIENCE_SECONDS = 30.0
 
 
 class Reading(Generic[P]):
     def __init__(self) -> None:
         self.expected: dict[P, int] = {}  # the offset each partition should hand over next
-        self._seeks: dict[P, int] = {}  # partitions with a gap -> seeks made for it
+        self._since: dict[P, float] = {}  # partitions with a gap -> when it was first seen
         self._dropped: set[P] = set()  # partitions with records dropped since the last `to_seek`
         self._kept: dict[P, int] = {}  # between a revocation and the next assignment
 
@@ -34,9 +39,8 @@ class Reading(Generic[P]):
         expected = self.expected.get(partition)
         if expected is None or offset <= expected:  # the first, the next, or one read again
             self.expected[partition] = offset + 1
-            self._seeks.pop(partition, None)
+            self._since.pop(partition, None)
             return True
-        self._seeks.setdefault(partition, 0)
         self._dropped.add(partition)
         return False
 
@@ -47,16 +51,18 @@ class Reading(Generic[P]):
             return offset
         return min(offset, expected)
 
-    def to_seek(self) -> tuple[dict[P, int], list[P]]:
-        """After a batch: where to seek the partitions whose records it dropped, and those of them
-        given up on after SEEKS seeks (their next record is taken whatever its offset)."""
+    def to_seek(self, now: float) -> tuple[dict[P, int], list[P]]:
+        """After a batch, at `now` (monotonic seconds): where to seek the partitions whose records
+        it dropped, and those of them whose gap has stood for PATIENCE_SECONDS (given up on: their
+        next record is taken whatever its offset)."""
         where, given_up = {}, []
         for partition in self._dropped:
-            where[partition] = self.expected[partition]
-            self._seeks[partition] += 1
-            if self._seeks[partition] >= SEEKS:
+            since = self._since.setdefault(partition, now)
+            if now - since >= PATIENCE_SECONDS:
                 given_up.append(partition)
-                del self.expected[partition], self._seeks[partition]
+                del self.expected[partition], self._since[partition]
+            else:
+                where[partition] = self.expected[partition]
         self._dropped.clear()
         return where, given_up
 
@@ -65,7 +71,7 @@ class Reading(Generic[P]):
         for partition in partitions:
             if partition in self.expected:
                 self._kept[partition] = self.expected.pop(partition)
-            self._seeks.pop(partition, None)
+            self._since.pop(partition, None)
             self._dropped.discard(partition)
 
     def assign(self, partitions: Iterable[P]) -> None:
