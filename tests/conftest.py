@@ -31,7 +31,7 @@ TEST_ENV = {
     "VIGIL_WORKER_METRICS_PORT": "19101",
     "VIGIL_RECORDER_METRICS_PORT": "19102",
     "VIGIL_ESTIMATOR_METRICS_PORT": "19104",
-    "VIGIL_ESTIMATE_INTERVAL": "5",
+    "VIGIL_ESTIMATE_INTERVAL": "15",
     "VIGIL_API_TOKENS": json.dumps(
         {token: f"{role}:{PEOPLE[role]}" if role in PEOPLE else role for role, token in TOKENS.items()}
     ),
