@@ -80,15 +80,18 @@ async def wait_recorded(db: AsyncEngine, ids: list[str], seconds: float, what: s
     await wait_until(all_stored, seconds, what or f"{len(ids):,} recorded events")
 
 
-async def dead_letters_since(db: AsyncEngine, starts: dict[tuple[str, int], int]) -> list[Any]:
-    """Dead letters for records at or after the given (topic, partition) offsets."""
+async def dead_letters_since(
+    db: AsyncEngine, starts: dict[tuple[str, int], int], ends: dict[tuple[str, int], int] | None = None
+) -> list[Any]:
+    """Dead letters for records at or after the given (topic, partition) offsets (and before
+    `ends`, if given: other tests write letters of made-up positions far ahead)."""
     async with db.connect() as conn:
         rows = await reads.dead_letters_of(conn)
     return [
         r
         for r in rows
-        if (r.source_topic, r.source_partition) in starts
-        and r.source_offset >= starts[(r.source_topic, r.source_partition)]
+        if (where := (r.source_topic, r.source_partition)) in starts
+        and starts[where] <= r.source_offset < (ends or {}).get(where, 2**63)
     ]
 
 

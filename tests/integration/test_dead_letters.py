@@ -81,7 +81,8 @@ async def test_malformed_and_phi_records_become_dead_letters_with_reasons(pipeli
     await producer.flush()
     await producer.stop()
 
-    letters = await wait_until(lambda: _enough(dead_letters_since(db, starts), 500), 120, "500 dead letters")
+    ends = await end_offsets(s, topics)
+    letters = await wait_until(lambda: _enough(dead_letters_since(db, starts, ends), 500), 120, "500 dead letters")
     assert len(letters) == 500
     kinds = Counter(r.reason_kind for r in letters)
     assert kinds == {
