@@ -19,7 +19,7 @@ from vigil.incidents import InvalidInput
 from vigil.oversight import EVERYONE, ModelOversightReport, tallies_of
 from vigil.oversight import report as oversight_report
 from vigil.performance import Capped, ModelPerformance, Pair, positive_labels, report, tally
-from vigil.performance_estimate import Output, VersionEstimate, score_for, version_estimate
+from vigil.performance_estimate import Output, VersionEstimate, score_for, version_estimates
 from vigil.performance_monitor import pair_of, refused
 from vigil.policy import Policy
 from vigil.readers import ModelReaders, ReaderCase, reader_report
@@ -145,8 +145,9 @@ async def performance_estimate(
     as_of: datetime | None = None,
 ) -> ModelEstimate:
     """CBPE from the event store: each version's first outcomes calibrate its scores; its outputs
-    made in the window that still wait for their outcome (as of `as_of`, if given) are estimated;
-    the ones whose outcome came after the reference show how far off the estimate is."""
+    made in the window that still wait for their outcome (as of `as_of`, if given) are estimated,
+    for everyone and each value of each of the policy's attributes; the ones whose outcome came
+    after the reference show how far off the estimate is."""
     settings = policy.for_model(model_id).performance
     async with engine.connect() as conn:
         model = await _registered(conn, model_id)
@@ -155,6 +156,9 @@ async def performance_estimate(
     since = now - timedelta(days=window_days) if window_days else None
     made.sort(key=lambda i: i.occurred_at)
     labels = positive_labels(model.labels, model.critical_labels)
+    # Each attribute of the policy that the model's inferences carry, on its own (as the model card shows them).
+    attributes = [a for a in settings.attributes if any(a in i.subgroup for i in made)]
+    capped = Capped(settings.max_values)
     found = []
     for label in labels:
         for each in sorted({i.model_version for i in made}):
@@ -165,9 +169,10 @@ async def performance_estimate(
                 # The reference is the version's first outcomes, whenever they came; the rest, from the window.
                 if score is not None and (since is None or inference.occurred_at >= since or truth is not None):
                     said = inference.output.label == label
-                    outputs.append(Output(score, said, None if truth is None else truth == label))
-            found.append(version_estimate(each, label, outputs, settings.estimate_reference, settings.estimate_chunk,
-                                          settings.estimate_max_ece, settings.confidence))  # fmt: skip
+                    subgroup = tuple(capped.apply(inference.subgroup, attributes).items())
+                    outputs.append(Output(score, said, None if truth is None else truth == label, subgroup))
+            found += version_estimates(each, label, outputs, settings.estimate_reference, settings.estimate_chunk,
+                                       settings.estimate_max_ece, settings.confidence, attributes)  # fmt: skip
     in_window = [i for i in made if since is None or i.occurred_at >= since]
     without_score = sum(all(score_for(i.output, b, model.labels) is None for b in labels) for i in in_window)
     return ModelEstimate(model_id=model_id, window_days=window_days, versions=found, without_score=without_score)

@@ -90,7 +90,8 @@ def _estimated(value: MetricEstimate | None) -> str:
 def print_model_estimate(out: Console, found: ModelEstimate) -> None:
     """Per version and label: the pending chunks' estimates, then the backtest (estimate vs realised)."""
     for each in found.versions:
-        head = f"{found.model_id} {each.model_version}, {each.label!r}: ESTIMATED (CBPE)"
+        who = name_of(tuple(each.subgroup.items()))
+        head = f"{found.model_id} {each.model_version}, {each.label!r}, {who}: ESTIMATED (CBPE)"
         if each.not_estimable:
             out.print(f"[yellow]{escape(head)}: no estimate: {escape(each.not_estimable)}[/yellow]")
             continue

@@ -34,7 +34,7 @@ from scipy.optimize import isotonic_regression
 
 from vigil.alerts import alert_for
 from vigil.events import AlertRaised, EstimatedValue, InferenceOutput, PerformanceEstimated
-from vigil.performance import Metric
+from vigil.performance import UNKNOWN, Metric
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -246,11 +246,12 @@ def estimate_files(
 
 class Output(NamedTuple):
     """One output as the estimate sees it: the probability its truth is the label, whether the
-    model said the label, and the truth once it came (None while pending)."""
+    model said the label, the truth once it came (None while pending), and its subgroup."""
 
     score: float
     said: bool
     truth: bool | None
+    subgroup: tuple[tuple[str, str], ...] = ()
 
 
 def score_for(output: InferenceOutput, label: str, labels: Sequence[str]) -> float | None:
@@ -273,6 +274,7 @@ class Backtest(BaseModel):
 class VersionEstimate(BaseModel):
     model_version: str
     label: str
+    subgroup: dict[str, str] = {}  # empty: everyone
     reference_size: int
     calibration_ece: float | None
     not_estimable: str | None = None  # why there is no estimate
@@ -281,35 +283,57 @@ class VersionEstimate(BaseModel):
     backtest: list[Backtest] = []
 
 
-def version_estimate(
+def version_estimates(
     version: str, label: str, outputs: Sequence[Output], reference_size: int, chunk_size: int, max_ece: float,
-    level: float,
-) -> VersionEstimate:  # fmt: skip
+    level: float, attributes: Sequence[str] = (),
+) -> list[VersionEstimate]:  # fmt: skip
     """CBPE over a version's outputs in the order they were made: the first `reference_size` with an
-    outcome calibrate; the pending ones are estimated; the later known ones show how far off it is."""
-    known = [o for o in outputs if o.truth is not None]
-    reference, later = known[:reference_size], known[reference_size:]
-    pending = [o for o in outputs if o.truth is None]
-    found = VersionEstimate(model_version=version, label=label, reference_size=len(reference), calibration_ece=None)
-    if len(reference) < reference_size:
-        found.not_estimable = f"{len(reference)} outcomes so far; the reference is the version's first {reference_size}"
-        return found
+    outcome calibrate; the pending ones are estimated; the later known ones show how far off it is.
+    For everyone, then for each value of each attribute, with the one calibration of the version
+    (a subgroup's own reference would be too small to calibrate on)."""
+    known = [i for i, o in enumerate(outputs) if o.truth is not None]
+    in_reference = set(known[:reference_size])
+    everyone = VersionEstimate(model_version=version, label=label, reference_size=len(in_reference),
+                               calibration_ece=None)  # fmt: skip
+    if len(in_reference) < reference_size:
+        everyone.not_estimable = (
+            f"{len(in_reference)} outcomes so far; the reference is the version's first {reference_size}"
+        )
+        return [everyone]
     try:
+        reference = [outputs[i] for i in sorted(in_reference)]
         calibration = calibrate([o.score for o in reference], [bool(o.truth) for o in reference])
-        found.calibration_ece = calibration.ece
+        everyone.calibration_ece = calibration.ece
         trusted(calibration, max_ece)
     except NotEstimable as why:
-        found.not_estimable = str(why)
-        return found
+        everyone.not_estimable = str(why)
+        return [everyone]
+    rest = [o for i, o in enumerate(outputs) if i not in in_reference]
+    groups: list[tuple[dict[str, str], list[Output]]] = [({}, rest)]
+    for attribute in attributes:
+        values = sorted({dict(o.subgroup).get(attribute, UNKNOWN) for o in rest})
+        groups += [({attribute: v}, [o for o in rest if dict(o.subgroup).get(attribute, UNKNOWN) == v]) for v in values]
+    found = []
+    for subgroup, members in groups:
+        fresh: dict[str, object] = {"subgroup": subgroup, "overall": None, "pending": [], "backtest": []}
+        row = everyone.model_copy(update=fresh) if subgroup else everyone
+        _estimate_into(row, calibration, members, chunk_size, level)
+        found.append(row)
+    return found
+
+
+def _estimate_into(row: VersionEstimate, calibration: Calibration, outputs: Sequence[Output], chunk_size: int,
+                   level: float) -> None:  # fmt: skip
+    pending = [o for o in outputs if o.truth is None]
+    later = [o for o in outputs if o.truth is not None]
     if pending:
-        found.overall = estimate(calibration([o.score for o in pending]), [o.said for o in pending], level)
-    found.pending = [estimate(calibration([o.score for o in piece]), [o.said for o in piece], level, seed=n)
-                     for n, piece in enumerate(_chunked(pending, chunk_size))]  # fmt: skip
+        row.overall = estimate(calibration([o.score for o in pending]), [o.said for o in pending], level)
+    row.pending = [estimate(calibration([o.score for o in piece]), [o.said for o in piece], level, seed=n)
+                   for n, piece in enumerate(_chunked(pending, chunk_size))]  # fmt: skip
     for n, piece in enumerate(_chunked(later, chunk_size)):
         said = [o.said for o in piece]
         guess = estimate(calibration([o.score for o in piece]), said, level, seed=n)
-        found.backtest.append(_judged(guess, realised([bool(o.truth) for o in piece], said)))
-    return found
+        row.backtest.append(_judged(guess, realised([bool(o.truth) for o in piece], said)))
 
 
 def _chunked(outputs: Sequence[Output], size: int) -> list[Sequence[Output]]:

@@ -31,7 +31,7 @@ from vigil.performance_estimate import (
     estimated_event,
     realised,
     trusted,
-    version_estimate,
+    version_estimates,
 )
 
 NANNYML = "nannyml==0.13.1"
@@ -176,7 +176,7 @@ def test_the_estimate_event_is_labelled_says_how_far_off_it_was_and_alerts_only_
     truth, said = rng.random(2000) < p, p >= 0.45
     known = [bool(t) if i < 1500 else None for i, t in enumerate(truth)]
     outputs = [Output(float(s), bool(d), t) for s, d, t in zip(p, said, known, strict=True)]
-    found = version_estimate("2.0", "malignant", outputs, 1000, 500, 0.05, 0.95)
+    [found] = version_estimates("2.0", "malignant", outputs, 1000, 500, 0.05, 0.95)
     now = datetime(2026, 6, 1, tzinfo=UTC)
     event = estimated_event("mammo", found, "sensitivity", 0.95, 30, now)
     assert event is not None and event.estimated and event.outputs == 500 and event.below_threshold
@@ -194,3 +194,22 @@ def test_the_estimate_event_is_labelled_says_how_far_off_it_was_and_alerts_only_
     assert fine is not None and not fine.below_threshold
     ended = estimate_alert(fine, was_below=True)
     assert ended is not None and ended.resolved
+
+
+def test_subgroups_share_the_versions_calibration_and_split_its_pending_and_later_outputs() -> None:
+    rng = np.random.default_rng(9)
+    p = rng.beta(2, 3, 1600)
+    truth, said = rng.random(1600) < p, p >= 0.45
+    sites = np.where(np.arange(1600) % 4 == 0, "rural", "city")
+    outputs = [Output(float(s), bool(d), bool(t) if i < 1300 else None, (("site", str(site)),))
+               for i, (s, d, t, site) in enumerate(zip(p, said, truth, sites, strict=True))]  # fmt: skip
+    everyone, city, rural = version_estimates("2.0", "malignant", outputs, 1000, 500, 0.05, 0.95, ["site"])
+    assert (everyone.subgroup, city.subgroup, rural.subgroup) == ({}, {"site": "city"}, {"site": "rural"})
+    assert city.calibration_ece == rural.calibration_ece == everyone.calibration_ece
+    assert city.overall and rural.overall and everyone.overall
+    assert city.overall.n + rural.overall.n == everyone.overall.n == 300
+    assert sum(t.estimate.n for t in city.backtest) + sum(t.estimate.n for t in rural.backtest) == 300
+    calibration = calibrate(p[:1000], truth[:1000])
+    mask = sites[1300:] == "rural"
+    mine = estimate(calibration(p[1300:][mask]), said[1300:][mask])
+    assert rural.overall.metrics["sensitivity"] == mine.metrics["sensitivity"]
