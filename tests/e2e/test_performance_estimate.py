@@ -6,6 +6,9 @@ pending outcomes arrive, they leave the estimate for the backtest."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -87,6 +90,10 @@ async def test_pending_outputs_are_estimated_then_superseded_by_their_outcomes(p
     assert test["estimate"]["n"] == 400 and test["realised"]["sensitivity"] == pytest.approx(realised, abs=1e-12)
     guess = test["estimate"]["metrics"]["sensitivity"]["value"]
     assert test["error"]["sensitivity"] == pytest.approx(guess - realised, abs=1e-12)
+
+    shown = subprocess.run([sys.executable, "-m", "services.cli", "performance", "estimate", "--model", MODEL],
+                           capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, check=True)  # fmt: skip
+    assert "ESTIMATED (CBPE)" in shown.stdout + shown.stderr and "backtest 0" in shown.stdout + shown.stderr
 
     # The estimator (part of the stack) has sent it as an event, a gauge and a warning alert.
     async def recorded_estimate() -> list:
