@@ -91,9 +91,10 @@ async def test_pending_outputs_are_estimated_then_superseded_by_their_outcomes(p
     guess = test["estimate"]["metrics"]["sensitivity"]["value"]
     assert test["error"]["sensitivity"] == pytest.approx(guess - realised, abs=1e-12)
 
-    shown = subprocess.run([sys.executable, "-m", "services.cli", "performance", "estimate", "--model", MODEL],
-                           capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, check=True)  # fmt: skip
-    assert "ESTIMATED (CBPE)" in shown.stdout + shown.stderr and "backtest 0" in shown.stdout + shown.stderr
+    command = [sys.executable, "-m", "services.cli", "performance", "estimate", "--model", MODEL]
+    ran = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, check=True)
+    table = ran.stdout + ran.stderr
+    assert "ESTIMATED (CBPE)" in table and "backtest 0" in table, table
 
     # The estimator (part of the stack) has sent it as an event, a gauge and a warning alert.
     async def recorded_estimate() -> list:
