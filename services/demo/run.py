@@ -16,6 +16,7 @@ from vigil_sdk import AsyncEmitter
 from services.demo.card import card_of_the_demo
 from services.demo.drift import drift_episode
 from services.demo.equity import equity_finding
+from services.demo.estimate import estimate_of_the_demo
 from services.demo.guideline import guideline_change
 from services.demo.incidents import incident_scenario
 from services.demo.oversight import oversight_episode, transparency_episode
@@ -126,6 +127,7 @@ async def run_demo(
     await equity_finding(settings, store.engine, started, console)
     await oversight_episode(store.engine, started, console)
     await transparency_episode(store.engine, started, console)
+    await estimate_of_the_demo(store.engine, load_policy(settings.policy_file), console)
 
     async with AsyncEmitter(api_url=api_url, token=tokens["emitter"], spool_dir=spool / "incident") as emitter:
         cases = await guideline_change(

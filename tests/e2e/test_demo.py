@@ -103,6 +103,7 @@ def test_demo_streams_records_dead_letters_and_verifies(settings: Settings, tmp_
             assert kind in oversight
         transparency = out[out.index("Transparency: violations") :]
         assert "symptom-chat" in transparency and "disclaimer_shown" in transparency
+        assert "ESTIMATED performance of" in out[out.index("Transparency: violations") :]  # CBPE on pending screens
         audit = out[out.index("Guideline triage-protocol-2026-2") :]
         assert "made under the old guideline are still open" in audit
         with open(tmp_path / "out" / "guideline-triage-protocol-2026-2-cases.csv", encoding="utf-8") as f:
