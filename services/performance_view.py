@@ -7,8 +7,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from services.models import ModelEstimate
+from vigil.events import EstimatedValue
 from vigil.performance import PerformanceReport, name_of
-from vigil.performance_estimate import ESTIMATED, FileEstimate, MetricEstimate
+from vigil.performance_estimate import ESTIMATED, FileEstimate
 from vigil.readers import ReaderReport
 
 
@@ -83,7 +84,7 @@ def print_estimates(out: Console, result: FileEstimate, title: str) -> None:
               f"{result.calibration_ece:.3f} (held out)")  # fmt: skip
 
 
-def _estimated(value: MetricEstimate | None) -> str:
+def _estimated(value: EstimatedValue | None) -> str:
     return "—" if value is None else f"{value.value:.3f} ({value.low:.3f}–{value.high:.3f})"
 
 

@@ -115,9 +115,6 @@ def trusted(calibration: Calibration, max_ece: float) -> Calibration:
     return calibration
 
 
-MetricEstimate = EstimatedValue  # one type for the estimate in the core, the events and the API
-
-
 class ChunkEstimate(BaseModel):
     """One chunk's estimate: the expected confusion matrix and each metric with its interval
     (None where the metric's denominator is expected to be 0)."""
@@ -127,7 +124,7 @@ class ChunkEstimate(BaseModel):
     fp: float
     fn: float
     tn: float
-    metrics: dict[Metric, MetricEstimate | None]
+    metrics: dict[Metric, EstimatedValue | None]
 
 
 def _ratios(tp: Floats, fp: Floats, fn: Floats, tn: Floats) -> dict[Metric, Floats]:
@@ -155,21 +152,20 @@ def estimate(
     fp_d, tn_d = (~truth & said).sum(axis=1), (~truth & ~said).sum(axis=1)
     drawn = _ratios(*(d.astype(float) for d in (tp_d, fp_d, fn_d, tn_d)))
     tail = (1 - level) / 2 * 100
-    metrics: dict[Metric, MetricEstimate | None] = {}
+    metrics: dict[Metric, EstimatedValue | None] = {}
     for metric in ESTIMATED:
         v, sample = float(value[metric][0]), drawn[metric][~np.isnan(drawn[metric])]
         if np.isnan(v) or not len(sample):
             metrics[metric] = None
             continue
         low, high = np.percentile(sample, [tail, 100 - tail])
-        metrics[metric] = MetricEstimate(value=v, low=float(low), high=float(high))
+        metrics[metric] = EstimatedValue(value=v, low=float(low), high=float(high))
     return ChunkEstimate(n=len(p), tp=float(tp), fp=float(fp), fn=float(fn), tn=float(tn), metrics=metrics)
 
 
 def chunks(n: int, size: int) -> list[slice]:
     """Consecutive chunks of `size` outputs, in their order; the last may be smaller."""
-    bounds = list(range(0, n, size))
-    return [slice(start, min(start + size, n)) for start in bounds]
+    return [slice(start, min(start + size, n)) for start in range(0, n, size)]
 
 
 def realised(truths: Sequence[bool], predicted_critical: Sequence[bool]) -> dict[Metric, float | None]:
