@@ -9,38 +9,26 @@ Median of 5 runs each, same process, same data. Ratio = the estimate's time / sc
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
-
 import numpy as np
 import typer
 from sklearn.metrics import confusion_matrix
 
+from benchmarks.outcome_join import median_time
 from benchmarks.throughput import report_table
 from vigil.performance_estimate import calibrate, estimate
-
-
-def median_seconds(run: Callable[[], object], repeats: int = 5) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def main(reference: int = typer.Option(1000, help="outcomes the calibration is fitted on")) -> None:
     rng = np.random.default_rng(1)
     p = rng.beta(2, 3, reference)
-    fit = median_seconds(lambda: calibrate(p, rng.random(reference) < p))
+    fit = median_time(lambda: calibrate(p, rng.random(reference) < p), 5)
     calibration = calibrate(p, rng.random(reference) < p)
     rows = [["calibration (isotonic + 5-fold held-out ECE)", f"{reference:,} outcomes", f"{fit * 1e3:.1f} ms", "", ""]]
     for size in (500, 5000):
         scores = rng.beta(2, 3, size)
         said, truth = scores >= 0.45, rng.random(size) < scores
-        ours = median_seconds(lambda: estimate(calibration(scores), said, draws=1000))  # noqa: B023
-        counted = median_seconds(lambda: confusion_matrix(truth, said))  # noqa: B023
+        ours = median_time(lambda: estimate(calibration(scores), said, draws=1000), 5)  # noqa: B023
+        counted = median_time(lambda: confusion_matrix(truth, said), 5)  # noqa: B023
         rows.append(["estimate (1,000 bootstrap draws)", f"{size:,} outputs", f"{ours * 1e3:.1f} ms",
                      f"{counted * 1e3:.2f} ms", f"{ours / counted:.0f}x"])  # fmt: skip
     report_table(
