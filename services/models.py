@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import datetime, timedelta
 
@@ -14,12 +15,27 @@ from services.store import reads
 from vigil.drift import DriftInputError
 from vigil.drift_monitor import reference_event, rows_of
 from vigil.drift_windows import profiles_of
-from vigil.events import DriftReferenceSet, InferenceMade, ModelRegistered, OutcomeObserved, ReviewRecorded
+from vigil.events import (
+    CalibrationReferenceSet,
+    DriftReferenceSet,
+    InferenceMade,
+    ModelRegistered,
+    OutcomeObserved,
+    ReviewRecorded,
+)
 from vigil.incidents import InvalidInput
 from vigil.oversight import EVERYONE, ModelOversightReport, tallies_of
 from vigil.oversight import report as oversight_report
 from vigil.performance import Capped, ModelPerformance, Pair, positive_labels, report, tally
-from vigil.performance_estimate import Output, VersionEstimate, score_for, version_estimates
+from vigil.performance_estimate import (
+    NotEstimable,
+    Output,
+    VersionEstimate,
+    file_calibration,
+    score_for,
+    trusted,
+    version_estimates,
+)
 from vigil.performance_monitor import pair_of, refused
 from vigil.policy import Policy
 from vigil.readers import ModelReaders, ReaderCase, reader_report
@@ -38,6 +54,30 @@ class ModelService(EventService):
         if not profiles:
             raise DriftInputError("no column of the reference file has a value")
         event = reference_event(model_id, version, profiles, "upload", source_name, now)
+        await self._publish_and_wait([event])
+        return event
+
+    async def set_calibration_reference(
+        self, policy: Policy, model_id: str, version: str, label: str, body: bytes, frame: pd.DataFrame,
+        source_name: str, now: datetime,
+    ) -> CalibrationReferenceSet:  # fmt: skip
+        """Calibrate a model version's scores for `label` on a file of scores with known outcomes and
+        record the fit: its estimated performance is calibrated on it from now on. A file that
+        cannot calibrate well enough for the policy is refused with the reason, and nothing is recorded."""
+        async with self.engine.connect() as conn:
+            model = await _registered(conn, model_id)
+        if label not in positive_labels(model.labels, model.critical_labels):
+            critical = ", ".join(positive_labels(model.labels, model.critical_labels))
+            raise InvalidInput(f"{label!r} is not a critical label of {model_id}, whose estimates are for: {critical}")
+        try:
+            fit = trusted(file_calibration(frame, label), policy.for_model(model_id).performance.estimate_max_ece)
+        except NotEstimable as why:
+            raise InvalidInput(f"the reference file cannot calibrate: {why}") from None
+        event = CalibrationReferenceSet(
+            event_id=uuid.uuid4(), occurred_at=now, model_id=model_id, model_version=version, label=label,
+            source_name=source_name, file_sha256=hashlib.sha256(body).hexdigest(), scores=fit.scores,
+            probabilities=fit.probabilities, reference_size=fit.reference_size, calibration_ece=fit.ece,
+        )  # fmt: skip
         await self._publish_and_wait([event])
         return event
 
@@ -153,6 +193,9 @@ async def performance_estimate(
         model = await _registered(conn, model_id)
         truths = {i.event_id: o.label for i, o in await _counted_pairs(conn, model, version, None, as_of)}
         made = await reads.of_type(conn, InferenceMade, model_id=model_id, version=version, recorded_by=as_of)
+        references = await reads.of_type(conn, CalibrationReferenceSet, model_id=model_id, version=version,
+                                         recorded_by=as_of)  # fmt: skip
+    uploaded = {(r.model_version, r.label): r for r in sorted(references, key=lambda r: r.occurred_at)}  # the last
     since = now - timedelta(days=window_days) if window_days else None
     made.sort(key=lambda i: i.occurred_at)
     labels = positive_labels(model.labels, model.critical_labels)
@@ -162,17 +205,21 @@ async def performance_estimate(
     found = []
     for label in labels:
         for each in sorted({i.model_version for i in made}):
-            outputs = []
+            outputs, reference = [], uploaded.get((each, label))
             for inference in (i for i in made if i.model_version == each):
                 score = score_for(inference.output, label, model.labels)
                 truth = truths.get(inference.event_id)
-                # The reference is the version's first outcomes, whenever they came; the rest, from the window.
-                if score is not None and (since is None or inference.occurred_at >= since or truth is not None):
+                # The reference is an uploaded file or the version's first outcomes, whenever they came;
+                # the rest, from the window.
+                recent = since is None or inference.occurred_at >= since
+                if score is not None and (recent or (truth is not None and reference is None)):
                     said = inference.output.label == label
                     subgroup = tuple(capped.apply(inference.subgroup, attributes).items())
                     outputs.append(Output(score, said, None if truth is None else truth == label, subgroup))
-            found += version_estimates(each, label, outputs, settings.estimate_reference, settings.estimate_chunk,
-                                       settings.estimate_max_ece, settings.confidence, attributes)  # fmt: skip
+            found += version_estimates(
+                each, label, outputs, settings.estimate_reference, settings.estimate_chunk, settings.estimate_max_ece,
+                settings.confidence, attributes, reference,
+            )  # fmt: skip
     in_window = [i for i in made if since is None or i.occurred_at >= since]
     without_score = sum(all(score_for(i.output, b, model.labels) is None for b in labels) for i in in_window)
     return ModelEstimate(model_id=model_id, window_days=window_days, versions=found, without_score=without_score)

@@ -96,8 +96,7 @@ def print_model_estimate(out: Console, found: ModelEstimate) -> None:
         if each.not_estimable:
             out.print(f"[yellow]{escape(head)}: no estimate: {escape(each.not_estimable)}[/yellow]")
             continue
-        table = Table(title=head, caption=f"calibrated on the version's first {each.reference_size} outcomes, "
-                                          f"held-out ECE {each.calibration_ece:.3f}")  # fmt: skip
+        table = Table(title=head, caption=f"calibrated on {each.reference}, held-out ECE {each.calibration_ece:.3f}")
         for column in ("", "outputs", *ESTIMATED, "realised sens. (error)"):
             table.add_column(column)
         for n, chunk in enumerate(each.pending):

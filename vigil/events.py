@@ -594,10 +594,32 @@ class PerformanceEstimated(Event):
     threshold: float | None
     below_threshold: bool = Field(description="the primary metric's estimate below the threshold")
     reference_size: int
+    reference: str = Field(default="", max_length=300, description="what the calibration was fitted on")
     calibration_ece: float
     backtest_outputs: int = Field(ge=0, description="outputs whose outcome came after the reference")
     backtest_error: dict[Text, float] = Field(description="estimate minus realised, weighted by outputs")
     summary: LongText
+
+
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+
+class CalibrationReferenceSet(Event):
+    """The reference a model version's estimated performance (CBPE) is calibrated on, from an
+    uploaded file of scores with known outcomes: the isotonic map fitted on it (its points, not the
+    file's rows) and its held-out calibration error. From then on it replaces the version's first
+    outcomes as the reference, and every outcome of the version shows how far the estimate was off."""
+
+    event_type: Literal["CalibrationReferenceSet"] = "CalibrationReferenceSet"
+    model_id: Text
+    model_version: Text
+    label: Label = Field(description="the critical label whose probability the scores are")
+    source_name: Text | None = Field(default=None, description="the uploaded file's name")
+    file_sha256: str = Field(pattern="^[0-9a-f]{64}$", description="of the file as uploaded")
+    scores: list[Probability] = Field(min_length=1, max_length=10_000, description="the fit's points, increasing")
+    probabilities: list[Probability] = Field(min_length=1, max_length=10_000)
+    reference_size: int = Field(ge=1, description="rows of the file")
+    calibration_ece: float = Field(ge=0, description="expected calibration error on held-out folds")
 
 
 class ReaderFindingResolved(ReaderFindingRaised):
@@ -687,6 +709,7 @@ DERIVED_EVENTS: dict[str, type[Event]] = {
         ReaderFindingRaised,
         ReaderFindingResolved,
         PerformanceEstimated,
+        CalibrationReferenceSet,
         CorrectiveActionStarted,
         FieldSafetyNoticeIssued,
         CorrectiveActionChecked,

@@ -33,7 +33,13 @@ from pydantic import BaseModel, ConfigDict
 from scipy.optimize import isotonic_regression
 
 from vigil.alerts import alert_for
-from vigil.events import AlertRaised, EstimatedValue, InferenceOutput, PerformanceEstimated
+from vigil.events import (
+    AlertRaised,
+    CalibrationReferenceSet,
+    EstimatedValue,
+    InferenceOutput,
+    PerformanceEstimated,
+)
 from vigil.performance import UNKNOWN, Metric
 
 if TYPE_CHECKING:
@@ -57,17 +63,29 @@ class Calibration(BaseModel):
     reference_size: int
     ece: float  # expected calibration error on held-out folds of the reference
 
+    @classmethod
+    def recorded(cls, event: CalibrationReferenceSet) -> Calibration:
+        return cls(scores=event.scores, probabilities=event.probabilities, reference_size=event.reference_size,
+                   ece=event.calibration_ece)  # fmt: skip
+
     def __call__(self, scores: ArrayLike) -> Floats:
-        x = np.clip(np.asarray(scores, dtype=float), self.scores[0], self.scores[-1])
-        return np.asarray(np.interp(x, self.scores, self.probabilities), dtype=float)
+        return _apply(np.asarray(self.scores), np.asarray(self.probabilities), scores)
 
 
 def _isotonic(scores: Floats, truths: Floats) -> tuple[Floats, Floats]:
-    """scikit-learn's IsotonicRegression(out_of_bounds="clip").fit, without its redundant points."""
+    """scikit-learn's IsotonicRegression(out_of_bounds="clip").fit, without its redundant points:
+    inside a run of equal fitted values only the run's ends matter to the linear interpolation, so
+    a recorded calibration holds a few dozen points, not one per distinct score."""
     unique, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
     means = np.bincount(inverse, weights=truths) / counts  # ties averaged, weighted by their number
-    fitted = isotonic_regression(means, weights=counts.astype(float), increasing=True).x
-    return unique, np.asarray(fitted, dtype=float)
+    fitted = np.asarray(isotonic_regression(means, weights=counts.astype(float), increasing=True).x, dtype=float)
+    same_as_neighbours = np.zeros(len(fitted), dtype=bool)
+    same_as_neighbours[1:-1] = (fitted[1:-1] == fitted[:-2]) & (fitted[1:-1] == fitted[2:])
+    return unique[~same_as_neighbours], fitted[~same_as_neighbours]
+
+
+def _apply(at: Floats, fitted: Floats, scores: ArrayLike) -> Floats:
+    return np.asarray(np.interp(np.clip(np.asarray(scores, dtype=float), at[0], at[-1]), at, fitted), dtype=float)
 
 
 def expected_calibration_error(probabilities: Floats, truths: Floats, bins: int = 10) -> float:
@@ -94,8 +112,7 @@ def calibrate(scores: ArrayLike, critical: ArrayLike, folds: int = 5, seed: int 
     held_out = np.empty(len(x))
     for part in np.array_split(order, folds):
         rest = np.setdiff1d(order, part)
-        at, fitted = _isotonic(x[rest], y[rest])
-        held_out[part] = np.interp(np.clip(x[part], at[0], at[-1]), at, fitted)
+        held_out[part] = _apply(*_isotonic(x[rest], y[rest]), x[part])
     at, fitted = _isotonic(x, y)
     return Calibration(
         scores=at.tolist(),
@@ -199,6 +216,21 @@ class FileEstimate(BaseModel):
     rows: list[EstimateRow]
 
 
+def _check_columns(frame: pd.DataFrame, name: str, needed: Sequence[str]) -> None:
+    if missing := [c for c in needed if c not in frame.columns]:
+        raise NotEstimable(f"the {name} file has no column {', '.join(map(repr, missing))}")
+    if frame["score"].isna().any() or not frame["score"].between(0, 1).all():
+        raise NotEstimable(f"the {name} file's scores must all be probabilities between 0 and 1")
+
+
+def file_calibration(reference: pd.DataFrame, positive: str) -> Calibration:
+    """The calibration of a reference file: `score` (the probability of `positive`) and `truth`."""
+    _check_columns(reference, "reference", ("score", "truth"))
+    if reference["truth"].isna().any():
+        raise NotEstimable("the reference file's truths must all be known: a row without one cannot calibrate")
+    return calibrate(reference["score"], reference["truth"].astype(str) == positive)
+
+
 def estimate_files(
     reference: pd.DataFrame,
     analysis: pd.DataFrame,
@@ -211,13 +243,8 @@ def estimate_files(
     """CBPE on files: `reference` has `score` (the probability of `positive`), `label` (predicted)
     and `truth`; `analysis` the same, `truth` optional (then the realised metrics are compared).
     Chunks for everyone, then for each value of each attribute."""
-    for name, frame, needed in (("reference", reference, ("score", "label", "truth")),
-                                ("analysis", analysis, ("score", "label", *attributes))):  # fmt: skip
-        if missing := [c for c in needed if c not in frame.columns]:
-            raise NotEstimable(f"the {name} file has no column {', '.join(map(repr, missing))}")
-        if frame["score"].isna().any() or not frame["score"].between(0, 1).all():
-            raise NotEstimable(f"the {name} file's scores must all be probabilities between 0 and 1")
-    calibration = trusted(calibrate(reference["score"], reference["truth"].astype(str) == positive), max_ece)
+    calibration = trusted(file_calibration(reference, positive), max_ece)
+    _check_columns(analysis, "analysis", ("score", "label", *attributes))
     analysis = analysis.reset_index(drop=True)  # rows numbered as in the file, from 0
     groups: list[tuple[dict[str, str], pd.DataFrame]] = [({}, analysis)]
     for attribute in attributes:
@@ -272,6 +299,7 @@ class VersionEstimate(BaseModel):
     label: str
     subgroup: dict[str, str] = {}  # empty: everyone
     reference_size: int
+    reference: str = ""  # what the calibration was fitted on, in words
     calibration_ece: float | None
     not_estimable: str | None = None  # why there is no estimate
     overall: ChunkEstimate | None = None  # all outputs still waiting for their outcome
@@ -281,24 +309,35 @@ class VersionEstimate(BaseModel):
 
 def version_estimates(
     version: str, label: str, outputs: Sequence[Output], reference_size: int, chunk_size: int, max_ece: float,
-    level: float, attributes: Sequence[str] = (),
+    level: float, attributes: Sequence[str] = (), uploaded: CalibrationReferenceSet | None = None,
 ) -> list[VersionEstimate]:  # fmt: skip
     """CBPE over a version's outputs in the order they were made: the first `reference_size` with an
-    outcome calibrate; the pending ones are estimated; the later known ones show how far off it is.
-    For everyone, then for each value of each attribute, with the one calibration of the version
-    (a subgroup's own reference would be too small to calibrate on)."""
+    outcome calibrate, unless a reference file was `uploaded` for the version; the pending ones are
+    estimated; the other known ones show how far off it is. For everyone, then for each value of
+    each attribute, with the one calibration of the version (a subgroup's own reference would be
+    too small to calibrate on)."""
     known = [i for i, o in enumerate(outputs) if o.truth is not None]
-    in_reference = set(known[:reference_size])
-    everyone = VersionEstimate(model_version=version, label=label, reference_size=len(in_reference),
-                               calibration_ece=None)  # fmt: skip
-    if len(in_reference) < reference_size:
+    in_reference = set() if uploaded else set(known[:reference_size])
+    everyone = VersionEstimate(
+        model_version=version, label=label, calibration_ece=None,
+        reference_size=uploaded.reference_size if uploaded else len(in_reference),
+    )  # fmt: skip
+    everyone.reference = (
+        f"an uploaded reference ({uploaded.source_name or 'unnamed'}, {uploaded.reference_size} rows)"
+        if uploaded
+        else f"the version's first {everyone.reference_size} outcomes"
+    )
+    if not uploaded and len(in_reference) < reference_size:
         everyone.not_estimable = (
             f"{len(in_reference)} outcomes so far; the reference is the version's first {reference_size}"
         )
         return [everyone]
     try:
-        reference = [outputs[i] for i in sorted(in_reference)]
-        calibration = calibrate([o.score for o in reference], [bool(o.truth) for o in reference])
+        if uploaded:
+            calibration = Calibration.recorded(uploaded)
+        else:
+            reference = [outputs[i] for i in sorted(in_reference)]
+            calibration = calibrate([o.score for o in reference], [bool(o.truth) for o in reference])
         everyone.calibration_ece = calibration.ece
         trusted(calibration, max_ece)
     except NotEstimable as why:
@@ -373,7 +412,8 @@ def estimated_event(
         event_id=uuid.uuid5(NAMESPACE, identity), occurred_at=now, model_id=model_id,
         model_version=found.model_version, label=found.label, outputs=found.overall.n, window_days=window_days,
         estimates=estimates, metric=metric, threshold=threshold, below_threshold=below,
-        reference_size=found.reference_size, calibration_ece=found.calibration_ece, backtest_outputs=tested,
+        reference_size=found.reference_size, reference=found.reference, calibration_ece=found.calibration_ece,
+        backtest_outputs=tested,
         backtest_error=error, summary=summary,
     )  # fmt: skip
 

@@ -1,4 +1,5 @@
-"""Model routes: a drift reference, subgroup performance, human oversight; the guideline audit."""
+"""Model routes: a drift reference, a calibration reference, subgroup performance and its estimate, human
+oversight, readers; the guideline audit."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Annotated
 
 import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services import models as use_cases
 from services.api.auth import Caller, require
@@ -42,6 +43,20 @@ def service(request: Request) -> ModelService:
     return request.app.state.models
 
 
+async def table_of(request: Request) -> tuple[bytes, str, pd.DataFrame]:
+    """The request's body, its content type and the table it holds (CSV or Parquet)."""
+    body = await request.body()
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    try:
+        if content_type in PARQUET_TYPES:
+            return body, content_type, pd.read_parquet(io.BytesIO(body))
+        if content_type == "text/csv":
+            return body, content_type, pd.read_csv(io.BytesIO(body))
+    except (ValueError, OSError) as error:  # pandas' and pyarrow's parse errors are ValueErrors or OSErrors
+        raise HTTPException(422, f"the {content_type} body could not be read: {error}") from None
+    raise HTTPException(415, f"send text/csv or application/vnd.apache.parquet, not {content_type or 'nothing'}")
+
+
 @routes.put(
     "/{model_id}/versions/{version}/drift-reference",
     response_model=ReferenceSet,
@@ -55,19 +70,7 @@ async def set_reference(
     models: Annotated[ModelService, Depends(service)],
     _: Annotated[Caller, Depends(require("emitter"))],
 ) -> ReferenceSet:
-    body = await request.body()
-    content_type = request.headers.get("content-type", "").split(";")[0].strip()
-    try:
-        if content_type in PARQUET_TYPES:
-            frame = pd.read_parquet(io.BytesIO(body))
-        elif content_type == "text/csv":
-            frame = pd.read_csv(io.BytesIO(body))
-        else:
-            raise HTTPException(
-                415, f"send text/csv or application/vnd.apache.parquet, not {content_type or 'nothing'}"
-            )
-    except (ValueError, OSError) as error:  # pandas' and pyarrow's parse errors are ValueErrors or OSErrors
-        raise HTTPException(422, f"the {content_type} body could not be read: {error}") from None
+    content_type, frame = (await table_of(request))[1:]
     event = await models.set_reference(
         request.app.state.policy, model_id, version, frame, f"api-upload-{content_type}", datetime.now(UTC)
     )
@@ -134,6 +137,46 @@ async def performance_estimate(
     return await use_cases.performance_estimate(
         models.engine, request.app.state.policy, model_id, version, window_days(window), datetime.now(UTC)
     )
+
+
+class CalibrationSet(BaseModel):
+    event_id: str
+    model_id: str
+    model_version: str
+    label: str
+    reference_size: int
+    calibration_ece: float
+    points: int = Field(description="points of the fitted isotonic map")
+
+
+@routes.put(
+    "/{model_id}/versions/{version}/calibration-reference",
+    response_model=CalibrationSet,
+    summary="Calibrate a model version's estimated performance (CBPE) on a file of scores with known outcomes",
+    description="A CSV (text/csv) or Parquet body with `score` (the probability of `label`) and `truth` (the "
+    "outcome) per row. The isotonic fit is recorded as a `CalibrationReferenceSet` event and replaces the "
+    "version's first outcomes as its reference; a file whose held-out calibration error passes the policy's "
+    "limit is refused with the reason.",
+    responses={404: {"description": "unknown model"}, 415: {"description": "neither CSV nor Parquet"},
+               422: {"description": "unreadable file, missing columns, not a critical label, poorly calibrated"}},
+)  # fmt: skip
+async def set_calibration_reference(
+    model_id: str,
+    version: str,
+    request: Request,
+    models: Annotated[ModelService, Depends(service)],
+    _: Annotated[Caller, Depends(require("emitter"))],
+    label: Annotated[str, Query(description="the critical label whose probability `score` is")],
+) -> CalibrationSet:
+    body, content_type, frame = await table_of(request)
+    event = await models.set_calibration_reference(
+        request.app.state.policy, model_id, version, label, body, frame, f"api-upload-{content_type}",
+        datetime.now(UTC),
+    )  # fmt: skip
+    return CalibrationSet(
+        event_id=str(event.event_id), model_id=model_id, model_version=version, label=label,
+        reference_size=event.reference_size, calibration_ece=event.calibration_ece, points=len(event.scores),
+    )  # fmt: skip
 
 
 @routes.get(

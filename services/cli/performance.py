@@ -15,6 +15,7 @@ from services.cli.common import (
     domain_errors,
     print_json,
     read_table,
+    with_service,
 )
 from services.progress import console
 from vigil_runtime.settings import get_settings
@@ -144,3 +145,33 @@ def performance_estimate(
         print_json(result)
         return
     print_estimates(Console(), result, f"Estimated performance for {positive!r}: {len(result.rows)} chunks")
+
+
+@performance_app.command("reference")
+def performance_reference(
+    model: Annotated[str, typer.Option(help="model_id of a registered model")],
+    version: Annotated[str, typer.Option(help="model version")],
+    file: Annotated[Path, typer.Option(help="CSV/Parquet of outputs with known outcomes: score, truth")],
+    label: Annotated[str, typer.Option(help="the critical label whose probability `score` is")],
+) -> None:
+    """Calibrate a version's estimated performance (CBPE) on a file and record the fit
+    (`CalibrationReferenceSet`): it replaces the version's first outcomes as the reference."""
+    from datetime import UTC, datetime
+
+    from services.models import ModelService
+    from vigil.policy import load_policy
+
+    with domain_errors():
+        policy = load_policy(get_settings().policy_file)
+        frame = read_table(file)
+        body = file.read_bytes()
+        event = with_service(
+            ModelService,
+            lambda models: models.set_calibration_reference(
+                policy, model, version, label, body, frame, file.name, datetime.now(UTC)
+            ),
+        )
+    console.print(
+        f"calibration of {model} {version} for {label!r} recorded (event {event.event_id}): {event.reference_size} "
+        f"rows, held-out ECE {event.calibration_ece:.3f}, {len(event.scores)} points"
+    )

@@ -11,6 +11,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.model_card import model_card
+from services.performance_view import print_readers
 from services.rendering.model_card import html, markdown, pdf
 from vigil.policy import Policy
 
@@ -38,4 +39,6 @@ async def card_of_the_demo(engine: AsyncEngine, policy: Policy, out: Path, conso
     table.add_row("incidents", str(len(card.incidents)))
     table.add_row("versions", ", ".join(v.model_version for v in card.version_history))
     console.print(table)
+    if card.readers:  # the second-reader table: the premarket study's claim against what happens in use
+        print_readers(console, card.readers, f"{MODEL}: the model alone and the radiologist with it, in use")
     return written

@@ -217,10 +217,12 @@ async def topics_since(conn: AsyncConnection, since: datetime) -> list[tuple[str
 
 
 async def models_changed_after(conn: AsyncConnection, seq: int) -> tuple[set[str], int]:
-    """The models whose inferences or outcomes were recorded after store position `seq`, and the
-    newest position: what an estimator that has seen up to `seq` must look at again."""
+    """The models whose inferences, outcomes or calibration references were recorded after store
+    position `seq`, and the newest position: what an estimator that has seen up to `seq` must look
+    at again."""
     query = select(events.c.model_id, func.max(events.c.seq)).where(
-        events.c.seq > seq, events.c.event_type.in_(["InferenceMade", "OutcomeObserved"])
+        events.c.seq > seq,
+        events.c.event_type.in_(["InferenceMade", "OutcomeObserved", "CalibrationReferenceSet"]),
     )
     rows = list(await conn.execute(query.group_by(events.c.model_id)))
     return {m for m, _ in rows if m}, max((int(n) for _, n in rows), default=seq)

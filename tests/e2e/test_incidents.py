@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def call(pipeline: Pipeline, method: str, path: str, role: str = "safety_officer", **kwargs) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {TOKENS[role]}"}
+    headers = {"Authorization": f"Bearer {TOKENS[role]}", **kwargs.pop("headers", {})}
     return httpx.request(method, pipeline.api_url + path, headers=headers, timeout=30, **kwargs)
 
 

@@ -22,7 +22,7 @@ from services.store import reads
 from tests.conftest import RUN, Pipeline
 from tests.e2e.test_incidents import call, register
 from tests.integration.helpers import wait_recorded, wait_until
-from vigil.events import AlertRaised, PerformanceEstimated
+from vigil.events import AlertRaised, CalibrationReferenceSet, PerformanceEstimated
 
 pytestmark = pytest.mark.integration
 MODEL = f"cbpe-{RUN}"
@@ -139,3 +139,75 @@ async def _alerts(db) -> list:
     async with db.connect() as conn:
         found = await reads.of_type(conn, AlertRaised, model_id=MODEL)
     return [a for a in found if a.alert_name == "PerformanceEstimateLow"]
+
+
+async def test_an_uploaded_reference_calibrates_every_later_output_and_bad_files_are_refused(
+    pipeline: Pipeline, db, tmp_path
+) -> None:
+    model = f"cbpe-upload-{RUN}"
+    await register(pipeline, db, [registration() | {"model_id": model}])
+    rng = np.random.default_rng(43)
+    # The reference: a validation study's 800 outputs with their outcomes, none of them in the store.
+    p_ref = rng.beta(2, 3, 800)
+    truth_ref = rng.random(800) < p_ref
+    reference = tmp_path / "validation-study.csv"
+    reference.write_text("score,truth\n" + "".join(f"{s},{'malignant' if t else 'benign'}\n"
+                                                   for s, t in zip(p_ref, truth_ref, strict=True)))  # fmt: skip
+    command = [sys.executable, "-m", "services.cli", "performance", "reference", "--model", model, "--version", "2.0",
+               "--file", str(reference), "--label", "malignant"]  # fmt: skip
+    ran = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "800 rows" in ran.stdout + ran.stderr
+
+    n = 600  # in use: the first 200 with their outcomes (all of them a backtest now), 400 pending
+    p = rng.beta(2, 3, n)
+    truth, said = rng.random(n) < p, p >= 0.45
+    start = datetime.now(UTC) - timedelta(days=2)
+    events: list[dict] = []
+    for i in range(n):
+        at = (start + timedelta(minutes=3 * i)).isoformat()
+        inference = str(uuid.uuid4())
+        events.append({
+            "event_type": "InferenceMade", "event_id": inference, "occurred_at": at, "model_id": model,
+            "model_version": "2.0", "deployment": "st-mary", "use_case": "mammography",
+            "patient_ref": "pt_" + uuid.uuid4().hex[:24],
+            "output": {"label": "malignant" if said[i] else "benign", "score": float(p[i])},
+        })  # fmt: skip
+        if i < 200:
+            events.append({
+                "event_type": "OutcomeObserved", "event_id": str(uuid.uuid4()), "occurred_at": at,
+                "inference_id": inference, "model_id": model, "observed_at": at,
+                "label": "malignant" if truth[i] else "benign", "critical_condition": bool(truth[i]),
+                "source": "pathology",
+            })  # fmt: skip
+    post(pipeline, events)
+    await wait_recorded(db, [e["event_id"] for e in events], 120)
+
+    version = call(pipeline, "GET", f"/v1/models/{model}/performance/estimate").json()["versions"][0]
+    assert version["not_estimable"] is None and version["reference_size"] == 800
+    assert "validation-study.csv" in version["reference"]
+    iso = IsotonicRegression(out_of_bounds="clip").fit(p_ref, truth_ref)
+    pending = iso.predict(p[200:])
+    assert version["overall"]["n"] == 400
+    expected = pending[said[200:]].sum() / pending.sum()
+    assert version["overall"]["metrics"]["sensitivity"]["value"] == pytest.approx(expected, abs=1e-9)
+    [test] = version["backtest"]
+    assert test["estimate"]["n"] == 200
+    assert test["realised"]["sensitivity"] == pytest.approx(recall_score(truth[:200], said[:200]), abs=1e-12)
+
+    # Refused, with the reason, and nothing recorded.
+    route = f"/v1/models/{model}/versions/2.0/calibration-reference"
+    csv = {"content-type": "text/csv"}
+    body, backwards = reference.read_bytes(), b"score,truth\n" + b"0.9,benign\n0.1,malignant\n" * 50
+    cases = [
+        (f"{route}?label=benign", body, csv, 422, "not a critical label"),
+        (f"{route}?label=malignant", b"score,label\n0.2,benign\n", csv, 422, "no column 'truth'"),
+        (f"{route}?label=malignant", backwards, csv, 422, "calibration error"),
+        (f"{route}?label=malignant", body, {"content-type": "application/json"}, 415, "text/csv"),
+        ("/v1/models/nobody/versions/2.0/calibration-reference?label=malignant", body, csv, 404, "nobody"),
+    ]
+    for path, content, headers, status, said_why in cases:
+        answer = call(pipeline, "PUT", path, role="emitter", content=content, headers=headers)
+        assert answer.status_code == status and said_why in answer.text, (path, answer.text)
+    async with db.connect() as conn:
+        assert len(await reads.of_type(conn, CalibrationReferenceSet, model_id=model)) == 1

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from vigil.performance_estimate import (
     estimate_alert,
     estimate_files,
     estimated_event,
+    file_calibration,
     realised,
     trusted,
     version_estimates,
@@ -213,3 +215,35 @@ def test_subgroups_share_the_versions_calibration_and_split_its_pending_and_late
     mask = sites[1300:] == "rural"
     mine = estimate(calibration(p[1300:][mask]), said[1300:][mask])
     assert rural.overall.metrics["sensitivity"] == mine.metrics["sensitivity"]
+
+
+def test_an_uploaded_calibration_keeps_only_the_points_that_matter_and_makes_every_known_output_a_backtest() -> None:
+    from sklearn.isotonic import IsotonicRegression
+
+    from vigil.events import CalibrationReferenceSet
+
+    rng = np.random.default_rng(12)
+    frame = hospital(3000, 0.0, rng)
+    fit = file_calibration(frame.assign(truth=np.where(frame.truth == 1, "malignant", "benign")), "malignant")
+    iso = IsotonicRegression(out_of_bounds="clip").fit(frame.score, frame.truth)
+    probe = np.linspace(-0.1, 1.1, 2001)
+    assert np.allclose(fit(probe), iso.predict(probe), atol=1e-12)
+    assert len(fit.scores) < frame.score.nunique() / 10  # a run's inner points are left out
+
+    uploaded = CalibrationReferenceSet(
+        event_id=uuid.uuid4(), occurred_at=datetime.now(UTC), model_id="m", model_version="2.0", label="malignant",
+        source_name="study.csv", file_sha256="0" * 64, scores=fit.scores, probabilities=fit.probabilities,
+        reference_size=fit.reference_size, calibration_ece=fit.ece,
+    )  # fmt: skip
+    later = hospital(700, 0.5, rng)
+    outputs = [Output(s, bool(d), bool(t) if i < 200 else None)
+               for i, (s, d, t) in enumerate(zip(later.score, later.predicted, later.truth, strict=True))]  # fmt: skip
+    [found] = version_estimates("2.0", "malignant", outputs, 1000, 500, 0.05, 0.95, uploaded=uploaded)
+    assert found.reference_size == 3000 and "study.csv" in found.reference and found.calibration_ece == fit.ece
+    assert found.overall and found.overall.n == 500 and sum(t.estimate.n for t in found.backtest) == 200
+    pending = iso.predict(later.score[200:])
+    said = later.predicted[200:].to_numpy() == 1
+    sensitivity = found.overall.metrics["sensitivity"]
+    assert sensitivity and sensitivity.value == pytest.approx(pending[said].sum() / pending.sum(), abs=1e-9)
+    with pytest.raises(NotEstimable, match="no column 'truth'"):
+        file_calibration(frame.drop(columns="truth"), "malignant")
