@@ -142,6 +142,7 @@ def test_demo_streams_records_dead_letters_and_verifies(settings: Settings, tmp_
         assert "radiologist alone 85 %" in card["evaluation_data"]  # the seed's reader study, beside the live table
         shown = out[out.index("Model card of mammo-screen") :]
         assert "drift episode" in shown and "image_contrast" in shown
+        assert "the model alone and the radiologist with it, in use" in shown and "McNemar p" in shown
         card_text = subprocess.run(["pdftotext", str(tmp_path / "out" / "model-card-mammo-screen.pdf"), "-"],
                                    capture_output=True, text=True, check=True).stdout  # fmt: skip
         assert "Intended use" in card_text and "Version history" in card_text
