@@ -104,14 +104,14 @@ async def committed(settings: Settings, group: str) -> dict[TopicPartition, int]
 def start_worker(
     settings: Settings, home: Path, module: str = "services.cli", log: str = "worker.log", **env: str
 ) -> subprocess.Popen:
-    """A real `vigil worker` process (or another Faust app's `worker` command) on the benchmark's
-    topics, logging to home/log."""
+    """A real `vigil worker` process, without its watchdog (so that its pid is the worker's), or
+    another Faust app's `worker` command, on the benchmark's topics, logging to home/log."""
     env = {**os.environ, "VIGIL_TOPIC_PREFIX": settings.topic_prefix, "VIGIL_WORKER_ID": settings.worker_id,
            "VIGIL_HOME": str(home), "VIGIL_WORKER_METRICS_PORT": "29201", "VIGIL_LOG_LEVEL": "warning",
            **env}  # fmt: skip
     with open(home / log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", module, "worker"], env=env, cwd=ROOT, stdout=out,
-                                stderr=subprocess.STDOUT)  # fmt: skip
+        command = [sys.executable, "-m", module, "worker", *(["--no-watchdog"] if module == "services.cli" else [])]
+        return subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
 
 
 async def caught_up(settings: Settings, process: subprocess.Popen, end: dict[TopicPartition, int]) -> float | None:

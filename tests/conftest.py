@@ -37,6 +37,8 @@ TEST_ENV = {
     ),
     "VIGIL_CLOCK_INTERVAL": "1",
     "VIGIL_REGISTRY_GRACE": "2",
+    "VIGIL_WORKER_STALL_SECONDS": "60",  # a worker that stops making progress is started again within ~70 s
+    "VIGIL_WORKER_STALL_CHECK": "5",
     "VIGIL_WORKER_SESSION_TIMEOUT": "10",  # a killed worker's partitions are handed on within seconds
     "VIGIL_POLICY_FILE": str(ROOT / "tests" / "policy.yml"),
     # Alerts live 40 s in Alertmanager unless re-sent: a test can watch one outlive that time.

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     # How long a worker that stopped answering (killed, cut off) holds its partitions before the
     # group hands them to the others: the failover time after a crash.
     worker_session_timeout: float = 60.0
+    # `vigil worker` starts the worker again when its group's committed offsets stand still this many
+    # seconds while records wait behind them (vigil/stall.py): set it above the longest a rebalance's
+    # table recovery takes. It looks every `worker_stall_check` seconds.
+    worker_stall_seconds: float = 300.0
+    worker_stall_check: float = 15.0
     clock_interval: float = 10.0  # seconds between checks of the reporting clocks, and between ticks on clock.v1
     # How far an event's times may lie after the moment it was sent (sender clocks drift); later is refused.
     max_clock_skew: timedelta = timedelta(minutes=5)

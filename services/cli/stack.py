@@ -81,14 +81,25 @@ def status() -> None:
 
 
 @app.command()
-def worker() -> None:
-    """Run the Faust worker in the foreground."""
+def worker(
+    watchdog: Annotated[
+        bool, typer.Option(help="run it under a watchdog that starts it again when it exits or stalls")
+    ] = True,
+) -> None:
+    """Run the Faust worker in the foreground (under its watchdog: services/worker_watchdog.py)."""
+    settings = get_settings()
+    if watchdog:
+        from services.worker_watchdog import Watchdog
+
+        configure_logging(settings)
+        asyncio.run(Watchdog(settings).run())
+        return
+
     from faust.worker import Worker
 
     from streams.worker import app as faust_app
     from vigil_runtime.observability import serve_metrics
 
-    settings = get_settings()
     settings.home.mkdir(parents=True, exist_ok=True)  # Faust keeps its data directory there
     configure_logging(settings)
     serve_metrics(settings.worker_metrics_port)

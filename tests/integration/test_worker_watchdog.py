@@ -1,0 +1,87 @@
+"""A worker that stays alive and stops making progress (here: its process stopped with SIGSTOP while
+records keep coming) is found by its watchdog from the group's committed offsets, stopped and
+started again; the new one takes over from the committed offsets and every pair is counted once
+(the derived sensitivity equals scikit-learn's on what was sent)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from sklearn.metrics import recall_score
+from vigil_sdk import AsyncEmitter
+
+from services.worker_watchdog import group_position
+from tests.conftest import RUN, Pipeline
+from tests.integration.helpers import emit_all, wait_recorded, wait_until
+from tests.integration.test_two_workers import model_events, shown_on
+from vigil_runtime.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout
+    return [int(p) for p in found.split()]
+
+
+async def test_a_worker_that_stops_making_progress_is_started_again_and_counts_once(
+    pipeline: Pipeline, db, tmp_path: Path
+) -> None:
+    s, worker = pipeline.settings, pipeline.processes["worker"]
+    worker.stop()
+    worker.env = {"VIGIL_WORKER_STALL_SECONDS": "20", "VIGIL_WORKER_STALL_CHECK": "2"}
+    worker.start()
+    try:
+        model = f"stall-{RUN}"
+        events, pairs = model_events(model, 200, random.Random(31))
+        events = [e for e in events if e["event_type"] != "ReviewRecorded"]  # registration, then pairs
+        half = 1 + 2 * 100
+        port = s.worker_metrics_port
+
+        def sensitivity_of(upto: int) -> float:
+            return float(recall_score([t for t, _ in pairs[:upto]], [p for _, p in pairs[:upto]], pos_label="urgent"))
+
+        async with AsyncEmitter(kafka=s.kafka_bootstrap, topic_prefix=s.topic_prefix, spool_dir=tmp_path) as emitter:
+            await emit_all(emitter, events[:half])
+            first = sensitivity_of(100)
+            await wait_until(lambda: _shows(port, model, first), 120, "the first half derived")
+            # The watchdog calls a worker stalled only once it has seen it commit (before, it may be restoring).
+            await wait_until(lambda: _committed(s), 60, "the first half committed")
+            await asyncio.sleep(3 * 2)
+
+            supervisor = worker.pid()
+            assert supervisor is not None
+            [stuck] = children(supervisor)
+            os.kill(stuck, signal.SIGSTOP)  # alive, holding its partitions, doing nothing
+            await emit_all(emitter, events[half:])
+        await wait_recorded(db, [e["event_id"] for e in events], 120)
+
+        log = worker.logfile
+        await wait_until(lambda: _logged(log, "worker.stalled"), 90, "the watchdog finding the stall")
+        await wait_until(lambda: _shows(port, model, sensitivity_of(200)), 120, "every pair derived, once")
+        assert worker.pid() == supervisor and children(supervisor) != [stuck]
+    finally:
+        worker.stop()
+        worker.env = None
+        worker.start()
+
+
+async def _shows(port: int, model: str, sensitivity: float) -> bool:
+    shown, _ = shown_on(port, model)
+    return shown == pytest.approx(sensitivity, abs=1e-12)
+
+
+async def _committed(settings: Settings) -> bool:
+    committed, ends = await group_position(settings)
+    inputs = [p for p in committed if p[0] in (settings.topic("inference.v1"), settings.topic("outcome.v1"))]
+    return bool(inputs) and all(committed[p] == ends[p] for p in inputs)
+
+
+async def _logged(log: Path, event: str) -> bool:
+    return log.exists() and f'"{event}"' in log.read_text()
