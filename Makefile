@@ -14,7 +14,7 @@ demo: bootstrap
 ## The whole test suite (unit, integration, e2e) on the real local stack.
 test: bootstrap lint
 	bash deploy/local/stack.sh up kafka postgres
-	$(BIN)/pytest -p no:cacheprovider
+	$(BIN)/pytest -p no:cacheprovider --durations=25
 
 ## Stop everything `make demo` or `make test` started.
 down:
