@@ -183,11 +183,13 @@ async def performance_estimate(
     window_days: int | None,
     now: datetime,
     as_of: datetime | None = None,
+    depth: int | None = None,
 ) -> ModelEstimate:
-    """CBPE from the event store: each version's first outcomes calibrate its scores; its outputs
-    made in the window that still wait for their outcome (as of `as_of`, if given) are estimated,
-    for everyone and each value of each of the policy's attributes; the ones whose outcome came
-    after the reference show how far off the estimate is."""
+    """CBPE from the event store: each version's first outcomes (or its uploaded reference)
+    calibrate its scores; its outputs made in the window that still wait for their outcome (as of
+    `as_of`, if given) are estimated, for everyone and each subgroup of the policy's attributes and
+    their intersections up to `depth` (default: the policy's); the ones whose outcome came after
+    the reference show how far off the estimate is."""
     settings = policy.for_model(model_id).performance
     async with engine.connect() as conn:
         model = await _registered(conn, model_id)
@@ -199,7 +201,7 @@ async def performance_estimate(
     since = now - timedelta(days=window_days) if window_days else None
     made.sort(key=lambda i: i.occurred_at)
     labels = positive_labels(model.labels, model.critical_labels)
-    # Each attribute of the policy that the model's inferences carry, on its own (as the model card shows them).
+    # The policy's attributes that the model's inferences carry.
     attributes = [a for a in settings.attributes if any(a in i.subgroup for i in made)]
     capped = Capped(settings.max_values)
     found = []
@@ -218,7 +220,7 @@ async def performance_estimate(
                     outputs.append(Output(score, said, None if truth is None else truth == label, subgroup))
             found += version_estimates(
                 each, label, outputs, settings.estimate_reference, settings.estimate_chunk, settings.estimate_max_ece,
-                settings.confidence, attributes, reference,
+                settings.confidence, attributes, reference, settings.depth if depth is None else depth,
             )  # fmt: skip
     in_window = [i for i in made if since is None or i.occurred_at >= since]
     without_score = sum(all(score_for(i.output, b, model.labels) is None for b in labels) for i in in_window)

@@ -40,7 +40,7 @@ from vigil.events import (
     InferenceOutput,
     PerformanceEstimated,
 )
-from vigil.performance import UNKNOWN, Metric
+from vigil.performance import OVERALL, Metric, Subgroup, subgroups_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -309,13 +309,13 @@ class VersionEstimate(BaseModel):
 
 def version_estimates(
     version: str, label: str, outputs: Sequence[Output], reference_size: int, chunk_size: int, max_ece: float,
-    level: float, attributes: Sequence[str] = (), uploaded: CalibrationReferenceSet | None = None,
+    level: float, attributes: Sequence[str] = (), uploaded: CalibrationReferenceSet | None = None, depth: int = 1,
 ) -> list[VersionEstimate]:  # fmt: skip
     """CBPE over a version's outputs in the order they were made: the first `reference_size` with an
     outcome calibrate, unless a reference file was `uploaded` for the version; the pending ones are
-    estimated; the other known ones show how far off it is. For everyone, then for each value of
-    each attribute, with the one calibration of the version (a subgroup's own reference would be
-    too small to calibrate on)."""
+    estimated; the other known ones show how far off it is. For everyone, then for each subgroup of
+    the attributes and their intersections up to `depth` (as performance counts them), all with the
+    one calibration of the version (a subgroup's own reference would be too small to calibrate on)."""
     known = [i for i, o in enumerate(outputs) if o.truth is not None]
     in_reference = set() if uploaded else set(known[:reference_size])
     everyone = VersionEstimate(
@@ -344,15 +344,15 @@ def version_estimates(
         everyone.not_estimable = str(why)
         return [everyone]
     rest = [o for i, o in enumerate(outputs) if i not in in_reference]
-    groups: list[tuple[dict[str, str], list[Output]]] = [({}, rest)]
-    for attribute in attributes:
-        values = sorted({dict(o.subgroup).get(attribute, UNKNOWN) for o in rest})
-        groups += [({attribute: v}, [o for o in rest if dict(o.subgroup).get(attribute, UNKNOWN) == v]) for v in values]
+    members: dict[Subgroup, list[Output]] = {OVERALL: rest}
+    for output in rest:
+        for group in subgroups_of(dict(output.subgroup), attributes, depth)[1:]:
+            members.setdefault(group, []).append(output)
     found = []
-    for subgroup, members in groups:
-        fresh: dict[str, object] = {"subgroup": subgroup, "overall": None, "pending": [], "backtest": []}
-        row = everyone.model_copy(update=fresh) if subgroup else everyone
-        _estimate_into(row, calibration, members, chunk_size, level)
+    for group in sorted(members, key=lambda g: (len(g), g)):
+        fresh: dict[str, object] = {"subgroup": dict(group), "overall": None, "pending": [], "backtest": []}
+        row = everyone.model_copy(update=fresh) if group else everyone
+        _estimate_into(row, calibration, members[group], chunk_size, level)
         found.append(row)
     return found
 

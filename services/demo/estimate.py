@@ -17,7 +17,7 @@ MODEL = "mammo-screen"
 
 
 async def estimate_of_the_demo(engine: AsyncEngine, policy: Policy, console: Console) -> None:
-    found = await performance_estimate(engine, policy, MODEL, None, None, datetime.now(UTC))
+    found = await performance_estimate(engine, policy, MODEL, None, None, datetime.now(UTC), depth=1)  # each on its own
     table = Table(title=f"ESTIMATED performance of {MODEL} (CBPE): screens still waiting for their pathology")
     for column in ("version", "subgroup", "pending", "sensitivity est. (95%)", "specificity est.",
                    "later outcomes", "realised sensitivity", "estimate off by"):  # fmt: skip

@@ -247,3 +247,24 @@ def test_an_uploaded_calibration_keeps_only_the_points_that_matter_and_makes_eve
     assert sensitivity and sensitivity.value == pytest.approx(pending[said].sum() / pending.sum(), abs=1e-9)
     with pytest.raises(NotEstimable, match="no column 'truth'"):
         file_calibration(frame.drop(columns="truth"), "malignant")
+
+
+def test_intersections_of_attributes_up_to_the_depth_are_estimated_like_everyone() -> None:
+    rng = np.random.default_rng(21)
+    n = 2000
+    frame = pd.DataFrame({"p": rng.beta(2, 3, n), "site": rng.choice(["city", "rural"], n),
+                          "sex": rng.choice(["F", "M"], n)})  # fmt: skip
+    frame["truth"], frame["said"] = rng.random(n) < frame.p, frame.p >= 0.45
+    outputs = [Output(r.p, r.said, bool(r.truth) if i < 1000 else None, (("sex", r.sex), ("site", r.site)))
+               for i, r in enumerate(frame.itertuples())]  # fmt: skip
+    rows = version_estimates("2.0", "malignant", outputs, 1000, 500, 0.05, 0.95, ["sex", "site"], depth=2)
+    shown = [tuple(sorted(r.subgroup.items())) for r in rows]
+    assert shown[0] == () and len(shown) == 1 + 4 + 4  # everyone, each value of each, each pair of values
+    calibration = calibrate(frame.p[:1000], frame.truth[:1000])
+    pending = frame.iloc[1000:]
+    for (sex, site), part in pending.groupby(["sex", "site"]):
+        [row] = [r for r in rows if r.subgroup == {"sex": sex, "site": site}]
+        mine = estimate(calibration(part.p), part.said.to_numpy())
+        assert row.overall and row.overall.n == len(part)
+        assert row.overall.metrics["sensitivity"] == mine.metrics["sensitivity"]
+    assert len(version_estimates("2.0", "malignant", outputs, 1000, 500, 0.05, 0.95, ["sex", "site"])) == 5
