@@ -87,6 +87,12 @@ VALIDATION = {
 }
 
 
+def _screen(r: random.Random) -> tuple[bool, float]:
+    """A screening mammogram's truth and the model's score for malignancy."""
+    malignant = r.random() < 0.08
+    return malignant, min(1.0, max(0.0, r.gauss(0.78 if malignant else 0.18, 0.15)))
+
+
 def _final_label(model_id: str, suggested: str, truth: str, decision: str) -> str:
     """The clinician's own answer: the suggestion when accepted or modified; overriding it, the
     truth when the model was wrong and the other label when it was right (no new random draw, so
@@ -184,11 +190,17 @@ class Hospital:
             "consent_recorded": True,
         }
 
+    def validation_study(self, n: int = 1500) -> list[tuple[float, str]]:
+        """mammo-screen's premarket validation set: (score, pathology) of n screens, drawn as the
+        stream's screens are, from a generator of its own (the stream's draws stay as they are)."""
+        r = random.Random(f"{self.seed}/validation")
+        return [(score, "malignant" if malignant else "benign")
+                for malignant, score in (_screen(r) for _ in range(n))]  # fmt: skip
+
     def _mammo(self, at: datetime) -> Event:
         r = self.rng
         site = r.choice(["st-mary", "north-valley", RURAL])
-        malignant = r.random() < 0.08
-        score = min(1.0, max(0.0, r.gauss(0.78 if malignant else 0.18, 0.15)))
+        malignant, score = _screen(r)
         return {
             **self._base("mammo-screen", at, {"sex": "F", "age_band": r.choice(AGE_BANDS[1:])}, site),
             "use_case": "mammography_screening",

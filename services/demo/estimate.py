@@ -1,44 +1,84 @@
-"""The demo's estimated performance: mammo-screen's screens whose pathology has not come back,
-estimated from their calibrated scores (CBPE), and how far the estimate was off where it has."""
+"""The demo's estimated performance: mammo-screen's pathology comes back days after the screen, so
+the demo holds it back while the other steps run. Its validation study calibrates the scores
+(uploaded as the version's reference), the screens still waiting are estimated (CBPE), then the
+pathology arrives and the realised figures take the estimate's place, with how far off it was."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+import httpx
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.models import performance_estimate
+from services.models import ModelEstimate, performance_estimate
+from services.performance_view import print_model_estimate
+from services.store.event_store import EventStore
 from vigil.performance import name_of
 from vigil.policy import Policy
+from vigil_hospital import VERSIONS, Hospital
 
 MODEL = "mammo-screen"
 
 
-async def estimate_of_the_demo(engine: AsyncEngine, policy: Policy, console: Console) -> None:
-    found = await performance_estimate(engine, policy, MODEL, None, None, datetime.now(UTC), depth=1)  # each on its own
-    table = Table(title=f"ESTIMATED performance of {MODEL} (CBPE): screens still waiting for their pathology")
-    for column in ("version", "subgroup", "pending", "sensitivity est. (95%)", "specificity est.",
-                   "later outcomes", "realised sensitivity", "estimate off by"):  # fmt: skip
+async def upload_validation_study(api_url: str, emitter_token: str, hospital: Hospital, console: Console) -> None:
+    """The vendor's premarket validation set as mammo-screen's calibration reference, over the API."""
+    rows = hospital.validation_study()
+    body = "score,truth\n" + "".join(f"{score:.4f},{truth}\n" for score, truth in rows)
+    version = VERSIONS[MODEL]
+    async with httpx.AsyncClient() as client:
+        answer = await client.put(
+            f"{api_url}/v1/models/{MODEL}/versions/{version}/calibration-reference",
+            params={"label": "malignant"},
+            content=body.encode(),
+            headers={"Authorization": f"Bearer {emitter_token}", "Content-Type": "text/csv"},
+        )
+    answer.raise_for_status()
+    fit = answer.json()
+    console.print(
+        f"[bold]\\[demo][/bold] {MODEL} {version}'s validation study ({fit['reference_size']:,} screens) calibrates "
+        f"its estimated performance: held-out ECE {fit['calibration_ece']:.3f}"
+    )
+
+
+async def estimate_ahead_of_pathology(
+    engine: AsyncEngine,
+    policy: Policy,
+    pathology: list[str],
+    send_pathology: Callable[[], Awaitable[None]],
+    console: Console,
+) -> None:
+    """The estimate while every screen waits for its pathology; then the pathology, and the realised figures."""
+    before = await _estimate(engine, policy)
+    table = Table(title=f"ESTIMATED performance of {MODEL} (CBPE) before any pathology is back")
+    for column in ("version", "subgroup", "screens waiting", "sensitivity est. (95%)", "specificity est."):
         table.add_column(column)
-    for each in found.versions:
-        if each.not_estimable or each.overall is None:
-            table.add_row(each.model_version, name_of(tuple(each.subgroup.items())), "—", each.not_estimable or "—")
-            continue
-        sens, spec = each.overall.metrics["sensitivity"], each.overall.metrics["specificity"]
-        later = sum(t.estimate.n for t in each.backtest)
-        real = [t.realised["sensitivity"] for t in each.backtest if t.realised["sensitivity"] is not None]
-        errors = [(t.estimate.n, e) for t in each.backtest if (e := t.error["sensitivity"]) is not None]
-        off = sum(n * e for n, e in errors) / sum(n for n, _ in errors) if errors else None
+    for each in (v for v in before.versions if set(v.subgroup) <= {"site"}):
+        sens, spec = (each.overall.metrics[m] for m in ("sensitivity", "specificity")) if each.overall else (None, None)
         table.add_row(
-            each.model_version, name_of(tuple(each.subgroup.items())), str(each.overall.n),
-            "—" if sens is None else f"{sens.value:.3f} ({sens.low:.3f}–{sens.high:.3f})",
-            "—" if spec is None else f"{spec.value:.3f}", str(later),
-            ", ".join(f"{r:.3f}" for r in real) or "—", "—" if off is None else f"{off:+.3f}",
+            each.model_version, name_of(tuple(each.subgroup.items())),
+            str(each.overall.n) if each.overall else "—",
+            each.not_estimable or ("—" if sens is None else f"{sens.value:.3f} ({sens.low:.3f}–{sens.high:.3f})"),
+            "—" if spec is None else f"{spec.value:.3f}",
         )  # fmt: skip
     console.print(table)
+
+    await send_pathology()
+    store, deadline = EventStore(engine), time.monotonic() + 120
+    while await store.count_of(pathology) < len(pathology) and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    console.print(f"[bold]\\[demo][/bold] the pathology of {len(pathology):,} screens is back (7 days after each)")
+    after = await _estimate(engine, policy)
+    print_model_estimate(console, after.model_copy(update={"versions": [v for v in after.versions if not v.subgroup]}))
     console.print(
-        "Calibrated on each version's first outcomes; an estimate, never a realised figure: the outcomes replace it "
-        "as they arrive (`vigil performance estimate --model mammo-screen`)."
+        "The realised figures replace the estimate as the pathology arrives; the rest of the screens never get one "
+        f"and stay estimated (`vigil performance estimate --model {MODEL}`)."
     )
+
+
+async def _estimate(engine: AsyncEngine, policy: Policy) -> ModelEstimate:
+    return await performance_estimate(engine, policy, MODEL, None, None, datetime.now(UTC), depth=1)

@@ -16,7 +16,7 @@ from vigil_sdk import AsyncEmitter
 from services.demo.card import card_of_the_demo
 from services.demo.drift import drift_episode
 from services.demo.equity import equity_finding
-from services.demo.estimate import estimate_of_the_demo
+from services.demo.estimate import estimate_ahead_of_pathology, upload_validation_study
 from services.demo.guideline import guideline_change
 from services.demo.incidents import incident_scenario
 from services.demo.oversight import oversight_episode, transparency_episode
@@ -72,15 +72,21 @@ async def run_demo(
         deadline = time.monotonic() + 60
         while await store.count_of(sent_ids) < len(sent_ids) and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
+        await upload_validation_study(api_url, tokens["emitter"], hospital, console)
+        pathology: list[dict] = []  # mammo-screen's outcomes come 7 days after the screen: held back until step 11
         with progress_bar() as progress:
             task = progress.add_task("streaming the synthetic hospital", total=None)
             for event in list(hospital.stream(inferences)):  # whole first: follow-ups strip the truth
+                if event["event_type"] == "OutcomeObserved" and event["model_id"] == "mammo-screen":
+                    pathology.append(event)
+                    continue
                 # The imaging vendor writes straight to Kafka; the other two use the HTTP API.
                 emitter = direct if event.get("model_id") == "mammo-screen" else over_http
                 sent_ids.append(await emitter.emit(event.pop("event_type"), **event))
                 sent += 1
                 progress.update(task, completed=sent)
-        console.print(f"[bold]\\[demo][/bold] {sent} events handed to the SDK; flushing")
+        console.print(f"[bold]\\[demo][/bold] {sent} events handed to the SDK; flushing "
+                      f"(mammo-screen's {len(pathology)} pathology results come later)")  # fmt: skip
 
     # A careless emitter writes bad records straight to Kafka: they must become dead letters.
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
@@ -127,7 +133,16 @@ async def run_demo(
     await equity_finding(settings, store.engine, started, console)
     await oversight_episode(store.engine, started, console)
     await transparency_episode(store.engine, started, console)
-    await estimate_of_the_demo(store.engine, load_policy(settings.policy_file), console)
+
+    async def send_pathology() -> None:
+        async with AsyncEmitter(kafka=settings.kafka_bootstrap, topic_prefix=settings.topic_prefix,
+                                spool_dir=spool / "pathology") as imaging:  # fmt: skip
+            for event in pathology:
+                await imaging.emit(event["event_type"], **{k: v for k, v in event.items() if k != "event_type"})
+
+    await estimate_ahead_of_pathology(
+        store.engine, load_policy(settings.policy_file), [e["event_id"] for e in pathology], send_pathology, console
+    )
 
     async with AsyncEmitter(api_url=api_url, token=tokens["emitter"], spool_dir=spool / "incident") as emitter:
         cases = await guideline_change(

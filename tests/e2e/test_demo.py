@@ -103,7 +103,10 @@ def test_demo_streams_records_dead_letters_and_verifies(settings: Settings, tmp_
             assert kind in oversight
         transparency = out[out.index("Transparency: violations") :]
         assert "symptom-chat" in transparency and "disclaimer_shown" in transparency
-        assert "ESTIMATED performance of" in out[out.index("Transparency: violations") :]  # CBPE on pending screens
+        # CBPE: the screens estimated while their pathology is held back, then the realised figures beside it.
+        estimated = out[out.index("before any pathology is back") :]
+        assert "validation study (1,500 screens)" in out and "is back (7 days after each)" in estimated
+        assert "backtest 0" in estimated and "calibrated on an uploaded reference" in estimated
         audit = out[out.index("Guideline triage-protocol-2026-2") :]
         assert "made under the old guideline are still open" in audit
         with open(tmp_path / "out" / "guideline-triage-protocol-2026-2-cases.csv", encoding="utf-8") as f:
