@@ -67,6 +67,7 @@ async def test_a_deployment_that_stops_sending_is_reported_and_resumes(pipeline:
     assert alert["labels"]["owner"] == "ml-engineering" and alert["annotations"]["runbook_url"].endswith(
         "/SourceSilent.md"
     )
+    assert "why its events stopped" in alert["annotations"]["action"]
 
     send(quiet)
 
