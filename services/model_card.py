@@ -74,7 +74,7 @@ async def model_card(
         ]
         guidelines = await reads.of_type(conn, GuidelineChanged, recorded_by=as_of)
         start = release.released_at if release else EPOCH
-        usage = [u for u in await reads.InPeriod(conn, start, moment).usage(name) if u.model_id == model_id]
+        usage = await reads.InPeriod(conn, start, moment).usage(name, model_id)
     settings = policy.for_model(model_id)
     measured = None
     if usage:

@@ -22,7 +22,7 @@ async def psur(engine: AsyncEngine, policy: Policy, model_id: str, year: str, no
         years = psur_years(model.registration.risk_class, policy.for_model(model_id).reporting.psur_years)
         period = psur_period(year, years)
         stored = reads.InPeriod(conn, period.start, period.end)
-        inferences = sum(u.inferences for u in await stored.usage() if u.model_id == model_id)
+        inferences = sum(u.inferences for u in await stored.usage(model_id=model_id))
         by_deployment, by_country, mix = await stored.inference_mix(model_id)
         incidents = [i for i in await stored.incidents() if i.model_id == model_id]
         kinds = await stored.types_of(model_id)

@@ -386,8 +386,8 @@ class InPeriod:
         rows = await self.conn.execute(query)
         return _entries(rows)
 
-    async def usage(self, version: str | None = None) -> list[Usage]:
-        """Per model, its inferences of the period (of one version, if given) and their resources."""
+    async def usage(self, version: str | None = None, model_id: str | None = None) -> list[Usage]:
+        """Per model (or one), its inferences of the period (of one version, if given) and their resources."""
         resources = events.c.payload["resources"]
         energy = resources["energy_wh"].astext.cast(Float)
         query: Select[Any] = (
@@ -400,6 +400,8 @@ class InPeriod:
             .group_by(events.c.model_id)
             .order_by(events.c.model_id)
         )  # fmt: skip
+        if model_id is not None:
+            query = query.where(events.c.model_id == model_id)
         if version is not None:
             query = query.where(events.c.payload["model_version"].astext == version)
         rows = await self.conn.execute(query)  # PostgreSQL sums bigints as numeric

@@ -1,7 +1,10 @@
 """A worker that stays alive and stops making progress (here: its process stopped with SIGSTOP while
 records keep coming) is found by its watchdog from the group's committed offsets, stopped and
 started again; the new one takes over from the committed offsets and every pair is counted once
-(the derived sensitivity equals scikit-learn's on what was sent)."""
+(the derived sensitivity equals scikit-learn's on what was sent).
+
+The worker runs on topics and a group of its own (as the demo does), so that the session's
+pipeline and its state are left alone and the restarts are quick."""
 
 from __future__ import annotations
 
@@ -10,19 +13,23 @@ import os
 import random
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from sklearn.metrics import recall_score
 from vigil_sdk import AsyncEmitter
 
+from services.processes import Background
 from services.worker_watchdog import group_position
-from tests.conftest import RUN, Pipeline
-from tests.integration.helpers import emit_all, wait_recorded, wait_until
+from tests.conftest import RUN
+from tests.integration.helpers import emit_all, wait_until
 from tests.integration.test_two_workers import model_events, shown_on
 from vigil_runtime.settings import Settings
+from vigil_runtime.topics import delete_topics, ensure_topics
 
 pytestmark = pytest.mark.integration
+PORT = 19112
 
 
 def children(pid: int) -> list[int]:
@@ -31,49 +38,48 @@ def children(pid: int) -> list[int]:
 
 
 async def test_a_worker_that_stops_making_progress_is_started_again_and_counts_once(
-    pipeline: Pipeline, db, tmp_path: Path
+    settings: Settings, tmp_path: Path
 ) -> None:
-    s, worker = pipeline.settings, pipeline.processes["worker"]
-    worker.stop()
-    worker.env = {"VIGIL_WORKER_STALL_SECONDS": "20", "VIGIL_WORKER_STALL_CHECK": "2"}
+    own = settings.model_copy(update={"topic_prefix": f"stall{RUN}.", "worker_id": f"vigil-stall-{RUN}"})
+    await ensure_topics(own)
+    env = {"VIGIL_TOPIC_PREFIX": own.topic_prefix, "VIGIL_WORKER_ID": own.worker_id, "VIGIL_HOME": str(tmp_path),
+           "VIGIL_WORKER_METRICS_PORT": str(PORT), "VIGIL_WORKER_STALL_SECONDS": "15",
+           "VIGIL_WORKER_STALL_CHECK": "1"}  # fmt: skip
+    worker = Background("stall-worker", [sys.executable, "-m", "services.cli", "worker"], tmp_path, env)
     worker.start()
     try:
         model = f"stall-{RUN}"
         events, pairs = model_events(model, 200, random.Random(31))
         events = [e for e in events if e["event_type"] != "ReviewRecorded"]  # registration, then pairs
         half = 1 + 2 * 100
-        port = s.worker_metrics_port
 
         def sensitivity_of(upto: int) -> float:
             return float(recall_score([t for t, _ in pairs[:upto]], [p for _, p in pairs[:upto]], pos_label="urgent"))
 
-        async with AsyncEmitter(kafka=s.kafka_bootstrap, topic_prefix=s.topic_prefix, spool_dir=tmp_path) as emitter:
-            await emit_all(emitter, events[:half])
+        async with AsyncEmitter(kafka=own.kafka_bootstrap, topic_prefix=own.topic_prefix, spool_dir=tmp_path) as sdk:
+            await emit_all(sdk, events[:half])
             first = sensitivity_of(100)
-            await wait_until(lambda: _shows(port, model, first), 120, "the first half derived")
+            await wait_until(lambda: _shows(model, first), 120, "the first half derived")
             # The watchdog calls a worker stalled only once it has seen it commit (before, it may be restoring).
-            await wait_until(lambda: _committed(s), 60, "the first half committed")
-            await asyncio.sleep(3 * 2)
+            await wait_until(lambda: _committed(own), 60, "the first half committed")
+            await asyncio.sleep(3)
 
             supervisor = worker.pid()
             assert supervisor is not None
             [stuck] = children(supervisor)
             os.kill(stuck, signal.SIGSTOP)  # alive, holding its partitions, doing nothing
-            await emit_all(emitter, events[half:])
-        await wait_recorded(db, [e["event_id"] for e in events], 120)
+            await emit_all(sdk, events[half:])
 
-        log = worker.logfile
-        await wait_until(lambda: _logged(log, "worker.stalled"), 90, "the watchdog finding the stall")
-        await wait_until(lambda: _shows(port, model, sensitivity_of(200)), 120, "every pair derived, once")
+        await wait_until(lambda: _logged(worker.logfile, "worker.stalled"), 90, "the watchdog finding the stall")
+        await wait_until(lambda: _shows(model, sensitivity_of(200)), 120, "every pair derived, once")
         assert worker.pid() == supervisor and children(supervisor) != [stuck]
     finally:
         worker.stop()
-        worker.env = None
-        worker.start()
+        await delete_topics(own, (own.topic_prefix, own.worker_id))
 
 
-async def _shows(port: int, model: str, sensitivity: float) -> bool:
-    shown, _ = shown_on(port, model)
+async def _shows(model: str, sensitivity: float) -> bool:
+    shown, _ = shown_on(PORT, model)
     return shown == pytest.approx(sensitivity, abs=1e-12)
 
 
