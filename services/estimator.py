@@ -65,8 +65,11 @@ class Estimator:
         for model_id in sorted(changed & set(known)):
             performance = self.policy.for_model(model_id).performance
             rules = performance.rules(known[model_id].risk_class)
-            found = await performance_estimate(self.engine, self.policy, model_id, None, performance.window_days, now)
-            for version in (v for v in found.versions if not v.subgroup):  # events and alerts for everyone
+            # Events and alerts are for everyone: no subgroups (depth 0).
+            found = await performance_estimate(
+                self.engine, self.policy, model_id, None, performance.window_days, now, depth=0
+            )
+            for version in found.versions:
                 event = estimated_event(model_id, version, rules.metric, rules.threshold, found.window_days, now)
                 if event is None:
                     continue

@@ -413,8 +413,7 @@ def estimated_event(
         model_version=found.model_version, label=found.label, outputs=found.overall.n, window_days=window_days,
         estimates=estimates, metric=metric, threshold=threshold, below_threshold=below,
         reference_size=found.reference_size, reference=found.reference, calibration_ece=found.calibration_ece,
-        backtest_outputs=tested,
-        backtest_error=error, summary=summary,
+        backtest_outputs=tested, backtest_error=error, summary=summary,
     )  # fmt: skip
 
 

@@ -268,3 +268,4 @@ def test_intersections_of_attributes_up_to_the_depth_are_estimated_like_everyone
         assert row.overall and row.overall.n == len(part)
         assert row.overall.metrics["sensitivity"] == mine.metrics["sensitivity"]
     assert len(version_estimates("2.0", "malignant", outputs, 1000, 500, 0.05, 0.95, ["sex", "site"])) == 5
+    assert len(version_estimates("2.0", "malignant", outputs, 1000, 500, 0.05, 0.95, ["sex", "site"], depth=0)) == 1
