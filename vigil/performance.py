@@ -21,7 +21,6 @@ Metric = Literal["sensitivity", "specificity", "ppv", "npv", "accuracy", "fpr"]
 METRICS: tuple[Metric, ...] = ("sensitivity", "specificity", "ppv", "npv", "accuracy", "fpr")
 Subgroup = tuple[tuple[str, str], ...]  # sorted (attribute, value) pairs; () is everyone
 OVERALL: Subgroup = ()
-UNKNOWN = "unknown"  # an attribute the inference did not carry
 OTHER = "other"  # values beyond an attribute's cap
 
 
@@ -110,8 +109,12 @@ def attributes_of(by: str) -> list[str]:
 
 
 def subgroups_of(attributes: Mapping[str, str], by: Sequence[str], depth: int) -> list[Subgroup]:
-    """Everyone, each attribute's group, and their intersections up to `depth` attributes."""
-    present = sorted((name, attributes.get(name, UNKNOWN)) for name in by)
+    """Everyone, each attribute's group, and their intersections up to `depth` attributes. An
+    attribute the inference does not carry puts it in no group of that attribute: a model whose
+    inferences never carry one (a screening model and `language`) would otherwise repeat every
+    group as its intersection with "unknown", each breach and candidate counted again. A producer
+    that wants missing values watched as a group sends them as a value ("not_recorded")."""
+    present = sorted((name, attributes[name]) for name in by if name in attributes)
     return [OVERALL, *(g for k in range(1, depth + 1) for g in combinations(present, k))]
 
 
@@ -125,8 +128,8 @@ class Capped:
 
     def apply(self, attributes: Mapping[str, str], by: Sequence[str]) -> dict[str, str]:
         out = {}
-        for name in by:
-            value = attributes.get(name, UNKNOWN)
+        for name in (n for n in by if n in attributes):  # as in subgroups_of: a missing one is no group
+            value = attributes[name]
             known = self.seen.setdefault(name, [])
             if value not in known and len(known) < self.limit:
                 known.append(value)

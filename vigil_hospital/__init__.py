@@ -12,6 +12,7 @@ events rather than copies the store would drop. Patients appear only as pseudony
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import uuid
 from collections.abc import Iterator
@@ -87,10 +88,31 @@ VALIDATION = {
 }
 
 
+PREVALENCE, MEANS, SPREAD = 0.08, {True: 0.78, False: 0.18}, 0.15  # of malignancy and its scores
+
+
 def _screen(r: random.Random) -> tuple[bool, float]:
     """A screening mammogram's truth and the model's score for malignancy."""
-    malignant = r.random() < 0.08
-    return malignant, min(1.0, max(0.0, r.gauss(0.78 if malignant else 0.18, 0.15)))
+    malignant = r.random() < PREVALENCE
+    return malignant, min(1.0, max(0.0, r.gauss(MEANS[malignant], SPREAD)))
+
+
+def _malignancy(score: float) -> float:
+    """The probability that a screen with this score is malignant, as `_screen` draws them (Bayes)."""
+    weight = {m: math.exp(-0.5 * ((score - mean) / SPREAD) ** 2) for m, mean in MEANS.items()}
+    return PREVALENCE * weight[True] / (PREVALENCE * weight[True] + (1 - PREVALENCE) * weight[False])
+
+
+def _unsure_score(r: random.Random, malignant: bool, low: float = 0.40, high: float = 0.55) -> float:
+    """A score of the new scanner's images, which leave the model unsure: between `low` and `high`,
+    around its decision threshold, and drawn so that a score still means what it meant (the same
+    probability of malignancy as `_screen`'s): the shift that estimated performance (CBPE) can see
+    before any pathology, because the calibration still holds."""
+    while True:  # rejection sampling: uniform scores, kept with the probability of the screen's truth
+        score = r.uniform(low, high)
+        chance = _malignancy(score)
+        if r.random() < (chance if malignant else 1 - chance):
+            return score
 
 
 def _final_label(model_id: str, suggested: str, truth: str, decision: str) -> str:
@@ -110,6 +132,7 @@ class Hospital:
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
+        self._scanner = random.Random(f"{self.seed}/scanner")  # its own draws: the stream's stay as they were
         self._ids = random.Random(f"{self.seed}/{self.start.isoformat()}")
 
     def _id(self) -> str:
@@ -144,7 +167,8 @@ class Hospital:
         """n inferences spread over time, each followed by a review, some by an outcome."""
         makers = [self._mammo, self._triage, self._chat]
         # A drift episode: from 45 % to 75 % of the stream, the rural site's new mammography
-        # scanner (an unseen vendor) produces images of higher contrast, until it is recalibrated.
+        # scanner (an unseen vendor) produces images of higher contrast, until it is recalibrated;
+        # on them the model is unsure, its scores near its threshold, and it misses cancers.
         new_scanner = range(int(n * 0.45), int(n * 0.75))
         # An oversight episode: from 55 % to 65 % of the stream the rural ED's night shift reviews
         # no triage suggestion, and its first three reviews after that record that the acuity was
@@ -163,6 +187,8 @@ class Hospital:
                     "scanner_vendor": "vendor_c",
                     "image_contrast": round(inference["features"]["image_contrast"] + 0.12, 4),
                 }
+                score = _unsure_score(self._scanner, inference["_truth"] == "malignant")
+                inference["output"] = {"label": "malignant" if score >= 0.5 else "benign", "score": round(score, 4)}
             if model_id == "mammo-screen" and rural and i >= n * 0.8 and autonomous:
                 inference["output_kind"], autonomous = "autonomous_action", autonomous - 1
             if model_id == "symptom-chat" and i in no_disclaimer and inference["subgroup"]["language"] == "fr":

@@ -190,7 +190,11 @@ def demo(
     token_file.parent.mkdir(parents=True, exist_ok=True)
     token_file.touch(mode=0o600)
     token_file.write_text(json.dumps(tokens, indent=2) + "\n")
-    env = {"VIGIL_API_TOKENS": json.dumps({**settings.api_tokens, **configured})}
+    env = {
+        "VIGIL_API_TOKENS": json.dumps({**settings.api_tokens, **configured}),
+        # The demo's week of pathology passes in a minute: the estimator looks every few seconds.
+        "VIGIL_ESTIMATE_INTERVAL": str(min(settings.estimate_interval, 5)),
+    }
     processes = services(settings.home, env)
     for name, process in processes.items():
         process.stop()  # a demo always runs the code as it is now

@@ -140,9 +140,9 @@ async def run_demo(
             for event in pathology:
                 await imaging.emit(event["event_type"], **{k: v for k, v in event.items() if k != "event_type"})
 
-    await estimate_ahead_of_pathology(
-        store.engine, load_policy(settings.policy_file), [e["event_id"] for e in pathology], send_pathology, console
-    )
+    policy = load_policy(settings.policy_file)
+    held_back = [e["event_id"] for e in pathology]
+    await estimate_ahead_of_pathology(store.engine, policy, started, held_back, send_pathology, console)
 
     async with AsyncEmitter(api_url=api_url, token=tokens["emitter"], spool_dir=spool / "incident") as emitter:
         cases = await guideline_change(
@@ -152,12 +152,12 @@ async def run_demo(
         written = await incident_scenario(settings, store.engine, emitter, tokens["safety_officer"], out, console)
     for path in written:
         console.print(f"[bold]\\[demo][/bold] incident report written: {path}")
-    for path in await card_of_the_demo(store.engine, load_policy(settings.policy_file), out, console):
+    for path in await card_of_the_demo(store.engine, policy, out, console):
         console.print(f"[bold]\\[demo][/bold] model card written: {path}")
 
     # The span the demo streamed, not the calendar quarter: early in a quarter most of it lies in the last one.
     ended = datetime.now(UTC)
-    folder = await run_export(settings, load_policy(settings.policy_file), span(hospital.start, ended), out, ended)
+    folder = await run_export(settings, policy, span(hospital.start, ended), out, ended)
     console.print(f"[bold]\\[demo][/bold] regulatory export written: {folder} (manifest.json lists its files)")
 
     checked, problem = await store.verify()

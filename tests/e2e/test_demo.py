@@ -107,6 +107,9 @@ def test_demo_streams_records_dead_letters_and_verifies(settings: Settings, tmp_
         estimated = out[out.index("before any pathology is back") :]
         assert "validation study (1,500 screens)" in out and "is back (7 days after each)" in estimated
         assert "backtest 0" in estimated and "calibrated on an uploaded reference" in estimated
+        # The rural scanner's drop: estimated (the estimator warns, as an estimate) before the pathology confirms it.
+        assert "ESTIMATED (not realised) sensitivity" in estimated and "alert PerformanceEstimateLow" in estimated
+        assert "site=riverside-rural: estimated sensitivity" in estimated and "confirmed by the pathology" in estimated
         audit = out[out.index("Guideline triage-protocol-2026-2") :]
         assert "made under the old guideline are still open" in audit
         with open(tmp_path / "out" / "guideline-triage-protocol-2026-2-cases.csv", encoding="utf-8") as f:
