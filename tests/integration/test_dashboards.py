@@ -10,7 +10,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -52,6 +52,7 @@ def prometheus(pipeline: Pipeline, tmp_path_factory: pytest.TempPathFactory) -> 
             {"job_name": "vigil-worker", "static_configs": [{"targets": [f"127.0.0.1:{s.worker_metrics_port}"]}]},
             {"job_name": "vigil-recorder", "static_configs": [{"targets": [f"127.0.0.1:{s.recorder_metrics_port}"]}]},
             {"job_name": "vigil-api", "static_configs": [{"targets": [f"127.0.0.1:{s.api_port}"]}]},
+            {"job_name": "vigil-estimator", "static_configs": [{"targets": [f"127.0.0.1:{s.estimator_metrics_port}"]}]},
         ],
     }
     (home / "prometheus.yml").write_text(yaml.safe_dump(config))
@@ -122,6 +123,24 @@ async def test_every_dashboard_query_returns_data(pipeline: Pipeline, prometheus
     }  # fmt: skip
     missed = list(missed_chest_pain(Hospital(seed=5, start=aware), aware))
     assert httpx.post(pipeline.api_url + "/v1/events", json=[report, *missed], headers=headers).status_code == 202
+
+    # Screens of a model of its own, made within the window and waiting for their pathology, calibrated
+    # by an uploaded study: the estimator's gauge, for the estimated-performance panel.
+    model = f"dash-mammo-{RUN}"
+    hospital = Hospital(seed=708, start=datetime.now(UTC) - timedelta(hours=3))
+    made = [e for e in [*hospital.registry(), *hospital.stream(150)] if e.get("model_id") == "mammo-screen"]
+    screens = [{**e, "model_id": model} for e in made if e["event_type"] != "OutcomeObserved"]
+    assert httpx.post(pipeline.api_url + "/v1/events", json=screens, headers=headers).status_code == 202
+    study = "score,truth\n" + "".join(f"{score},{truth}\n" for score, truth in hospital.validation_study())
+
+    async def calibrated() -> bool:  # the model's registration recorded first
+        answer = httpx.put(f"{pipeline.api_url}/v1/models/{model}/versions/2.3.0/calibration-reference",
+                           params={"label": "malignant"}, content=study.encode(),
+                           headers={**headers, "Content-Type": "text/csv"})  # fmt: skip
+        assert answer.status_code in (200, 404), answer.text
+        return answer.status_code == 200
+
+    await wait_until(calibrated, 60, "the dashboard model's calibration reference")
 
     queries = dashboard_queries()
     assert queries, "no dashboards found"
