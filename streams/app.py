@@ -29,6 +29,7 @@ import structlog
 from faust.types import TP, Message, TableT
 from pydantic import BaseModel
 
+from streams.stores import SCHEMES
 from vigil.events import (
     ALERT_TOPIC,
     CLOCK_TOPIC,
@@ -104,8 +105,11 @@ async def send_changelogs(*tables: TableT) -> None:
     changes = [(where, value) for where, value in _unsent.items() if not named or id(where[0]) in named]
     if named and not changes:
         return  # nothing of theirs to deliver before the rest
-    for where, value in changes:
+    # Taken out before the first await: agents run concurrently, and another agent's call would
+    # otherwise send (and remove) the same changes while this one waits on the producer.
+    for where, _ in changes:
         del _unsent[where]
+    for where, value in changes:
         table, partition, key = where
         sent = await app.producer.send(table.changelog_topic.get_topic_name(), key, value, partition, None, None)
         cast(asyncio.Future, sent).add_done_callback(functools.partial(_persisted, table))  # what send returns
@@ -139,7 +143,7 @@ app = WorkerApp(
     settings.worker_id,
     datadir=str(settings.home / "worker-data"),
     broker=f"kafka://{settings.kafka_bootstrap}",
-    store=f"{settings.worker_store}://",
+    store=f"{SCHEMES[settings.worker_store]}://",
     web_enabled=False,
     topic_partitions=settings.topic_partitions,
     consumer_auto_offset_reset="earliest",

@@ -1,7 +1,7 @@
 """A worker that stays alive and stops making progress (here: its process stopped with SIGSTOP while
 records keep coming) is found by its watchdog from the group's committed offsets, stopped and
 started again; the new one takes over from the committed offsets and every pair is counted once
-(the derived sensitivity equals scikit-learn's on what was sent).
+(the derived sensitivity equals scikit-learn's on what was sent). Its tables are in RocksDB.
 
 The worker runs on topics and a group of its own (as the demo does), so that the session's
 pipeline and its state are left alone and the restarts are quick."""
@@ -44,7 +44,10 @@ async def test_a_worker_that_stops_making_progress_is_started_again_and_counts_o
     await ensure_topics(own)
     env = {"VIGIL_TOPIC_PREFIX": own.topic_prefix, "VIGIL_WORKER_ID": own.worker_id, "VIGIL_HOME": str(tmp_path),
            "VIGIL_WORKER_METRICS_PORT": str(PORT), "VIGIL_WORKER_STALL_SECONDS": "15",
-           "VIGIL_WORKER_STALL_CHECK": "1"}  # fmt: skip
+           "VIGIL_WORKER_STALL_CHECK": "1",
+           # RocksDB here (the session's worker keeps its tables in memory): the new worker restores
+           # them from disk, and every read must find keys of any partition (streams/stores.py).
+           "VIGIL_WORKER_STORE": "rocksdb"}  # fmt: skip
     worker = Background("stall-worker", [sys.executable, "-m", "services.cli", "worker"], tmp_path, env)
     worker.start()
     try:
