@@ -105,9 +105,11 @@ def _malignancy(score: float) -> float:
 
 def _unsure_score(r: random.Random, malignant: bool, low: float = 0.40, high: float = 0.55) -> float:
     """A score of the new scanner's images, which leave the model unsure: between `low` and `high`,
-    around its decision threshold, and drawn so that a score still means what it meant (the same
-    probability of malignancy as `_screen`'s): the shift that estimated performance (CBPE) can see
-    before any pathology, because the calibration still holds."""
+    around its decision threshold, and drawn so that a score keeps nearly its meaning (each truth's
+    scores weighted by `_malignancy`): the shift that estimated performance (CBPE) can see before
+    any pathology, because the calibration nearly holds. Exactly only if the mean chance over the
+    range were the prevalence; over 0.40-0.55 it is 0.109 against 0.08, so a score's odds of
+    malignancy are about 0.7 times what they were, and the estimate runs a little high."""
     while True:  # rejection sampling: uniform scores, kept with the probability of the screen's truth
         score = r.uniform(low, high)
         chance = _malignancy(score)
