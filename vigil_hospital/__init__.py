@@ -117,6 +117,11 @@ def _unsure_score(r: random.Random, malignant: bool, low: float = 0.40, high: fl
             return score
 
 
+def _screen_output(score: float) -> dict[str, Any]:
+    """What the screening model says of a score: malignant from 0.5."""
+    return {"label": "malignant" if score >= 0.5 else "benign", "score": round(score, 4)}
+
+
 def _final_label(model_id: str, suggested: str, truth: str, decision: str) -> str:
     """The clinician's own answer: the suggestion when accepted or modified; overriding it, the
     truth when the model was wrong and the other label when it was right (no new random draw, so
@@ -190,7 +195,7 @@ class Hospital:
                     "image_contrast": round(inference["features"]["image_contrast"] + 0.12, 4),
                 }
                 score = _unsure_score(self._scanner, inference["_truth"] == "malignant")
-                inference["output"] = {"label": "malignant" if score >= 0.5 else "benign", "score": round(score, 4)}
+                inference["output"] = _screen_output(score)
             if model_id == "mammo-screen" and rural and i >= n * 0.8 and autonomous:
                 inference["output_kind"], autonomous = "autonomous_action", autonomous - 1
             if model_id == "symptom-chat" and i in no_disclaimer and inference["subgroup"]["language"] == "fr":
@@ -239,7 +244,7 @@ class Hospital:
                 "lesion_size_mm": round(abs(r.gauss(9 if malignant else 4, 3)), 1),
                 "scanner_vendor": r.choice(["vendor_a", "vendor_b"]),
             },
-            "output": {"label": "malignant" if score >= 0.5 else "benign", "score": round(score, 4)},
+            "output": _screen_output(score),
             "explanation_present": True,
             "resources": {"latency_ms": round(r.uniform(300, 900), 1), "energy_wh": 0.8},
             "_truth": "malignant" if malignant else "benign",
