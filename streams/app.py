@@ -30,6 +30,7 @@ from faust.types import TP, Message, TableT
 from pydantic import BaseModel
 
 from streams.stores import SCHEMES
+from vigil.due_queue import DueQueue
 from vigil.events import (
     ALERT_TOPIC,
     CLOCK_TOPIC,
@@ -472,7 +473,9 @@ class Stored(Generic[M]):
             yield key, self.kind.model_validate_json(raw)
 
 
-_indexes: list[DueIndex[bytes]] = []
+_indexes: list[DueIndex[bytes] | DueQueue] = []
+# The queues of when join entries fall due (vigil.due_queue), every join's in one table.
+due_queues = app.Table("due-queues", default=None, key_type=bytes, value_type=bytes)
 
 
 def due_index() -> DueIndex[bytes]:
@@ -480,6 +483,13 @@ def due_index() -> DueIndex[bytes]:
     index = DueIndex[bytes]()
     _indexes.append(index)
     return index
+
+
+def due_queue(name: str) -> DueQueue:
+    """A join's queue of when its entries fall due, in the worker's tables; read again after a rebalance."""
+    queue = DueQueue(name, due_queues)
+    _indexes.append(queue)
+    return queue
 
 
 @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # its hint omits the signal's arguments

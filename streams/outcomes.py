@@ -22,7 +22,7 @@ from streams.app import (
     app,
     cached,
     concern,
-    due_index,
+    due_queue,
     each,
     emit,
     hand_over,
@@ -73,7 +73,7 @@ ParkedPairs = Parked[InferenceMade, OutcomeObserved]
 
 # First stage: inferences and outcomes are keyed by inference id.
 joins = Stored("outcome-join", OutcomeJoin, before_handovers=True)  # inference_id -> what waits for its other side
-due = due_index()  # join keys by wall-clock time of expiry, per partition
+due = due_queue("outcome-join")  # join keys by wall-clock time of expiry, per partition
 # Second stage: handovers and registry events are keyed by model_id, so the tables are co-partitioned.
 registry = Stored("models", ModelRegistered)  # model_id -> its registration
 registered_on = app.Table("model-partitions", default=None, key_type=bytes, value_type=bytes)  # model_id -> partition
@@ -188,8 +188,8 @@ async def _join(event: InferenceMade | OutcomeObserved, item: Item, now: datetim
         return
     # Wall-clock time: an inference never followed up is forgotten after the horizon, however far
     # behind its stream is read.
-    until = now + timedelta(days=monitoring.for_model(event.model_id).performance.horizon_days)
-    side = OutcomeJoin(model_id=event.model_id, partition=item.message.partition, due=until)
+    horizon = timedelta(days=monitoring.for_model(event.model_id).performance.horizon_days)
+    side = OutcomeJoin(model_id=event.model_id, partition=item.message.partition, due=now + horizon)
     if isinstance(event, InferenceMade):
         new = side.holding(item.position, left=waiting_form(event))
     else:
@@ -198,7 +198,8 @@ async def _join(event: InferenceMade | OutcomeObserved, item: Item, now: datetim
     arrival = arrive(joins.get(key), new, item.position, "outcome", "performance")
     if not arrival.repeat:
         joins[key] = arrival.entry
-        due.add((item.message.partition, ""), arrival.entry.due, key)
+    if not arrival.repeat or arrival.again:  # again: its place in the queue may not have reached the changelog
+        due.add(item.message.partition, horizon, arrival.entry.due, key)
     if arrival.refused:  # it would count in another model's performance
         refusal = arrival.refused
         await send_dead_letter(refusal.why, *refusal.right_from, canonical_json(refusal.right).encode())
@@ -232,10 +233,7 @@ async def _count_pair(met: Met[InferenceMade, OutcomeObserved], item: Item, batc
 def _expire(tick: Item, now: datetime) -> None:
     """First stage, on the tick's partition: forgets join entries past the horizon (inferences
     never followed up, outcomes never matched: counted)."""
-    partition = tick.message.partition
-    if not due.filled(partition):
-        due.fill(partition, (((e.partition, ""), e.due, k, None) for k, e in joins.items()))
-    for key in due.due((partition, ""), now):
+    for key in due.due(tick.message.partition, now):
         entry = joins.get(key)
         if entry is None or entry.due > now:  # gone, or moved on since it was indexed
             continue

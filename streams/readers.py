@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from streams.app import Item, Stored, concern, due_index, each, emit, log, monitoring, table_key, writing_for
+from streams.app import Item, Stored, concern, due_queue, each, emit, log, monitoring, table_key, writing_for
 from streams.registry import registration
 from vigil.events import HANDOVER_TOPIC
 from vigil.handover import JoinedPair
@@ -34,7 +34,7 @@ from vigil_runtime.observability import READER_FINDING
 ReaderJoin = Entry[ReaderLeft, ReviewedOutput]
 
 joins = Stored("reader-join", ReaderJoin)  # inference_id -> the side that waits for the other
-due = due_index()
+due = due_queue("reader-join")
 reader_state = Stored("reader-state", ReaderState)  # model, version -> counts by day, standing findings
 
 
@@ -61,7 +61,7 @@ async def watch_readers(items: list[Item]) -> None:
                 *((str(r.inference_id), side.holding(r.at, right=r), r.at) for r in item.handover.reviews),
             ]  # fmt: skip
             for key, new, at in arrivals:
-                _arrive(key.encode(), new, at, now, item, state)
+                _arrive(key.encode(), new, at, now, horizon, item, state)
         elif item.is_tick:
             _expire(item, now)
 
@@ -81,16 +81,23 @@ def _left(pair: JoinedPair) -> ReaderLeft:
 
 
 def _arrive(
-    key: bytes, new: ReaderJoin, at: Position, now: datetime, item: Item, state: Callable[[str, str, Item], ReaderState]
+    key: bytes,
+    new: ReaderJoin,
+    at: Position,
+    now: datetime,
+    horizon: timedelta,
+    item: Item,
+    state: Callable[[str, str, Item], ReaderState],
 ) -> None:
     """One side into the join; a case counted when it completes one."""
     arrival = arrive(joins.get(key), new, at, "review", "readers")
+    entry = arrival.entry
     if not arrival.repeat:
-        entry = arrival.entry
         if arrival.met:  # met: kept only to absorb what a crash hands on again
             entry = entry.model_copy(update={"due": min(entry.due, now + KEEP_MET)})
         joins[key] = entry
-        due.add((item.message.partition, ""), entry.due, key)
+    if not arrival.repeat or arrival.again:  # again: its place in the queue may not have reached the changelog
+        due.add(item.message.partition, KEEP_MET if entry.paired else horizon, entry.due, key)
     if (met := arrival.met) is None:
         return
     output, review = met.left, met.right
@@ -109,10 +116,7 @@ def _arrive(
 
 
 def _expire(tick: Item, now: datetime) -> None:
-    partition = tick.message.partition
-    if not due.filled(partition):
-        due.fill(partition, (((e.partition, ""), e.due, k, None) for k, e in joins.items()))
-    for key in due.due((partition, ""), now):
+    for key in due.due(tick.message.partition, now):
         entry = joins.get(key)
         if entry is not None and entry.due <= now:
             joins.pop(key)
