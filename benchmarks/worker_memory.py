@@ -48,10 +48,13 @@ async def rss_at(settings: Settings, marks: list[int], total: int, store: str) -
         stop(process)
 
 
-def main(records_n: int = typer.Option(200_000, "--records", help="N: RSS after N and after 5N records")) -> None:
+def main(
+    records_n: int = typer.Option(200_000, "--records", help="N: RSS after N and after 5N records"),
+    stores: list[str] = typer.Option(["memory", "rocksdb"], "--store", help="the stores to measure"),
+) -> None:
     items = records(5 * records_n)
     rows = []
-    for store in ("memory", "rocksdb"):
+    for store in stores:
         run = uuid.uuid4().hex[:6]
         settings = Settings(topic_prefix=f"memory{run}.", worker_id=f"vigil-memory-{run}")
 

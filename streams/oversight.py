@@ -29,6 +29,7 @@ from streams.app import (
     Stored,
     concern,
     due_index,
+    due_queue,
     each,
     emit,
     hand_over,
@@ -79,8 +80,11 @@ ReviewJoin = Entry[Awaiting, ReviewRecorded]
 joins = Stored("oversight-join", ReviewJoin, before_handovers=True)  # inference_id -> what waits for its other side
 clocks = Stored("oversight-clocks", OversightClock, before_handovers=True)  # model, partition -> its clock there
 # Join keys by when they fall due on their model's oversight clock (event time), per partition and
-# model; entries counted as they fell due, by wall-clock time, in the partition's lane "".
+# model: in memory, since records come in any order of event time and a model's entries are those
+# of about a day of its stream. Entries counted as they fell due stay an hour by wall-clock time,
+# in a queue in the tables.
 due = due_index()
+kept = due_queue("oversight-expired")
 KEEP_EXPIRED = timedelta(hours=1)  # long past any record read again after a crash
 # Second stage, keyed by model.
 oversight_state = Stored("oversight-state", ModelOversight)  # model_id -> rolling windows
@@ -203,20 +207,20 @@ def _expire_reviews(tick: Item, batch: _Joining, now: datetime) -> None:
     """On the tick's partition: counts outputs past their review time as unreviewed and forgets
     reviews whose inference did not come, each model by its clock on this partition."""
     partition = tick.message.partition
-    if not due.filled(partition):
-        due.fill(partition, (((e.partition, "" if e.expired_at else e.model_id), e.due, k, e.expired_at)
+    if not due.filled(partition):  # the entries counted as they fell due only marked: they are in `kept`
+        due.fill(partition, ((e.partition, None if e.expired_at else e.model_id, e.due, k, e.expired_at)
                              for k, e in joins.items()))  # fmt: skip
     for key in due.expired_by(tick.position):  # read again after a crash: count them again
         if (entry := joins.get(key)) is not None and _unreviewed(entry):
             assert entry.left is not None
             count_unreviewed(_count(entry.model_id, entry.left, tick), entry.left)
+        if entry is not None:  # its place in `kept` may not have reached the changelog
+            kept.add(partition, KEEP_EXPIRED, entry.due, key)
+    for key in kept.due(partition, now):
+        if (entry := joins.get(key)) is not None and entry.expired_at and entry.due <= now:
+            joins.pop(key)
     for lane in due.lanes(partition):
         model_id = lane[1]
-        if not model_id:  # entries that fell due, kept an hour
-            for key in due.due(lane, now):
-                if (entry := joins.get(key)) is not None and entry.expired_at and entry.due <= now:
-                    joins.pop(key)
-            continue
         clock = batch.clock(model_id, tick)
         if tick.message.offset <= clock.ticked:  # read again after a crash: what it expired is counted above
             continue
@@ -233,7 +237,7 @@ def _expire_reviews(tick: Item, batch: _Joining, now: datetime) -> None:
             # time, and records read again after a crash may lie hours of it behind; popped, the
             # entry would let them meet again, elsewhere, and count twice.
             joins[key] = entry.expired(tick.position, keep_until=now + KEEP_EXPIRED)
-            due.add((partition, ""), now + KEEP_EXPIRED, key)
+            kept.add(partition, KEEP_EXPIRED, now + KEEP_EXPIRED, key)
             if _unreviewed(entry):
                 assert entry.left is not None
                 count_unreviewed(_count(model_id, entry.left, tick), entry.left)

@@ -10,27 +10,56 @@ started afresh). This store reads as Faust does without an event: through its ke
 every partition's database (bloom filters make the misses cheap). Writes still go to the current
 event's partition (`streams.app.writing_for`).
 
-It also bounds what each database may hold in memory. Faust opens one database per table and
-partition (44 for the worker's 11 tables on 4 partitions), each with up to three 64 MiB write
+It also bounds what the databases hold in memory, together. Faust opens one database per table
+and partition (48 for the worker's 12 tables on 4 partitions), each with up to three 64 MiB write
 buffers and a block cache of its own of 2 GiB: the worker's RSS then grew faster with RocksDB than
-with the memory store (P4, BENCHMARKS.md)."""
+with the memory store (P4, BENCHMARKS.md). Here every database reads through one block cache of
+`VIGIL_WORKER_ROCKSDB_MEMORY` MiB, which also holds their index and filter blocks and to which
+their write buffers are charged (RocksDB's write buffer manager): one budget for the store."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
+import rocksdict
 from faust.stores import STORES
-from faust.stores.rocksdb import Store
+from faust.stores.rocksdb import RocksDBOptions, Store
+
+from vigil_runtime.settings import get_settings
 
 MIB = 1024 * 1024
-# Per database (table and partition): at most 2 write buffers of 4 MiB and an 8 MiB block cache.
-MEMORY = {"write_buffer_size": 4 * MIB, "max_write_buffer_number": 2, "block_cache_size": 8 * MIB,
-          "block_cache_compressed_size": 8 * MIB}  # fmt: skip
+# Per database: write buffers of 4 MiB, at most two (the shared budget flushes them sooner when full).
+WRITE_BUFFERS = {"write_buffer_size": 4 * MIB, "max_write_buffer_number": 2}
+
+
+@lru_cache(maxsize=1)
+def _budget() -> tuple[rocksdict.Cache, rocksdict.WriteBufferManager]:
+    """The process's one block cache, and the write buffer manager that charges memtables to it and
+    flushes them when they take half of it."""
+    budget = get_settings().worker_rocksdb_memory * MIB
+    cache = rocksdict.Cache(budget)
+    return cache, rocksdict.WriteBufferManager.new_write_buffer_manager_with_cache(budget // 2, False, cache)
+
+
+class SharedBudgetOptions(RocksDBOptions):
+    def as_options(self) -> rocksdict.Options:
+        options = super().as_options()
+        cache, write_buffers = _budget()
+        table = rocksdict.BlockBasedOptions()  # Faust's table options, on the shared cache
+        table.set_bloom_filter(self.bloom_filter_size, block_based=True)
+        table.set_index_type(rocksdict.BlockBasedIndexType.binary_search())
+        table.set_block_cache(cache)
+        table.set_cache_index_and_filter_blocks(True)
+        options.set_block_based_table_factory(table)
+        options.set_write_buffer_manager(write_buffers)
+        return options
 
 
 class AnyPartitionStore(Store):
     def __init__(self, *args: Any, options: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, options={**MEMORY, **(options or {})}, **kwargs)
+        super().__init__(*args, options={**WRITE_BUFFERS, **(options or {})}, **kwargs)
+        self.rocksdb_options = SharedBudgetOptions(**(self.options or {}), use_rocksdict=True)
 
     def _get(self, key: bytes) -> bytes | None:
         found = self._get_bucket_for_key(key)

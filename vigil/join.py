@@ -218,18 +218,21 @@ class DueIndex(Generic[K]):
     def filled(self, partition: int) -> bool:
         return partition in self._filled
 
-    def fill(self, partition: int, entries: Iterable[tuple[Lane, datetime, K, Position | None]]) -> None:
-        """The table's entries as (lane, due, key, the tick that expired it if one did), read once:
-        `partition` and every partition they name are filled (one scan of the table serves all of
-        them). Partitions filled before are skipped: their lanes are up to date, and a second copy
-        of each key would only be popped in vain."""
+    def fill(self, partition: int, entries: Iterable[tuple[int, str | None, datetime, K, Position | None]]) -> None:
+        """The table's entries as (partition, lane name, due, key, the tick that expired it if one
+        did), read once: `partition` and every partition they name are filled (one scan of the
+        table serves all of them); an entry without a lane name is only marked with its tick.
+        Partitions filled before are skipped: their lanes are up to date, and a second copy of each
+        key would only be popped in vain."""
         before = set(self._filled)
-        for lane, due, key, expired_at in entries:
-            if lane[0] not in before:
-                self.add(lane, due, key)
-                if expired_at is not None:
-                    self._marks.setdefault(expired_at, set()).add(key)
-                self._filled.add(lane[0])
+        for on, name, due, key, expired_at in entries:
+            if on in before:
+                continue
+            if name is not None:
+                self.add((on, name), due, key)
+            if expired_at is not None:
+                self._marks.setdefault(expired_at, set()).add(key)
+            self._filled.add(on)
         self._filled.add(partition)
 
     def expired_by(self, tick: Position) -> set[K]:

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     # or in RocksDB under `home` (restored from disk; only what changed since is read back). See
     # README, "The worker's state".
     worker_store: Literal["memory", "rocksdb"] = "memory"
+    # With RocksDB: what all the worker's databases may hold in memory together, MiB (their block
+    # cache, with the write buffers charged to it).
+    worker_rocksdb_memory: int = Field(default=128, ge=16)
     # How long a worker that stopped answering (killed, cut off) holds its partitions before the
     # group hands them to the others: the failover time after a crash.
     worker_session_timeout: float = 60.0

@@ -173,7 +173,7 @@ def test_the_due_index_gives_exactly_what_is_due_in_each_lane(entries, cut) -> N
 
 def test_a_partition_taken_away_is_filled_again_from_its_table_when_it_comes_back() -> None:
     index = DueIndex[str]()
-    index.fill(1, [((1, ""), T0, "a", None)])
+    index.fill(1, [(1, "", T0, "a", None)])
     index.add((2, ""), T0, "b")
     assert index.filled(1) and not index.filled(2)
     index.forget([1])
@@ -182,8 +182,8 @@ def test_a_partition_taken_away_is_filled_again_from_its_table_when_it_comes_bac
 
 def test_a_refill_after_a_rebalance_leaves_the_partitions_filled_before_as_they_were() -> None:
     index = DueIndex[str]()
-    index.fill(1, [((1, ""), T0, "a", None)])
-    index.fill(3, [((1, ""), T0, "a", None), ((3, ""), T0, "c", None)])  # partition 3 assigned later: one more scan
+    index.fill(1, [(1, "", T0, "a", None)])
+    index.fill(3, [(1, "", T0, "a", None), (3, "", T0, "c", None)])  # partition 3 assigned later: one more scan
     assert index.due((1, ""), T0) == ["a"] and index.due((3, ""), T0) == ["c"]
 
 
@@ -203,7 +203,8 @@ def test_parked_pairs_go_after_their_grace_and_the_others_stay() -> None:
 def test_a_tick_read_again_finds_what_it_expired_and_earlier_ticks_marks_are_dropped() -> None:
     index = DueIndex[str]()
     tick = Position("clock", 1, 10)
-    index.fill(1, [((1, ""), T0, "a", tick), ((1, ""), T0, "b", Position("clock", 1, 4)), ((1, "m"), T0, "c", None)])
+    index.fill(1, [(1, None, T0, "a", tick), (1, None, T0, "b", Position("clock", 1, 4)), (1, "m", T0, "c", None)])
+    assert index.lanes(1) == [(1, "m")] and index.due((1, "m"), T0) == ["c"]  # the marked ones are kept elsewhere
     assert index.expired_by(Position("clock", 1, 10)) == {"a"}
     assert index.expired_by(Position("clock", 1, 4)) == set()  # dropped when tick 10 came: ticks come in order
     assert index.expired_by(tick) == set()  # once
