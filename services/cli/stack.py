@@ -95,6 +95,9 @@ def worker(
         asyncio.run(Watchdog(settings).run())
         return
 
+    from vigil_runtime.allocator import bound_allocator
+
+    bound_allocator()  # before the imports below start threads
     from faust.worker import Worker
 
     from streams.worker import app as faust_app
