@@ -2,13 +2,14 @@
 
 An entry of the outcome join or of the readers' join falls due a fixed delay after it was written,
 on the wall clock: the model's horizon for a side waiting for its other one, an hour for a pair
-that has met (`vigil.readers.KEEP_MET`). Within one partition and one delay, keys therefore fall
-due in the order they were added, and a queue per (partition, delay) -- a lane -- holds them:
-adding writes at the lane's tail, expiry reads from its head only what is due. The queue lives in
-a table (a `MutableMapping` of bytes: the worker's Faust table, a dict in the tests), so the
-worker's memory does not grow with the entries that wait when its tables are on disk (RocksDB);
-`vigil.join.DueIndex`, rebuilt in memory from the table, stays for oversight, whose due times
-are on each model's event-time clock and come in any order.
+that has met (`vigil.readers.KEEP_MET`) and for an oversight entry counted as it fell due. Within
+one partition and one delay, keys therefore fall due in the order they were added, and a queue
+per (partition, delay) -- a lane -- holds them: adding writes at the lane's tail, expiry reads
+from its head only what is due. The queue lives in a table (a `MutableMapping` of bytes: the
+worker's Faust table, a dict in the tests), so the worker's memory does not grow with the entries
+that wait when its tables are on disk (RocksDB); `vigil.join.DueIndex`, rebuilt in memory from the
+table, stays for the oversight join's review deadlines, which are on each model's event-time
+clock and come in any order.
 
 Every key of a lane names its partition: a worker owning the partition reads and writes it, and
 its changes go to that partition's changelog. A popped key is a candidate: the entry may have
@@ -17,7 +18,8 @@ moved its due time or gone since, which the caller checks against the entry itse
 delivered without some of the items they count; an item missing from its place is passed over.
 The records of the lost items are read again (their offsets were not committed), and the caller
 adds each again, also when the join sees it as a repeat (`Arrival.again`): a key may then be in a
-lane twice, and is popped in vain the second time."""
+lane twice, and is popped in vain the second time. A place read whose removal was lost while the
+head that passed it was delivered stays in the table, never read again: a crash can leave a few."""
 
 from __future__ import annotations
 
@@ -79,10 +81,6 @@ class DueQueue:
         if moved:
             self.table[self._key(partition)] = lanes.model_dump_json().encode()
         return found
-
-    def waiting(self, partition: int) -> int:
-        """How many places of the partition's lanes are yet to be read."""
-        return sum(lane.tail - lane.head for lane in self._of(partition).lanes.values())
 
     def forget(self, partitions: Iterable[int]) -> None:
         """Partitions taken away by a rebalance: their lanes are read from the table if they come back."""
