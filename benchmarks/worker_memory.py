@@ -1,6 +1,6 @@
 """P4, worker memory: RSS after N and after 5N records of the demo hospital's fixed cardinality.
 
-    python -m benchmarks.worker_memory [--records 200000]
+    python -m benchmarks.worker_memory [--records 200000] [--store memory --store rocksdb]
 
 One `vigil worker` reads 5N preloaded records of the hospital's mix (three models, three sites,
 the same features and subgroups throughout); its RSS is taken when its group has committed N
