@@ -48,9 +48,12 @@ async def rss_at(settings: Settings, marks: list[int], total: int, store: str) -
         stop(process)
 
 
+STORES = ["memory", "rocksdb"]
+
+
 def main(
     records_n: int = typer.Option(200_000, "--records", help="N: RSS after N and after 5N records"),
-    stores: list[str] = typer.Option(["memory", "rocksdb"], "--store", help="the stores to measure"),
+    stores: list[str] = typer.Option(STORES, "--store", help="the stores to measure"),
 ) -> None:
     items = records(5 * records_n)
     rows = []
@@ -67,11 +70,12 @@ def main(
         finally:
             asyncio.run(delete_topics(settings, (settings.topic_prefix, settings.worker_id)))
         rows.append((store, f"{first / 1024:,.0f}", f"{last / 1024:,.0f}", f"**{last / first:.2f}**"))
+    chosen = "" if stores == STORES else "".join(f" --store {store}" for store in stores)
     report_table(
         "worker_memory",
         f"P4 worker memory: RSS after {records_n:,} and {len(items):,} records of the hospital's mix",
-        f"One run: `python -m benchmarks.worker_memory --records {records_n}`. Ratio = RSS after 5N / RSS after N, "
-        "per store, in the same run (bound: 1.05).",
+        f"One run: `python -m benchmarks.worker_memory --records {records_n}{chosen}`. "
+        "Ratio = RSS after 5N / RSS after N, per store, in the same run (bound: 1.05).",
         ["store", f"RSS MiB after {records_n:,}", f"after {len(items):,}", "ratio"],
         rows,
     )
