@@ -198,7 +198,7 @@ async def _join(event: InferenceMade | OutcomeObserved, item: Item, now: datetim
     arrival = arrive(joins.get(key), new, item.position, "outcome", "performance")
     if not arrival.repeat:
         joins[key] = arrival.entry
-    if not arrival.repeat or arrival.again:  # again: its place in the queue may not have reached the changelog
+    if arrival.to_queue:
         due.add(item.message.partition, horizon, arrival.entry.due, key)
     if arrival.refused:  # it would count in another model's performance
         refusal = arrival.refused

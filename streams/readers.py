@@ -96,7 +96,7 @@ def _arrive(
         if arrival.met:  # met: kept only to absorb what a crash hands on again
             entry = entry.model_copy(update={"due": min(entry.due, now + KEEP_MET)})
         joins[key] = entry
-    if not arrival.repeat or arrival.again:  # again: its place in the queue may not have reached the changelog
+    if arrival.to_queue:
         due.add(item.message.partition, KEEP_MET if entry.paired else horizon, entry.due, key)
     if (met := arrival.met) is None:
         return

@@ -94,6 +94,13 @@ class Arrival(NamedTuple, Generic[L, R]):
     again: bool = False  # a repeat that is the very record that set a side or completed the pair
     refused: Refusal[R] | None = None  # the right side names another model than its inference
 
+    @property
+    def to_queue(self) -> bool:
+        """Whether the entry's due time goes into its queue (vigil.due_queue): it was written, or
+        the record that wrote it is read again after a crash, and its place in the queue may not
+        have reached the changelog."""
+        return not self.repeat or self.again
+
 
 def arrive(
     entry: Entry[L, R] | None, new: Entry[L, R], at: Position, right_name: str, counted_in: str
