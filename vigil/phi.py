@@ -22,7 +22,7 @@ import types
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, NamedTuple, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
@@ -138,23 +138,6 @@ class PhiFinding:
         return f"PHI guard: {self.path} looks like {self.kind}; send pseudonymous tokens only"
 
 
-def _walk(value: Any, path: str, schema_path: str) -> Iterator[tuple[str, str, str, Any]]:
-    """Yield (path, schema path without list indices, key, value) for every field, without recursion
-    (nesting is bounded by the gate, but a walk must never be what breaks on it)."""
-    stack = [(value, path, schema_path, "")]
-    while stack:
-        node, at, schema_at, key = stack.pop()
-        if at:
-            yield at, schema_at, key, node
-        if isinstance(node, dict):
-            for name, item in reversed(list(node.items())):
-                name = str(name)
-                stack.append((item, f"{at}.{name}" if at else name, f"{schema_at}.{name}" if at else name, name))
-        elif isinstance(node, list):  # an item stands under its list's key
-            for i, item in reversed(list(enumerate(node))):
-                stack.append((item, f"{at}[{i}]", schema_at, key))
-
-
 # Keys and event types come from records, so these caches are bounded: a stream of records with
 # random keys must not grow them for ever. Real events repeat a few hundred keys.
 KEY_CACHE = 4096
@@ -179,12 +162,27 @@ def _names_a_person(key: str) -> bool:
     return key not in NOT_A_PERSON and bool(_words(key) & PERSON_WORDS)
 
 
-def _kind_of_key(key: str, value: Any) -> str | None:
+class KeyVerdict(NamedTuple):
+    """What a key says before its value is looked at: whether the key itself reads as an
+    identifier, whether any value under it is one, and whether it names a person."""
+
+    key_is: str | None
+    value_is: str | None
+    names_a_person: bool
+
+
+@lru_cache(maxsize=KEY_CACHE)
+def _verdict(key: str) -> KeyVerdict:
+    # One cached lookup per field: the guard runs on every record the worker and the recorder read.
+    return KeyVerdict(_kind_of_text(key), _identifying(key), _names_a_person(key))
+
+
+def _kind_of_key(verdict: KeyVerdict, value: Any) -> str | None:
     if value in (None, "", [], {}):
         return None
-    if kind := _identifying(key):
-        return kind
-    if isinstance(value, str) and _names_a_person(key) and CAPITALISED_WORD.search(value):
+    if verdict.value_is:
+        return verdict.value_is
+    if isinstance(value, str) and verdict.names_a_person and CAPITALISED_WORD.search(value):
         return "a name"
     return None
 
@@ -199,38 +197,78 @@ _ANY_VALUE = re.compile(
 )
 
 
+# Short texts found clean, remembered because real events repeat a few hundred values (sites,
+# versions, age bands); bounded, and a text that holds an identifier is never kept.
+CLEAN_TEXTS = 4096
+_clean_texts: dict[str, None] = {}
+
+
 def _kind_of_text(text: str, skip: tuple[str, ...] = ()) -> str | None:
+    if text in _clean_texts:
+        return None
     if not _MAY_IDENTIFY.search(text) or not _ANY_VALUE.search(text):
+        if len(text) <= 64:
+            if len(_clean_texts) >= CLEAN_TEXTS:
+                _clean_texts.clear()
+            _clean_texts[text] = None
         return None
     return next((kind for kind, p in VALUE_PATTERNS if kind not in skip and p.search(text)), None)
 
 
-@lru_cache(maxsize=KEY_CACHE)
-def _kind_of_key_text(key: str) -> str | None:
-    return _kind_of_text(key)
-
-
 def find_phi(event: dict[str, Any]) -> PhiFinding | None:
-    """The first direct identifier in an event (a decoded JSON object), or None."""
+    """The first direct identifier in an event (a decoded JSON object), or None.
+
+    Fields are visited depth first in their order, each once, without recursion (nesting is
+    bounded by the gate, but the walk must never be what breaks on it). A field's path names list
+    items by index (`a[2].b`); its schema path, against which typed fields are looked up, does not.
+    Paths are written out only for a finding: the guard runs on every record the worker and the
+    recorder read, and most fields are plain."""
     event_type = event.get("event_type")
     patient_ref = event.get("patient_ref")
     if isinstance(patient_ref, str) and not PSEUDONYM.match(patient_ref):
         return PhiFinding(
             "patient_ref", "an identifier rather than a pseudonymous token (16-128 letters, digits, - or _)"
         )
-    typed = _typed_fields(event_type) if isinstance(event_type, str) else frozenset()
+    known_type = isinstance(event_type, str)
+    typed = _typed_fields(event_type) if known_type else frozenset()
     # Vigil's own events state due dates and window bounds in their summaries; emitters' may not.
-    skip = ("a date finer than a year",) if event_type in DERIVED_EVENTS else ()
-    for path, schema_path, key, value in _walk(event, "", ""):
-        if not path.endswith("]") and (key_kind := _kind_of_key_text(key)) is not None:
-            return PhiFinding(path.removesuffix(key) + "<key>", key_kind)
-        kind = _kind_of_key(key, value)
-        if kind and f"{event_type}.{schema_path}" not in NAME_OF_A_THING:
-            return PhiFinding(path, kind)
-        checked = isinstance(value, str) and path != "patient_ref" and schema_path not in typed
-        if checked and (kind := _kind_of_text(value, skip)):
-            return PhiFinding(path, kind)
+    skip = ("a date finer than a year",) if known_type and event_type in DERIVED_EVENTS else ()
+    # The containers being walked, innermost last: (their items, path, schema path, for a list the
+    # key it stands under). A dict's items are (key, value), a list's (index, value).
+    walking: list[tuple[Iterator[tuple[Any, Any]], str, str, str | None]] = [(iter(event.items()), "", "", None)]
+    while walking:
+        items, at, schema_at, list_key = walking[-1]
+        for name, value in items:
+            if list_key is None:
+                key = str(name)
+                verdict = _verdict(key)
+                if verdict.key_is is not None:
+                    return PhiFinding(at + "." + "<key>" if at else "<key>", verdict.key_is)
+                schema_path = f"{schema_at}.{key}" if schema_at else key
+            else:
+                key, verdict, schema_path = list_key, _verdict(list_key), schema_at
+            if verdict.value_is or verdict.names_a_person:
+                kind = _kind_of_key(verdict, value)
+                if kind and f"{event_type}.{schema_path}" not in NAME_OF_A_THING:
+                    return PhiFinding(_field_path(at, name), kind)
+            if isinstance(value, str):
+                if schema_path not in typed and (at or key != "patient_ref") and (kind := _kind_of_text(value, skip)):
+                    return PhiFinding(_field_path(at, name), kind)
+            elif isinstance(value, dict):
+                walking.append((iter(value.items()), _field_path(at, name), schema_path, None))
+                break
+            elif isinstance(value, list):
+                walking.append((enumerate(value), _field_path(at, name), schema_path, key))
+                break
+        else:
+            walking.pop()
     return None
+
+
+def _field_path(at: str, name: str | int) -> str:
+    if isinstance(name, int):
+        return f"{at}[{name}]"
+    return f"{at}.{name}" if at else name
 
 
 @lru_cache(maxsize=64)  # by event type; unknown ones get an empty set

@@ -50,10 +50,18 @@ def test_a_model_may_have_a_name() -> None:
     assert find_phi(registered) is None
 
 
-def test_random_keys_do_not_grow_the_guards_caches_for_ever() -> None:
+def test_random_keys_and_values_do_not_grow_the_guards_caches_for_ever() -> None:
     from vigil import phi
 
-    for n in range(phi.KEY_CACHE + 500):
-        find_phi(inference(features={f"k{n}": 1.0}))
-    for cached in (phi._words, phi._identifying, phi._names_a_person, phi._kind_of_key_text):
+    for n in range(max(phi.KEY_CACHE, phi.CLEAN_TEXTS) + 500):
+        find_phi(inference(features={f"k{n}": 1.0, "note": f"plain text {n}"}))
+    assert len(phi._clean_texts) <= phi.CLEAN_TEXTS
+    for cached in (phi._words, phi._identifying, phi._names_a_person, phi._verdict):
         assert cached.cache_info().currsize <= phi.KEY_CACHE
+
+
+def test_a_text_found_clean_once_is_still_judged_in_every_other_place() -> None:
+    # The guard remembers clean texts; an identifier is never among them, wherever it comes again.
+    assert find_phi(inference(features={"note": "see 555-123-4567"})) is not None
+    assert find_phi(inference(subgroup={"site": "north-valley"})) is None
+    assert find_phi(inference(features={"patient_name": "north-valley"})) is not None
