@@ -187,7 +187,7 @@ class Recorder:
             # each commits only move forward.
             appending: asyncio.Task[None] | None = None
             while not self.stopping.is_set():
-                batches = await self.consumer.getmany(timeout_ms=500, max_records=1000)
+                batches = await self.consumer.getmany(timeout_ms=500, max_records=3000)
                 if not batches:
                     continue
                 records = [r for batch in batches.values() for r in batch]

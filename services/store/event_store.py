@@ -25,7 +25,7 @@ from vigil.validation import canonical_json
 
 # pg_advisory_xact_lock key serialising writers of the chain ("vigil" in ASCII).
 CHAIN_LOCK = 0x766967696C
-# The columns a recorder writes (the rest are the database's: recorded_at, the JSONB payload).
+# The columns a recorder writes (recorded_at is the database's).
 COPIED = ("seq", "event_id", "event_type", "schema_version", "model_id", "occurred_at", "topic", "source_partition",
           "source_offset", "body", "prev_hash", "hash")  # fmt: skip
 
@@ -83,8 +83,11 @@ class EventStore:
     ) -> AppendResult:
         result = AppendResult()
         async with self.engine.begin() as conn:
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
+            # Copies are looked for before the chain's lock, which every recorder waits for. An
+            # event another recorder stores in between (a copy on another partition: rare) breaks
+            # the unique event_id, and the recorder writes that batch event by event.
             fresh = await self._new_only(conn, incoming, result)
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
             if fresh:
                 stored = await self._link_and_insert(conn, fresh)
                 await project_incidents(conn, stored)

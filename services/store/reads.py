@@ -19,7 +19,7 @@ from sqlalchemy import BigInteger, Float, Select, cast, func, select, text
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.store.tables import dead_letters, events, incidents
+from services.store.tables import NAMES_AN_INCIDENT, dead_letters, events, incidents, payload
 from vigil.events import (
     Clock,
     Event,
@@ -67,7 +67,7 @@ async def of_type(
     if model_ids is not None:
         query = query.where(events.c.model_id.in_(list(model_ids)))
     if version is not None:
-        query = query.where(events.c.payload["model_version"].astext == version)
+        query = query.where(payload()["model_version"].astext == version)
     if since is not None:
         query = query.where(events.c.occurred_at >= since)
     if until is not None:
@@ -77,7 +77,7 @@ async def of_type(
     if recorded_by is not None:
         query = query.where(events.c.recorded_at <= recorded_by)
     for field, value in (where or {}).items():
-        query = query.where(events.c.payload[field].astext == value)
+        query = query.where(payload()[field].astext == value)
     if newest is not None:
         rows = list(await conn.execute(query.order_by(events.c.seq.desc()).limit(newest)))[::-1]
     else:
@@ -118,8 +118,8 @@ async def incident_events(conn: AsyncConnection, incident_id: uuid.UUID, as_of: 
     """An incident's events, or those Vigil had recorded by `as_of` ("what did we know, and when")."""
     query = (
         select(events.c.body)
-        .where(events.c.payload["incident_id"].astext == str(incident_id))
-        .where(text("payload ? 'incident_id'"))
+        .where(payload()["incident_id"].astext == str(incident_id))
+        .where(NAMES_AN_INCIDENT)
         .order_by(events.c.seq)
     )
     if as_of is not None:
@@ -128,7 +128,7 @@ async def incident_events(conn: AsyncConnection, incident_id: uuid.UUID, as_of: 
 
 
 def _outcome_of_inference(outcome: Any) -> Any:
-    return cast(outcome.c.payload["inference_id"].astext, UUID(as_uuid=False))
+    return cast(payload(outcome)["inference_id"].astext, UUID(as_uuid=False))
 
 
 async def outcomes_joined(
@@ -149,7 +149,7 @@ async def outcomes_joined(
         .order_by(outcome.c.seq)
     )
     if version is not None:
-        query = query.where(inference.c.payload["model_version"].astext == version)
+        query = query.where(payload(inference)["model_version"].astext == version)
     if since is not None:
         query = query.where(inference.c.occurred_at >= since)
     if recorded_by is not None:
@@ -175,7 +175,7 @@ async def outcomes_without_inference(conn: AsyncConnection, model_id: str) -> in
 
 async def followed_up(conn: AsyncConnection, model_ids: Iterable[str], since: datetime) -> set[uuid.UUID]:
     """The inferences of these models with an outcome recorded since `since`."""
-    query = select(cast(events.c.payload["inference_id"].astext, UUID(as_uuid=True))).where(
+    query = select(cast(payload()["inference_id"].astext, UUID(as_uuid=True))).where(
         events.c.event_type == "OutcomeObserved", events.c.model_id.in_(list(model_ids)), events.c.occurred_at >= since
     )
     return set((await conn.execute(query)).scalars())
@@ -388,7 +388,7 @@ class InPeriod:
 
     async def usage(self, version: str | None = None, model_id: str | None = None) -> list[Usage]:
         """Per model (or one), its inferences of the period (of one version, if given) and their resources."""
-        resources = events.c.payload["resources"]
+        resources = payload()["resources"]
         energy = resources["energy_wh"].astext.cast(Float)
         query: Select[Any] = (
             select(
@@ -403,7 +403,7 @@ class InPeriod:
         if model_id is not None:
             query = query.where(events.c.model_id == model_id)
         if version is not None:
-            query = query.where(events.c.payload["model_version"].astext == version)
+            query = query.where(payload()["model_version"].astext == version)
         rows = await self.conn.execute(query)  # PostgreSQL sums bigints as numeric
         return [Usage(m, int(n), int(e), float(wh), int(ti), int(to)) for m, n, e, wh, ti, to in rows]
 
@@ -412,10 +412,10 @@ class InPeriod:
         made = self.within & (events.c.event_type == "InferenceMade") & (events.c.model_id == model_id)
         out: list[dict[str, int]] = []
         for field in ("deployment", "country"):
-            value = func.coalesce(events.c.payload[field].astext, "unknown")
+            value = func.coalesce(payload()[field].astext, "unknown")
             rows = await self.conn.execute(select(value, func.count()).where(made).group_by(value).order_by(value))
             out.append({str(v): int(n) for v, n in rows})
-        pairs = func.jsonb_each_text(events.c.payload["subgroup"]).table_valued("key", "value").alias("pair")
+        pairs = func.jsonb_each_text(payload()["subgroup"]).table_valued("key", "value").alias("pair")
         query = (
             select(pairs.c.key, pairs.c.value, func.count())
             .select_from(events.join(pairs, text("true")))

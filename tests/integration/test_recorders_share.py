@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from services.processes import VIGIL, Background
 from services.store.event_store import EventStore
 from tests.integration.helpers import count_events, emit_all, hospital_events, wait_recorded, wait_until
-from vigil.events import RECORDED_TOPICS
+from vigil.events import RECORDED_TOPICS, TOPIC_OF
 from vigil_runtime.settings import Settings
 from vigil_runtime.topics import delete_topics, ensure_topics, partitions_of
 
@@ -77,3 +77,34 @@ async def test_two_recorders_one_killed_store_every_event_once_on_one_chain(sett
         logs = "\n".join(r.logfile.read_text()[-2000:] for r in recorders if r.logfile.exists())
         await delete_topics(mine, (mine.topic_prefix,))
     assert "Traceback" not in logs, logs
+
+
+async def test_a_copy_stored_by_the_other_recorder_meanwhile_is_skipped(settings: Settings, db, monkeypatch) -> None:
+    """A recorder looks for copies before it takes the chain's lock. An event the other recorder
+    stores in between breaks the unique event_id: the batch is then written event by event, and
+    each event is stored once, none refused."""
+    import orjson
+
+    from services.recorder.service import Recorder
+    from services.store.event_store import Incoming
+    from vigil.validation import decode
+
+    events = [decode(orjson.dumps(e)) for e in hospital_events(40, seed=77)[-2:]]
+    ids = [str(e.event_id) for e in events]
+    incoming = [Incoming(TOPIC_OF[e.event_type], 0, i, e) for i, e in enumerate(events)]
+    store = EventStore(db)
+    await store.append(incoming[:1], [], {})  # the other recorder's, after this one looked
+    looking = EventStore._new_only
+
+    async def looked_before_it_was_stored(self, conn, items, result):
+        monkeypatch.setattr(EventStore, "_new_only", looking)  # the batch's look only
+        return list(items)
+
+    monkeypatch.setattr(EventStore, "_new_only", looked_before_it_was_stored)
+    recorder = Recorder(settings)
+    recorder.store = store
+    result = await recorder._record(incoming, [], {})
+    assert (sum(result.stored.values()), sum(result.duplicates.values()), result.dead_letters) == (1, 1, 0)
+    assert await count_events(db, ids) == 2
+    _, problem = await store.verify()
+    assert problem is None, problem
