@@ -25,7 +25,7 @@ import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from benchmarks.throughput import report_table
-from benchmarks.worker_throughput import caught_up, ends, preload, record_of, start_worker, stop
+from benchmarks.worker_throughput import caught_up, ends, hospital_in_the_past, preload, record_of, start_worker, stop
 from vigil.alerts import incident_id_for
 from vigil.events import ALERT_TOPIC
 from vigil_hospital import Hospital, missed_chest_pain
@@ -36,13 +36,13 @@ PROBE_EVERY = 200
 
 
 async def _send_at_rate(
-    settings: Settings, hospital: Hospital, rate: int, seconds: float
+    settings: Settings, hospital: Hospital, every: timedelta, rate: int, seconds: float
 ) -> dict[str, tuple[str, float]]:
     """Sends the stream at `rate` records/s for `seconds`; returns, per probe outcome id, its
     incident id and when it was sent."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
     await producer.start()
-    stream = hospital.stream(rate * int(seconds) * 2)
+    stream = hospital.stream(rate * int(seconds) * 2, every)
     probes: dict[str, tuple[str, float]] = {}
     count, started = 0, time.time()
     try:
@@ -90,7 +90,7 @@ async def measure(rate: int, seconds: float) -> tuple[list[float], list[float]]:
     settings = Settings(topic_prefix=f"latency{run}.", worker_id=f"vigil-latency-{run}")
     home = Path(f"/tmp/vigil-latency-{run}")
     home.mkdir(parents=True)
-    hospital = Hospital(seed=23, start=datetime.now(UTC) - timedelta(days=2))
+    hospital, every = hospital_in_the_past(23, rate * int(seconds) * 2)
     try:
         await preload(settings, [record_of(e) for e in hospital.registry()])
         worker = start_worker(settings, home)
@@ -105,7 +105,7 @@ async def measure(rate: int, seconds: float) -> tuple[list[float], list[float]]:
                     _arrivals(settings, ALERT_TOPIC, lambda v: v.get("labels", {}).get("incident_id"), alerted, done)
                 ),
             ]
-            probes = await _send_at_rate(settings, hospital, rate, seconds)
+            probes = await _send_at_rate(settings, hospital, every, rate, seconds)
             for _ in range(120):  # the last probes' alerts
                 if all(incident in alerted for incident, _ in probes.values()):
                     break

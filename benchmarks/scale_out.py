@@ -18,16 +18,14 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import typer
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from benchmarks.throughput import report_table
-from benchmarks.worker_throughput import committed, ends, preload, record_of, start_worker, stop
+from benchmarks.worker_throughput import committed, ends, hospital_in_the_past, preload, record_of, start_worker, stop
 from vigil.events import HANDOVER_TOPIC
-from vigil_hospital import Hospital
 from vigil_runtime.settings import Settings
 from vigil_runtime.topics import delete_topics
 
@@ -37,11 +35,11 @@ MAIN_MODEL = "ed-triage"
 
 def records(n: int) -> tuple[list[tuple[str, bytes, bytes]], Counter[str]]:
     """The registry, then n records of the hospital's stream thinned as above; and records per model."""
-    hospital = Hospital(seed=11, start=datetime.now(UTC) - timedelta(days=30))
+    hospital, every = hospital_in_the_past(11, n * 2)
     kept: set[str] = set()
     seen: Counter[str] = Counter()
     out, per_model = [record_of(e) for e in hospital.registry()], Counter[str]()
-    for event in hospital.stream(n * 2):
+    for event in hospital.stream(n * 2, every):
         if event["event_type"] == "InferenceMade":
             seen[event["model_id"]] += 1
             if event["model_id"] == MAIN_MODEL or seen[event["model_id"]] % 5 == 0:

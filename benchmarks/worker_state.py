@@ -16,7 +16,6 @@ import asyncio
 import json
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import typer
@@ -24,17 +23,16 @@ from aiokafka import AIOKafkaProducer
 from vigil_sdk.transports import partition_key
 
 from benchmarks.throughput import report_table
-from benchmarks.worker_throughput import caught_up, ends, preload, record_of, start_worker, stop
-from vigil_hospital import Hospital
+from benchmarks.worker_throughput import caught_up, ends, hospital_in_the_past, preload, record_of, start_worker, stop
 from vigil_runtime.settings import Settings
 from vigil_runtime.topics import delete_topics
 
 
 def waiting_inferences(n: int) -> list[tuple[str, bytes, bytes]]:
     """The registry, then n of the hospital's inferences (and nothing that answers them)."""
-    hospital = Hospital(seed=17, start=datetime.now(UTC) - timedelta(days=30))
+    hospital, every = hospital_in_the_past(17, n)
     out = [record_of(e) for e in hospital.registry()]
-    inferences = (e for e in hospital.stream(n * 3) if e["event_type"] == "InferenceMade")
+    inferences = (e for e in hospital.stream(n * 3, every) if e["event_type"] == "InferenceMade")
     return out + [record_of(e) for _, e in zip(range(n), inferences, strict=False)]
 
 

@@ -188,20 +188,23 @@ class Hospital:
         for i in range(n):
             at = self.start + every * i
             inference = makers[i % 3](at)
+            # Taken out before the inference is yielded: a reader that sends each event as it
+            # comes (not after the stream is made whole) would otherwise send the hidden truth.
+            truth = inference.pop("_truth")
             model_id, rural = inference["model_id"], inference["deployment"] == RURAL
             if model_id == "mammo-screen" and i in new_scanner and rural:
                 inference["features"] |= {
                     "scanner_vendor": "vendor_c",
                     "image_contrast": round(inference["features"]["image_contrast"] + 0.12, 4),
                 }
-                score = _unsure_score(self._scanner, inference["_truth"] == "malignant")
+                score = _unsure_score(self._scanner, truth == "malignant")
                 inference["output"] = _screen_output(score)
             if model_id == "mammo-screen" and rural and i >= n * 0.8 and autonomous:
                 inference["output_kind"], autonomous = "autonomous_action", autonomous - 1
             if model_id == "symptom-chat" and i in no_disclaimer and inference["subgroup"]["language"] == "fr":
                 inference["patient_facing"]["disclaimer_shown"] = False
             yield inference
-            for event in self._follow_ups(inference, at):  # made whole, so the random draws stay the same
+            for event in self._follow_ups(inference, at, truth):  # made whole, so the random draws stay the same
                 if event["event_type"] == "ReviewRecorded" and model_id == "ed-triage" and rural:
                     if i in unreviewed:
                         continue
@@ -307,9 +310,8 @@ class Hospital:
             "_truth": "emergency" if emergency else label,
         }
 
-    def _follow_ups(self, inference: Event, at: datetime) -> Iterator[Event]:
+    def _follow_ups(self, inference: Event, at: datetime, truth: str) -> Iterator[Event]:
         r = self.rng
-        truth = inference.pop("_truth")
         model_id = inference["model_id"]
         if not inference.get("patient_facing"):
             decision = r.choices(["accepted", "modified", "overridden"], [0.85, 0.1, 0.05])[0]
