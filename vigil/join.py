@@ -9,7 +9,8 @@ The rules, for every concern that joins:
   the pair has met (the entry stays, marked paired, until it falls due), so a record read twice
   after a crash is not counted twice;
 - a paired entry keeps the side that waited and where the record that completed the pair was read
-  (`met_at`): when exactly that record is read again after a crash, the pair is given again, for
+  (`met_at`): when exactly that record is read again after a crash (and, if it brings both sides,
+  its completing side), the pair is given again, for
   the concern to tell from its own counts whether they took it before the crash (the entry may
   have reached its changelog and the counts not);
 - the right side (an outcome, a review) must name the model its inference was made by; one that
@@ -117,7 +118,11 @@ def arrive(
     if new.right is not None and knows_model and new.model_id != entry.model_id:
         return Arrival(entry, refused=_refusal(new, entry.model_id, right_name, counted_in))
     if entry.paired:
-        return Arrival(entry, met=_met(entry, new, at) if at == entry.met_at else None, repeat=True, again=again)
+        # Given again only for the side that completed the pair: one record can bring both sides
+        # (the second stage's handovers carry an inference's pair and its review at one place).
+        completing = (new.left is not None) == (entry.left is None)
+        met = _met(entry, new, at) if at == entry.met_at and completing else None
+        return Arrival(entry, met=met, repeat=True, again=again)
     if (entry.left if new.left is not None else entry.right) is not None:
         return Arrival(entry, repeat=True, again=again)
     left, right = (new, entry) if new.left is not None else (entry, new)

@@ -155,6 +155,25 @@ def test_only_the_record_that_completed_a_pair_read_again_gives_the_pair_again(e
             assert arrival.repeat or not entry.paired
 
 
+@given(st.booleans())
+def test_a_record_that_brings_both_sides_read_again_gives_the_pair_again_once(inference_first: bool) -> None:
+    """A handover record carries an inference's pair and its review at one place: read again
+    after a rebalance, both sides come again, and the pair is given once more, not refused or
+    broken on the side that waited."""
+    at = Position("handover", 2, 358)
+    inference, answer = Inference(key="i", model_id="m"), Answer(key="i", model_id="m", n=0)
+    base = Join(model_id="m", partition=2, due=T0)
+    sides = [base.holding(at, left=inference), base.holding(at, right=answer)]
+    if not inference_first:
+        sides.reverse()
+    entry = arrive(None, sides[0], at, "answer", "the test").entry
+    first = arrive(entry, sides[1], at, "answer", "the test")
+    assert first.met is not None and not first.repeat
+    again = [arrive(first.entry, new, at, "answer", "the test") for new in sides]
+    assert all(a.repeat and a.again for a in again)
+    assert [a.met for a in again] == [None, first.met]
+
+
 @given(st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["", "m1", "m2"]), st.integers(0, 100)), max_size=60),
        st.integers(0, 100))  # fmt: skip
 def test_the_due_index_gives_exactly_what_is_due_in_each_lane(entries, cut) -> None:
