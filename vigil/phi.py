@@ -243,7 +243,7 @@ def find_phi(event: dict[str, Any]) -> PhiFinding | None:
                 key = str(name)
                 verdict = _verdict(key)
                 if verdict.key_is is not None:
-                    return PhiFinding(at + "." + "<key>" if at else "<key>", verdict.key_is)
+                    return PhiFinding(f"{at}.<key>" if at else "<key>", verdict.key_is)
                 schema_path = f"{schema_at}.{key}" if schema_at else key
             else:
                 key, verdict, schema_path = list_key, _verdict(list_key), schema_at
