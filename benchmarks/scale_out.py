@@ -62,9 +62,12 @@ async def handover_ends(settings: Settings) -> dict[TopicPartition, int]:
         await consumer.stop()
 
 
-async def drained(settings: Settings, workers: int, home: Path, inputs: dict[TopicPartition, int]) -> float:
-    """Seconds from starting `workers` worker processes in one group until it has committed the
-    inputs' ends, and then the ends of `handover.v1` as they stand by then."""
+async def drained(
+    settings: Settings, workers: int, home: Path, inputs: dict[TopicPartition, int], standbys: int = 1
+) -> float:
+    """Seconds from starting `workers` worker processes in one group (each keeping `standbys`
+    standby copies of the others' tables) until it has committed the inputs' ends, and then the
+    ends of `handover.v1` as they stand by then."""
     started = time.perf_counter()
     processes = [
         start_worker(
@@ -74,6 +77,7 @@ async def drained(settings: Settings, workers: int, home: Path, inputs: dict[Top
             VIGIL_WORKER_METRICS_PORT=str(29210 + n),
             VIGIL_HOME=str(home / f"worker-{n}"),
             VIGIL_TOPIC_PARTITIONS=str(PARTITIONS),
+            VIGIL_WORKER_STANDBY_REPLICAS=str(standbys),
         )
         for n in range(workers)
     ]
@@ -98,23 +102,24 @@ def main(records_n: int = typer.Option(60_000, "--records", help="records to pre
     run = uuid.uuid4().hex[:6]
     base = Settings(topic_prefix=f"scale{run}.", worker_id=f"vigil-scale-{run}-1", topic_partitions=PARTITIONS)
     two = base.model_copy(update={"worker_id": f"vigil-scale-{run}-2"})
+    two_alone = base.model_copy(update={"worker_id": f"vigil-scale-{run}-3"})
     home = Path(f"/tmp/vigil-scale-{run}")
     for n in range(2):
         (home / f"worker-{n}").mkdir(parents=True)
     items, per_model = records(records_n)
     n = len(items)
 
-    async def measure() -> tuple[float, float]:
+    async def measure() -> tuple[float, float, float]:
         await preload(base, items)
         inputs = await ends(base)
-        return await drained(base, 1, home, inputs), await drained(two, 2, home, inputs)
+        one = await drained(base, 1, home, inputs)
+        return one, await drained(two, 2, home, inputs), await drained(two_alone, 2, home, inputs, standbys=0)
 
     try:
-        one_s, two_s = asyncio.run(measure())
+        one_s, two_s, alone_s = asyncio.run(measure())
     finally:
-        asyncio.run(delete_topics(base, (base.topic_prefix, base.worker_id, two.worker_id)))
+        asyncio.run(delete_topics(base, (base.topic_prefix, base.worker_id, two.worker_id, two_alone.worker_id)))
     share = per_model[MAIN_MODEL] / sum(per_model.values())
-    ratio = one_s / two_s
     report_table(
         "scale_out",
         f"Scale-out: {n:,} preloaded records on {PARTITIONS} partitions, {share:.0%} of them one model's",
@@ -123,7 +128,13 @@ def main(records_n: int = typer.Option(60_000, "--records", help="records to pre
         ["", "seconds", "records/s", "ratio"],
         [
             ("1 × `vigil worker`", f"{one_s:.2f}", f"{n / one_s:,.0f}", "1.000"),
-            ("2 × `vigil worker`, one group", f"{two_s:.2f}", f"{n / two_s:,.0f}", f"{ratio:.3f}"),
+            ("2 × `vigil worker`, one group", f"{two_s:.2f}", f"{n / two_s:,.0f}", f"{one_s / two_s:.3f}"),
+            (
+                "2 × `vigil worker`, one group, no standby tables (`VIGIL_WORKER_STANDBY_REPLICAS=0`)",
+                f"{alone_s:.2f}",
+                f"{n / alone_s:,.0f}",
+                f"{one_s / alone_s:.3f}",
+            ),
         ],
     )
 

@@ -150,6 +150,7 @@ app = WorkerApp(
     consumer_auto_offset_reset="earliest",
     producer_acks=-1,
     broker_session_timeout=settings.worker_session_timeout,
+    table_standby_replicas=settings.worker_standby_replicas,
     Table=ChangelogInBatches,
     **CONSUMER_TUNING,
     value_serializer="raw",

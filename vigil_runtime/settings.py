@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     # How long a worker that stopped answering (killed, cut off) holds its partitions before the
     # group hands them to the others: the failover time after a crash.
     worker_session_timeout: float = 60.0
+    # Standby copies of the other workers' tables that each worker keeps up to date from their
+    # changelogs, so that a takeover need not restore them (Faust's `table_standby_replicas`).
+    worker_standby_replicas: int = Field(default=1, ge=0)
     # `vigil worker` starts the worker again when its group's committed offsets stand still this many
     # seconds while records wait behind them (vigil/stall.py): set it above the longest a rebalance's
     # table recovery takes. It looks every `worker_stall_check` seconds.
