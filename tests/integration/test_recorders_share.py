@@ -1,18 +1,22 @@
 """Two recorders share the partitions and one hash chain: one SIGKILLed mid-stream and restarted,
-every event is stored once, the chain verifies, and each recorder's positions reach its partitions' ends."""
+every event is stored once, the chain verifies, and each recorder's positions reach its partitions' ends;
+a copy the other recorder stores while one looks for copies is skipped, not refused."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 
+import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.processes import VIGIL, Background
-from services.store.event_store import EventStore
+from services.recorder.service import Recorder
+from services.store.event_store import EventStore, Incoming
 from tests.integration.helpers import count_events, emit_all, hospital_events, wait_recorded, wait_until
 from vigil.events import RECORDED_TOPICS, TOPIC_OF
+from vigil.validation import decode
 from vigil_runtime.settings import Settings
 from vigil_runtime.topics import delete_topics, ensure_topics, partitions_of
 
@@ -83,12 +87,6 @@ async def test_a_copy_stored_by_the_other_recorder_meanwhile_is_skipped(settings
     """A recorder looks for copies before it takes the chain's lock. An event the other recorder
     stores in between breaks the unique event_id: the batch is then written event by event, and
     each event is stored once, none refused."""
-    import orjson
-
-    from services.recorder.service import Recorder
-    from services.store.event_store import Incoming
-    from vigil.validation import decode
-
     events = [decode(orjson.dumps(e)) for e in hospital_events(40, seed=77)[-2:]]
     ids = [str(e.event_id) for e in events]
     incoming = [Incoming(TOPIC_OF[e.event_type], 0, i, e) for i, e in enumerate(events)]
