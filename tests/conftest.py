@@ -52,7 +52,7 @@ from vigil_runtime.settings import Settings  # noqa: E402
 
 
 def stack(action: str, *parts: str) -> None:
-    env = {**os.environ, "VIGIL_PG_EXTRA_DBS": "vigil_test"}
+    env = {**os.environ, "VIGIL_PG_EXTRA_DBS": "vigil_test vigil_migrations"}
     subprocess.run(["bash", str(ROOT / "deploy/local/stack.sh"), action, *parts], check=True, env=env)
 
 

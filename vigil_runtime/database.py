@@ -27,8 +27,17 @@ def engine_for(settings: Settings) -> AsyncEngine:
     )  # fmt: skip
 
 
-def migrate(settings: Settings, revision: str = "head") -> None:
+def _alembic(settings: Settings) -> Config:
     config = Config()  # built here, not read from alembic.ini: no file outside the package is needed
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["url"] = settings.database_url
-    command.upgrade(config, revision)
+    return config
+
+
+def migrate(settings: Settings, revision: str = "head") -> None:
+    command.upgrade(_alembic(settings), revision)
+
+
+def migrate_down(settings: Settings, revision: str) -> None:
+    """Back to `revision`, through each later migration's downgrade."""
+    command.downgrade(_alembic(settings), revision)

@@ -26,8 +26,8 @@ from vigil.validation import canonical_json
 # pg_advisory_xact_lock key serialising writers of the chain ("vigil" in ASCII).
 CHAIN_LOCK = 0x766967696C
 # The columns a recorder writes (recorded_at is the database's).
-COPIED = ("seq", "event_id", "event_type", "schema_version", "model_id", "occurred_at", "topic", "source_partition",
-          "source_offset", "body", "prev_hash", "hash")  # fmt: skip
+COPIED = ("seq", "event_id", "event_type", "schema_version", "model_id", "model_version", "occurred_at", "topic",
+          "source_partition", "source_offset", "body", "prev_hash", "hash")  # fmt: skip
 
 
 async def _driver(conn: AsyncConnection) -> Any:
@@ -141,9 +141,9 @@ class EventStore:
             seq += 1
             digest = link(prev, item.body)
             event = item.event
-            rows.append((seq, event.event_id, event.event_type, event.schema_version,
-                         getattr(event, "model_id", None), event.occurred_at, item.topic, item.partition, item.offset,
-                         item.body, prev, digest))  # fmt: skip
+            rows.append((seq, event.event_id, event.event_type, event.schema_version, getattr(event, "model_id", None),
+                         getattr(event, "model_version", None), event.occurred_at, item.topic, item.partition,
+                         item.offset, item.body, prev, digest))  # fmt: skip
             prev = digest
         await driver.copy_records_to_table("events", records=rows, columns=COPIED)
         return [(row[0], item.event) for row, item in zip(rows, fresh, strict=True)]

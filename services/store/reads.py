@@ -67,7 +67,7 @@ async def of_type(
     if model_ids is not None:
         query = query.where(events.c.model_id.in_(list(model_ids)))
     if version is not None:
-        query = query.where(payload()["model_version"].astext == version)
+        query = query.where(events.c.model_version == version)
     if since is not None:
         query = query.where(events.c.occurred_at >= since)
     if until is not None:
@@ -149,7 +149,7 @@ async def outcomes_joined(
         .order_by(outcome.c.seq)
     )
     if version is not None:
-        query = query.where(payload(inference)["model_version"].astext == version)
+        query = query.where(inference.c.model_version == version)
     if since is not None:
         query = query.where(inference.c.occurred_at >= since)
     if recorded_by is not None:
@@ -403,7 +403,7 @@ class InPeriod:
         if model_id is not None:
             query = query.where(events.c.model_id == model_id)
         if version is not None:
-            query = query.where(payload()["model_version"].astext == version)
+            query = query.where(events.c.model_version == version)
         rows = await self.conn.execute(query)  # PostgreSQL sums bigints as numeric
         return [Usage(m, int(n), int(e), float(wh), int(ti), int(to)) for m, n, e, wh, ti, to in rows]
 

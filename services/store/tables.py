@@ -30,6 +30,7 @@ events = Table(
     Column("event_type", Text, nullable=False),
     Column("schema_version", Integer, nullable=False),
     Column("model_id", Text),
+    Column("model_version", Text),
     Column("occurred_at", DateTime(timezone=True), nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("topic", Text, nullable=False),
