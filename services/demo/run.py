@@ -76,7 +76,7 @@ async def run_demo(
         pathology: list[dict] = []  # mammo-screen's outcomes come 7 days after the screen: held back until step 11
         with progress_bar() as progress:
             task = progress.add_task("streaming the synthetic hospital", total=None)
-            for event in list(hospital.stream(inferences)):  # whole first: follow-ups strip the truth
+            for event in list(hospital.stream(inferences)):  # whole first: sending takes each event apart
                 if event["event_type"] == "OutcomeObserved" and event["model_id"] == "mammo-screen":
                     pathology.append(event)
                     continue
