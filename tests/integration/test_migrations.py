@@ -18,6 +18,7 @@ from vigil_runtime.database import engine_for, migrate, migrate_down
 from vigil_runtime.settings import Settings
 
 pytestmark = pytest.mark.integration
+# The columns a recorder wrote at 0003 (the JSONB copy was the database's).
 BEFORE = (
     "seq",
     "event_id",
@@ -31,7 +32,7 @@ BEFORE = (
     "body",
     "prev_hash",
     "hash",
-)  # fmt: skip  (the columns a recorder wrote at 0003)
+)
 
 
 async def test_0004_keeps_the_chain_and_fills_model_version_from_the_bodies(settings: Settings) -> None:

@@ -24,11 +24,12 @@ depends_on = None
 
 def upgrade() -> None:
     op.execute("ALTER TABLE events ADD COLUMN model_version TEXT")
-    # The events stored before get theirs from their bodies. The append-only trigger refuses every
-    # UPDATE and is held off for this one statement, in this transaction: it writes a column
-    # derived from the body and changes no body and no hash (`vigil verify` walks the same chain).
+    # The events stored before get theirs from the JSONB copy of their bodies, parsed already. The
+    # append-only trigger refuses every UPDATE and is held off for this one statement, in this
+    # transaction: it writes a column derived from the body and changes no body and no hash
+    # (`vigil verify` walks the same chain).
     op.execute("ALTER TABLE events DISABLE TRIGGER events_no_update_delete")
-    op.execute("UPDATE events SET model_version = body::jsonb->>'model_version' WHERE body LIKE '%\"model_version\":%'")
+    op.execute("UPDATE events SET model_version = payload->>'model_version' WHERE payload ? 'model_version'")
     op.execute("ALTER TABLE events ENABLE TRIGGER events_no_update_delete")
     op.execute("DROP INDEX events_by_incident")
     op.execute("DROP INDEX outcomes_by_inference")
