@@ -20,6 +20,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import IntEnum
 from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 import faust
@@ -44,6 +45,7 @@ from vigil.handover import Handover
 from vigil.join import DueIndex, Position
 from vigil.offsets import Reading
 from vigil.policy import load_policy
+from vigil.slices import slices
 from vigil.validation import Rejected, dead_letter, decode, outgoing
 from vigil_runtime.observability import CONSUMER_LAG, DEAD_LETTERS, EVENTS_IN, EVENTS_OUT, LATENCY, PROCESSING_ERRORS
 from vigil_runtime.settings import get_settings
@@ -243,28 +245,41 @@ def concern(name: str, *topics: str) -> Callable[[Take], Take]:
     return register
 
 
+# What the worker holds decoded at once: a batch is taken in slices of about this many bytes of
+# records, each decoded, taken by every concern and delivered before the next (vigil.slices).
+# About 1,500 input records, or a few handovers. Measured (P4, BENCHMARKS.md): batches that caught
+# up on handovers otherwise blocked the event loop for 10-17 s and took the RSS past 1 GiB.
+SLICE_BYTES = 1024 * 1024
+
+
 @app.agent(inputs)
 async def process(stream: faust.StreamT) -> None:
     """The one pass over the input topics: each record is decoded once (a refused one becomes a
-    dead letter with its reason), then every concern takes the batch's records it needs, in order.
+    dead letter with its reason), then every concern takes the slice's records it needs, in order.
     Batches of up to 2,000 records or half a second (what bounds the latency of an alert, P2 in
-    BENCHMARKS.md), so that a concern writes each table key once per batch."""
+    BENCHMARKS.md), so that a concern writes each table key once per slice of a batch."""
     async for batch in stream.take_events(2000, within=0.5):  # type: ignore[attr-defined]  # not in its hints
-        items = [admitted(record) for record in await _in_order(batch)]
-        for item in items:
-            if not item.is_tick:
-                EVENTS_IN.labels("worker", item.topic).inc()
-            if item.refused is not None:
-                await send_dead_letter(item.refused, *item.position, item.message.value)
-        for part in CONCERNS:
-            if mine := [item for item in items if item.topic in part.topics]:
-                await _take(part, mine)
-        await send_handovers()
-        await send_changelogs()
-        done = time.time()
-        for item in items:
-            if not item.is_tick:
-                LATENCY.labels("worker").observe(max(0.0, done - item.message.timestamp))
+        for records in slices(await _in_order(batch), lambda record: len(record.message.value or b""), SLICE_BYTES):
+            await _take_slice([admitted(record) for record in records])
+
+
+async def _take_slice(items: list[Item]) -> None:
+    for item in items:
+        if not item.is_tick:
+            EVENTS_IN.labels("worker", item.topic).inc()
+        if item.refused is not None:
+            await send_dead_letter(item.refused, *item.position, item.message.value)
+    for part in CONCERNS:
+        if mine := [item for item in items if item.topic in part.topics]:
+            await _take(part, mine)
+    for stage in DELIVERED_FIRST.values():
+        await send_changelogs(*stage)
+    await send_handovers()
+    await send_changelogs()
+    done = time.time()
+    for item in items:
+        if not item.is_tick:
+            LATENCY.labels("worker").observe(max(0.0, done - item.message.timestamp))
 
 
 reading = Reading[TP]()
@@ -279,14 +294,24 @@ def hand_over(model_id: str) -> Handover:
     return _handing_over[model_id]
 
 
-# First-stage tables whose changes reach Kafka before the handovers they made (outcomes.py and
-# oversight.py say why): all of them in one delivery.
-_before_handovers: list[TableT] = []
+class Delivery(IntEnum):
+    """First-stage tables whose changes of a batch reach Kafka before its handovers (outcomes.py and
+    oversight.py say why), in this order, each delivered before the next is sent. A crash while a
+    batch's changes are sent leaves any part of them delivered, so what must not be delivered
+    without something else comes after it."""
+
+    JOIN_ENTRIES = 0
+    # After the join entries: a clock restored without the entries of the records that moved it
+    # would judge those records, read again, as hours overdue (an output counted unreviewed while
+    # its review, already read once, waits to be read again).
+    CLOCKS = 1
+
+
+DELIVERED_FIRST: dict[Delivery, list[TableT]] = {stage: [] for stage in Delivery}
 
 
 async def send_handovers() -> None:
-    if _handing_over:
-        await send_changelogs(*_before_handovers)
+    """Sent after the tables `DELIVERED_FIRST` (delivered by then) and with the rest."""
     for model_id, handover in list(_handing_over.items()):
         del _handing_over[model_id]
         for piece in handover.pieces():  # in order, to one partition: the second stage takes them so
@@ -395,9 +420,14 @@ def steady_timer(interval: float) -> Callable[[Callable[[], Awaitable[None]]], A
 
 @steady_timer(interval=5.0)
 async def report_lag() -> None:
+    """Records of each partition not yet taken: its high-water mark less the next offset the worker
+    takes there (or its fetch position, before it has taken any). Asking the consumer for every
+    position crossed to its thread and back once per partition: in a loaded worker that took
+    longer than the timer's interval."""
     consumer = app.consumer
     for tp in consumer.assignment():
-        position = await consumer.position(tp)
+        taking = reading.expected.get(tp)
+        position = taking if taking is not None else await consumer.position(tp)
         # Either is unknown for a partition just assigned, until its first fetch (a crash here
         # once took a worker down in the middle of a rebalance).
         highwater = consumer.highwater(tp)
@@ -448,12 +478,12 @@ async def emit(event: Event) -> None:
 class Stored(Generic[M]):
     """A table of typed values: one codec (pydantic's JSON) for every value the worker keeps."""
 
-    def __init__(self, name: str, kind: type[M], before_handovers: bool = False) -> None:
-        """`before_handovers`: a first-stage table whose changes are delivered before the handovers."""
+    def __init__(self, name: str, kind: type[M], delivered_first: Delivery | None = None) -> None:
+        """`delivered_first`: a first-stage table whose changes are delivered before the handovers, and when."""
         self.table = app.Table(name, default=None, key_type=bytes, value_type=bytes)
         self.kind = kind
-        if before_handovers:
-            _before_handovers.append(self.table)
+        if delivered_first is not None:
+            DELIVERED_FIRST[delivered_first].append(self.table)
 
     def get(self, key: bytes) -> M | None:
         raw = self.table.get(key)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from streams.app import (
+    Delivery,
     Item,
     Stored,
     app,
@@ -72,7 +73,7 @@ OutcomeJoin = Entry[InferenceMade, OutcomeObserved]
 ParkedPairs = Parked[InferenceMade, OutcomeObserved]
 
 # First stage: inferences and outcomes are keyed by inference id.
-joins = Stored("outcome-join", OutcomeJoin, before_handovers=True)  # inference_id -> what waits for its other side
+joins = Stored("outcome-join", OutcomeJoin, Delivery.JOIN_ENTRIES)  # inference_id -> what waits for its other side
 due = due_queue("outcome-join")  # join keys by wall-clock time of expiry, per partition
 # Second stage: handovers and registry events are keyed by model_id, so the tables are co-partitioned.
 registry = Stored("models", ModelRegistered)  # model_id -> its registration

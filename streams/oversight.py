@@ -8,12 +8,13 @@ after a crash hands them on again harmlessly. That needs the same record to coun
 again: a batch delivers its join entries before its handovers, so that a pair whose counts were
 handed on is found paired (where it met) when its records are read again, perhaps in another
 order of the two topics, and is not counted again where it would meet the second time. The
-clocks go with them: a tick read again after a crash has its clock's `ticked` at or past it, and
-counts again only what it counted before (its marks), not what the clock, further on by then,
-would let fall due at it: those fall due at the next new tick, at a position not yet taken. An
-entry that falls due is not forgotten at once but marked with the tick that did it, and kept an
-hour: the tick, read again after a crash, counts an output it found unreviewed again (or finds it
-counted), and records read again find the entry.
+clocks come right after the entries (`streams.app.Delivery`), never before them: a tick read
+again after a crash has its clock's `ticked` at or past it, and counts again only what it counted
+before (its marks), not what the clock, further on by then, would let fall due at it: those fall
+due at the next new tick, at a position not yet taken. An entry that falls due is not forgotten
+at once but marked with the tick that did it, and kept an hour: the tick, read again after a
+crash, counts an output it found unreviewed again (or finds it counted), and records read again
+find the entry.
 
 Each input partition keeps its own oversight clock per model (vigil.oversight.OversightClock): its
 outputs fall due by what that partition has read, whichever worker reads it."""
@@ -25,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 from streams.app import (
     STARTED,
+    Delivery,
     Item,
     Stored,
     concern,
@@ -77,8 +79,8 @@ from vigil_runtime.observability import (
 ReviewJoin = Entry[Awaiting, ReviewRecorded]
 
 # First stage: inferences and reviews are keyed by inference id.
-joins = Stored("oversight-join", ReviewJoin, before_handovers=True)  # inference_id -> what waits for its other side
-clocks = Stored("oversight-clocks", OversightClock, before_handovers=True)  # model, partition -> its clock there
+joins = Stored("oversight-join", ReviewJoin, Delivery.JOIN_ENTRIES)  # inference_id -> what waits for its other side
+clocks = Stored("oversight-clocks", OversightClock, Delivery.CLOCKS)  # model, partition -> its clock there
 # Join keys by when they fall due on their model's oversight clock (event time), per partition and
 # model: in memory, since records come in any order of event time and a model's entries are those
 # of about a day of its stream. Entries counted as they fell due stay an hour by wall-clock time,
