@@ -34,20 +34,21 @@ from vigil_runtime.topics import delete_topics, ensure_topics, partitions_of
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def hospital_in_the_past(seed: int, inferences: int) -> tuple[Hospital, timedelta]:
+def hospital_in_the_past(seed: int, inferences: int, every: timedelta | None = None) -> tuple[Hospital, timedelta]:
     """A hospital, and the spacing of its inferences, such that its first `inferences` inferences
     and every review and outcome that answers them lie in the past. The gate refuses a time after
     the record was sent, so a stream that ran on into the future would measure dead letters (it
-    did: 94 % of P4's 5,000,000 records, 20 s apart from 30 days ago). The inferences take 30 days
-    at most (20 s apart while that fits) and end eight days ago: a screen's pathology comes a week
-    after it."""
-    every = min(timedelta(seconds=20), timedelta(days=30) / max(inferences, 1))
+    did: 94 % of P4's 5,000,000 records, 20 s apart from 30 days ago). The inferences end eight days
+    ago (a screen's pathology comes a week after it), `every` apart, or else within 30 days (20 s
+    apart while that fits)."""
+    every = every or min(timedelta(seconds=20), timedelta(days=30) / max(inferences, 1))
     return Hospital(seed=seed, start=datetime.now(UTC) - timedelta(days=8) - every * inferences), every
 
 
-def records(n: int) -> list[tuple[str, bytes, bytes]]:
-    """(logical topic, key, value): the registry, then n records of the hospital's stream."""
-    hospital, every = hospital_in_the_past(11, n)  # n records hold fewer than n inferences
+def records(n: int, every: timedelta | None = None) -> list[tuple[str, bytes, bytes]]:
+    """(logical topic, key, value): the registry, then n records of the hospital's stream, its
+    inferences `every` apart (by default within 30 days: `hospital_in_the_past`)."""
+    hospital, every = hospital_in_the_past(11, n, every)  # n records hold fewer than n inferences
     out = []
     for event in [*hospital.registry(), *hospital.stream(n, every)]:
         out.append(record_of(event))
