@@ -51,9 +51,9 @@ async def rss_at(settings: Settings, marks: list[int], total: int, store: str) -
 
 
 STORES = ["memory", "rocksdb"]
-# The stream's rate, the same for any N. Fitted into a fixed span instead (as the throughput
-# benchmarks do), 5N records were five times as dense as N: five times the outputs waiting for
-# review in a day, which the oversight join indexes in memory.
+# The stream's rate, the same for any N: "fixed cardinality" per day and per hour. Fitted into a
+# fixed span instead (as the throughput benchmarks' streams are), 5N records were five times as
+# dense as N.
 EVERY = timedelta(seconds=5)
 
 

@@ -17,6 +17,7 @@ import functools
 import json
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -536,7 +537,10 @@ async def _continue_assigned(sender: faust.App, assigned: set[TP], **_: Any) -> 
     reading.assign(assigned)
 
 
-_decoded_values: dict[tuple[str, bytes], tuple[bytes, Any]] = {}
+# Keys read in a rolling window move on with it (a model's days): the values decoded for days
+# long gone would otherwise stay for the worker's life, one more per model and day.
+DECODED_VALUES = 4096
+_decoded_values: OrderedDict[tuple[str, bytes], tuple[bytes, Any]] = OrderedDict()
 
 
 def cached(table: TableT, key: bytes, decode_value: Callable[[bytes], T]) -> T | None:
@@ -546,10 +550,14 @@ def cached(table: TableT, key: bytes, decode_value: Callable[[bytes], T]) -> T |
     raw = table.get(key)
     if raw is None:
         return None
-    hit = _decoded_values.get((table.name, key))
+    where = (table.name, key)
+    hit = _decoded_values.get(where)
     if hit is None or hit[0] != raw:  # the same object in memory (compared at once), equal bytes from RocksDB
         hit = (raw, decode_value(raw))
-        _decoded_values[(table.name, key)] = hit
+        _decoded_values[where] = hit
+        if len(_decoded_values) > DECODED_VALUES:
+            _decoded_values.popitem(last=False)  # the least recently read
+    _decoded_values.move_to_end(where)
     return hit[1]
 
 

@@ -3,10 +3,11 @@ mid-stream: every subgroup's performance, the oversight figures and the drift ve
 clean run of one worker on the same records, and the sensitivities equal scikit-learn's on what was
 sent. Each run has its own topics of eight partitions and its own consumer group and tables.
 
-Not in the default suite: it passed 7 of its last 9 runs. In the two that failed, the surviving
-worker counted two outputs too many as unreviewed, and (once) stopped showing new figures for the
-model after the takeover, while Faust handed it records of the partitions it took over with gaps
-that it sought back to (`worker.gap`). Run it with `VIGIL_SOAK=1 pytest tests/integration/test_scale_out.py`."""
+Not in the default suite: it failed 3 of 12 runs until 2026-12-04 (it has passed its 15 runs
+since). In those failures the surviving worker counted two outputs too many as unreviewed, and
+(once) stopped showing new figures for the model after the takeover, while Faust handed it records
+of the partitions it took over with gaps that it sought back to (`worker.gap`); neither was
+reproduced since. Run it with `VIGIL_SOAK=1 pytest tests/integration/test_scale_out.py`."""
 
 from __future__ import annotations
 
