@@ -4,10 +4,10 @@
 
 One `vigil worker` reads 5N preloaded records of the hospital's mix (three models, three sites,
 the same features and subgroups throughout, and the same rate: an inference every 5 s, so that
-the last 4N records hold no more per day or per hour than the first N); its RSS is taken when its group has committed N
-records and again at 5N, once with each table store (`VIGIL_WORKER_STORE`), each on topics of
-its own. The baseline is the RSS at N, in the same run: ratio = RSS at 5N / RSS at N. The issue's
-bound is a growth of at most 5 % (ratio 1.05).
+the last 4N records hold no more per day or per hour than the first N); its RSS is taken when
+its group has committed N records and again at 5N, once with each table store
+(`VIGIL_WORKER_STORE`), each on topics of its own. The baseline is the RSS at N, in the same
+run: ratio = RSS at 5N / RSS at N. The issue's bound is a growth of at most 5 % (ratio 1.05).
 """
 
 from __future__ import annotations

@@ -248,8 +248,9 @@ def concern(name: str, *topics: str) -> Callable[[Take], Take]:
 
 # What the worker holds decoded at once: a batch is taken in slices of about this many bytes of
 # records, each decoded, taken by every concern and delivered before the next (vigil.slices).
-# About 1,500 input records, or a few handovers. Measured (P4, BENCHMARKS.md): batches that caught
-# up on handovers otherwise blocked the event loop for 10-17 s and took the RSS past 1 GiB.
+# About a whole batch of input records (about 500 bytes each in the demo hospital's mix), or a few
+# handovers. Measured (P4, BENCHMARKS.md): batches that caught up on handovers otherwise blocked
+# the event loop for 10-17 s and took the RSS past 1 GiB.
 SLICE_BYTES = 1024 * 1024
 
 
@@ -265,6 +266,7 @@ async def process(stream: faust.StreamT) -> None:
 
 
 async def _take_slice(items: list[Item]) -> None:
+    """Dead letters for the refused, every concern's part, then the deliveries in their order."""
     for item in items:
         if not item.is_tick:
             EVENTS_IN.labels("worker", item.topic).inc()
@@ -296,9 +298,9 @@ def hand_over(model_id: str) -> Handover:
 
 
 class Delivery(IntEnum):
-    """First-stage tables whose changes of a batch reach Kafka before its handovers (outcomes.py and
+    """First-stage tables whose changes of a slice reach Kafka before its handovers (outcomes.py and
     oversight.py say why), in this order, each delivered before the next is sent. A crash while a
-    batch's changes are sent leaves any part of them delivered, so what must not be delivered
+    slice's changes are sent leaves any part of them delivered, so what must not be delivered
     without something else comes after it."""
 
     JOIN_ENTRIES = 0
