@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import os
 import random
 import re
 from collections import Counter
@@ -30,10 +29,7 @@ from tests.conftest import RUN, Pipeline
 from tests.integration.helpers import emit_all, ids_on_partition, wait_until
 from tests.integration.test_drift import T0, drift_events, inferences, registry
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(os.environ.get("VIGIL_SOAK") != "1", reason="a soak test, not yet reliable: VIGIL_SOAK=1"),
-]
+pytestmark = pytest.mark.integration
 WINDOWS = 8  # of 200 (tests/policy.yml), after a reference of 300: odd ones from the new scanner
 
 
