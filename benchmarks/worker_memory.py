@@ -75,7 +75,7 @@ def main(
             first, last = asyncio.run(measure())
         finally:
             asyncio.run(delete_topics(settings, (settings.topic_prefix, settings.worker_id)))
-        rows.append((store, f"{first / 1024:,.0f}", f"{last / 1024:,.0f}", f"**{last / first:.2f}**"))
+        rows.append((store, f"{first / 1024:,.0f}", f"{last / 1024:,.0f}", f"**{last / first:.3f}**"))
     chosen = "" if stores == STORES else "".join(f" --store {store}" for store in stores)
     report_table(
         "worker_memory",

@@ -28,6 +28,7 @@ from vigil_sdk.transports import partition_key
 from benchmarks.throughput import report_throughput
 from vigil.events import INPUT_TOPICS, TOPIC_OF
 from vigil_hospital import Hospital
+from vigil_runtime.allocator import with_jemalloc
 from vigil_runtime.settings import Settings
 from vigil_runtime.topics import delete_topics, ensure_topics, partitions_of
 
@@ -123,7 +124,8 @@ def start_worker(
            **env}  # fmt: skip
     with open(home / log, "ab") as out:
         command = [sys.executable, "-m", module, "worker", *(["--no-watchdog"] if module == "services.cli" else [])]
-        return subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        # On the allocator the watchdog gives the worker it starts.
+        return subprocess.Popen(command, env=with_jemalloc(env), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
 
 
 async def caught_up(settings: Settings, process: subprocess.Popen, end: dict[TopicPartition, int]) -> float | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -29,6 +30,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from vigil.stall import Partition, StallWatch
+from vigil_runtime.allocator import with_jemalloc
 from vigil_runtime.settings import Settings
 
 log = structlog.get_logger("worker")
@@ -68,7 +70,7 @@ class Watchdog:
             loop.add_signal_handler(sig, self.stopping.set)
         pause = 1.0
         while not self.stopping.is_set():
-            child = await asyncio.create_subprocess_exec(*CHILD)
+            child = await asyncio.create_subprocess_exec(*CHILD, env=with_jemalloc(os.environ))
             started = time.monotonic()
             self.watch.restarted()
             stalled = await self._until_exit_or_stall(child)

@@ -5,7 +5,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 venv="${VIGIL_VENV:-$repo/.venv}"
 
-packages=(postgresql prometheus prometheus-alertmanager kcat poppler-utils openjdk-17-jre-headless maven python3-venv chromium npm)
+packages=(postgresql prometheus prometheus-alertmanager kcat poppler-utils openjdk-17-jre-headless maven python3-venv chromium npm libjemalloc2)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 # A JDK or Maven installed outside Debian counts.

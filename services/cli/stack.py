@@ -95,9 +95,10 @@ def worker(
         asyncio.run(Watchdog(settings).run())
         return
 
-    from vigil_runtime.allocator import bound_allocator
+    from vigil_runtime.allocator import set_up_allocator
 
-    bound_allocator()  # before the imports below start threads
+    allocator = set_up_allocator()  # before the imports below start threads
+    import structlog
     from faust.worker import Worker
 
     from streams.worker import app as faust_app
@@ -105,6 +106,7 @@ def worker(
 
     settings.home.mkdir(parents=True, exist_ok=True)  # Faust keeps its data directory there
     configure_logging(settings)
+    structlog.get_logger().info("worker.allocator", allocator=allocator)
     serve_metrics(settings.worker_metrics_port)
     process = Worker(faust_app, loglevel="warning", redirect_stdouts=False)
     # Faust's start-up spinner sets the root logger to DEBUG so that it spins on every record: every
