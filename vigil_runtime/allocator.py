@@ -3,9 +3,10 @@
 Measured (P4, BENCHMARKS.md): with glibc's allocator the worker's RSS kept growing while Python's
 heap did not, on RocksDB too, where its tables are on disk: by about 1.1 KB per record with
 glibc's defaults, and in steps of its arenas with the bounds below (633 -> 1,126 MiB from 200,000
-to 1,000,000 records). With jemalloc, which RocksDB's authors recommend for the same reason, the
-same run went from 707 to 828 MiB. jemalloc has to be in the process before it starts
-(`LD_PRELOAD`): the watchdog starts its worker so (`with_jemalloc`), and the worker says which
+to 1,000,000 records): fragmentation, which others running RocksDB under glibc saw too and left
+for jemalloc. On jemalloc, with freed pages given back after a second (`JEMALLOC_CONF`), two runs
+of the same went from 675 to 712 and from 650 to 896 MiB. jemalloc has to be in the process
+before it starts (`LD_PRELOAD`): the watchdog starts its worker so (`with_jemalloc`), and the worker says which
 allocator it runs on at its start (`worker.allocator` in its log).
 
 Without jemalloc, two of glibc's defaults make the growth worse, and are set from inside the
