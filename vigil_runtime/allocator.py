@@ -6,8 +6,8 @@ glibc's defaults, and in steps of its arenas with the bounds below (633 -> 1,126
 to 1,000,000 records): fragmentation, which others running RocksDB under glibc saw too and left
 for jemalloc. On jemalloc, with freed pages given back after a second (`JEMALLOC_CONF`), two runs
 of the same went from 675 to 712 and from 650 to 896 MiB. jemalloc has to be in the process
-before it starts (`LD_PRELOAD`): the watchdog starts its worker so (`with_jemalloc`), and the worker says which
-allocator it runs on at its start (`worker.allocator` in its log).
+before it starts (`LD_PRELOAD`): the watchdog starts its worker so (`with_jemalloc`), and the
+worker says which allocator it runs on at its start (`worker.allocator` in its log).
 
 Without jemalloc, two of glibc's defaults make the growth worse, and are set from inside the
 process before its threads start (as MALLOC_ARENA_MAX and MALLOC_MMAP_THRESHOLD_ would): every
